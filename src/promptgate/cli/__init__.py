@@ -1,0 +1,61 @@
+"""The `promptgate` command: a thin shell over the library.
+
+Each command parses options, calls one library function and renders the result. Errors are
+mapped to exit codes here and nowhere else: 0 ok, 1 gate failed, 2 bad input, 3 conflict.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import PromptgateError
+from .common import AppContext
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--registry", metavar="URL", default=None,
+              help="Registry URL: sqlite:///path, postgresql://..., or http(s)://server. "
+                   "Default: PROMPTGATE_REGISTRY, then promptgate.yaml.")
+@click.version_option(__version__, prog_name="promptgate")
+@click.pass_context
+def cli(ctx: click.Context, registry: str | None) -> None:
+    """Immutable prompt versions, deployment labels and an eval gate for prompt changes."""
+    ctx.obj = AppContext(registry_flag=registry)
+    ctx.call_on_close(ctx.obj.close)
+
+
+def _register() -> None:
+    from . import gate_cmds, registry_cmds
+
+    for command in (*registry_cmds.COMMANDS, *gate_cmds.COMMANDS):
+        cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    """Console entry point: run the CLI, turning domain errors into one line and an exit code."""
+    debug = os.environ.get("PROMPTGATE_DEBUG") == "1"
+    try:
+        cli.main(standalone_mode=False)
+    except PromptgateError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if exc.exit_code == 1 else exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)

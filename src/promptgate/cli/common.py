@@ -1,0 +1,87 @@
+"""What every command shares: the project context, output helpers and option types."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..config import Config
+    from ..store import Store
+
+
+@dataclass
+class AppContext:
+    """Lazily loaded config and store, so that `--help` and `--version` touch nothing."""
+
+    registry_flag: str | None = None
+    _config: Config | None = None
+    _store: Store | None = None
+    _closers: list[Any] = field(default_factory=list)
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            from ..config import load_config
+
+            self._config = load_config()
+        return self._config
+
+    @property
+    def registry_url(self) -> str:
+        from ..config import resolve_registry
+
+        return resolve_registry(self.registry_flag, self.config)
+
+    def store(self, *, create: bool = False) -> Store:
+        if self._store is None:
+            from ..remote import open_store
+
+            self._store = open_store(self.registry_url, create=create)
+            if not create:
+                self._store.ensure_ready()
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def console(stderr: bool = False) -> Console:
+    """A rich console that stays readable when piped: honour COLUMNS, else a wide default."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    width = None
+    if not stream.isatty():
+        width = int(os.environ.get("COLUMNS") or 160)
+    return Console(file=stream, width=width, soft_wrap=False, highlight=False)
+
+
+def emit_json(data: Any) -> None:
+    """stdout holds exactly one JSON document."""
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def note(message: str) -> None:
+    """Progress and diagnostics go to stderr, never stdout."""
+    click.echo(message, err=True)
+
+
+def parse_version_opt(value: str | None, flag: str) -> int | None | str:
+    """`vN` -> N, `none` -> None, absent -> "any"."""
+    if value is None:
+        return "any"
+    if value == "none":
+        return None
+    if value.startswith("v") and value[1:].isdigit():
+        return int(value[1:])
+    raise click.BadParameter(f"expected vN or none, not {value!r}", param_hint=flag)

@@ -1,0 +1,107 @@
+"""The dependency graph of prompts (networkx): an edge X -> Y when Y has an input `from: X`.
+
+Functions take and return `nx.DiGraph`s; nodes carry no I/O. A change to X can break Y although
+Y did not change, so the gate evaluates X's descendants too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import networkx as nx
+
+from .errors import GraphError
+from .promptfile import upstream_names
+
+
+def build_graph(contents: Mapping[str, Mapping[str, Any]]) -> nx.DiGraph:
+    """A graph over `contents` (name -> version content). `from:` naming an absent prompt or a
+    cycle raises GraphError."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(contents)
+    for name, content in contents.items():
+        for source in sorted(upstream_names(content)):
+            if source not in contents:
+                raise GraphError(f"{name}: input `from: {source}` names an unknown prompt")
+            graph.add_edge(source, name)
+    check_acyclic(graph)
+    return graph
+
+
+def check_acyclic(graph: nx.DiGraph) -> None:
+    """Raise GraphError naming the cycle's path (a -> b -> a) if there is one."""
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        return
+    path = [edge[0] for edge in cycle] + [cycle[0][0]]
+    raise GraphError("dependency cycle: " + " -> ".join(path))
+
+
+def affected(graph: nx.DiGraph, changed: Iterable[str]) -> list[str]:
+    """The changed prompts plus every descendant, in topological order (ties by name)."""
+    nodes: set[str] = set()
+    for name in changed:
+        nodes.add(name)
+        nodes |= nx.descendants(graph, name)
+    sub = graph.subgraph(nodes)
+    return list(nx.lexicographical_topological_sort(sub))
+
+
+def reasons(graph: nx.DiGraph, changed: Iterable[str]) -> dict[str, str]:
+    """Why each affected prompt is in the set: changed, or downstream of which changed prompt."""
+    changed = list(changed)
+    out: dict[str, str] = {name: "changed" for name in changed}
+    for name in affected(graph, changed):
+        if name in out:
+            continue
+        via = [c for c in changed if nx.has_path(graph, c, name)]
+        path = nx.shortest_path(graph, via[0], name)
+        out[name] = "downstream of " + " -> ".join(path)
+    return out
+
+
+def ancestors_order(graph: nx.DiGraph, name: str) -> list[str]:
+    """`name`'s upstream prompts in the order they must run (topological)."""
+    up = nx.ancestors(graph, name)
+    return list(nx.lexicographical_topological_sort(graph.subgraph(up)))
+
+
+def subgraph_for(graph: nx.DiGraph, name: str | None) -> nx.DiGraph:
+    """The whole graph, or `name` with its ancestors and descendants."""
+    if name is None:
+        return graph
+    keep = {name} | nx.ancestors(graph, name) | nx.descendants(graph, name)
+    return graph.subgraph(keep).copy()
+
+
+def format_graph(graph: nx.DiGraph, fmt: str, versions: Mapping[str, int] | None = None) -> str:
+    """Render as text, json, mermaid or dot; nodes show their version when known."""
+    versions = versions or {}
+
+    def label(n: str) -> str:
+        return f"{n}@v{versions[n]}" if n in versions else n
+
+    order = list(nx.lexicographical_topological_sort(graph))
+    if fmt == "json":
+        return json.dumps({
+            "nodes": [{"name": n, "version": versions.get(n)} for n in order],
+            "edges": [{"from": a, "to": b} for a, b in sorted(graph.edges)],
+        }, indent=2)
+    if fmt == "mermaid":
+        lines = ["graph LR"]
+        lines += [f'  {n}["{label(n)}"]' for n in order]
+        lines += [f"  {a} --> {b}" for a, b in sorted(graph.edges)]
+        return "\n".join(lines)
+    if fmt == "dot":
+        lines = ["digraph promptgate {", "  rankdir=LR;"]
+        lines += [f'  "{n}" [label="{label(n)}"];' for n in order]
+        lines += [f'  "{a}" -> "{b}";' for a, b in sorted(graph.edges)]
+        return "\n".join(lines + ["}"])
+    lines = []
+    for n in order:
+        ups = sorted(graph.predecessors(n))
+        lines.append(label(n) + (f"  <- {', '.join(ups)}" if ups else ""))
+    return "\n".join(lines)

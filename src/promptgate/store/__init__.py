@@ -1,0 +1,582 @@
+"""The registry store: the only code that speaks SQL (SQLAlchemy Core, SQLite or PostgreSQL).
+
+Guarantees, enforced here and in the database:
+- versions are numbered 1, 2, 3 ... per prompt with no gaps or duplicates under concurrent
+  writers, and identical content is stored once (unique (prompt, content_hash));
+- versions and audit events are never updated or deleted (triggers);
+- every label move is a compare-and-swap in one transaction with its audit event.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from ..canonical import canonical_json
+from ..domain import AuditEvent, Label, LabelMove, PromptVersion, PushResult
+from ..errors import BadInput, LabelConflict, UnknownRef
+from .schema import (
+    MIGRATIONS,
+    audit_events,
+    labels,
+    metadata,
+    reports,
+    response_cache,
+    schema_migrations,
+    versions,
+)
+
+LATEST = "latest"
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _dt(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def engine_url(url: str) -> str:
+    """Map a registry URL to SQLAlchemy's: postgresql:// uses psycopg 3."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _sqlite_path(url: str) -> Path | None:
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        return Path(url[len("sqlite:///"):])
+    return None
+
+
+@dataclass(frozen=True)
+class PendingPush:
+    """A validated prompt to push: its name, normalised content and content hash."""
+
+    name: str
+    content: dict[str, Any]
+    content_hash: str
+
+
+class Store:
+    """A registry on one database. Thread-safe; one instance per process is plenty."""
+
+    def __init__(self, url: str, *, create: bool = False) -> None:
+        self.url = url
+        path = _sqlite_path(url)
+        if path is not None:
+            if create:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            elif not path.exists():
+                raise BadInput(f"no registry at {path}: run `promptgate init` first")
+        try:
+            self.engine = self._make_engine(engine_url(url))
+        except (sa.exc.ArgumentError, ImportError, sa.exc.NoSuchModuleError) as exc:
+            raise BadInput(f"bad registry URL {url!r}: {exc}") from None
+        self.dialect = self.engine.dialect.name
+
+    @staticmethod
+    def _make_engine(url: str) -> Engine:
+        if url.startswith("sqlite"):
+            engine = sa.create_engine(
+                url, connect_args={"timeout": 60, "check_same_thread": False}
+            )
+
+            @event.listens_for(engine, "connect")
+            def _connect(dbapi_conn: Any, _record: Any) -> None:
+                dbapi_conn.isolation_level = None
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA busy_timeout=60000")
+                cur.close()
+
+            @event.listens_for(engine, "begin")
+            def _begin(conn: Connection) -> None:
+                # Writers take the write lock up front: no deadlocked lock upgrades.
+                mode = "IMMEDIATE" if conn.get_execution_options().get("write") else "DEFERRED"
+                conn.exec_driver_sql(f"BEGIN {mode}")
+
+            return engine
+        return sa.create_engine(url, pool_size=10, max_overflow=20)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- transactions -------------------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self, write: bool) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn.execution_options(write=write)
+            with conn.begin():
+                yield conn
+
+    def _write(self) -> Any:
+        return self._tx(True)
+
+    def _read(self) -> Any:
+        return self._tx(False)
+
+    def _retrying(self, fn: Any, attempts: int = 50) -> Any:
+        """Run a write transaction, retrying on races another writer won (unique violations)."""
+        for attempt in range(attempts):
+            try:
+                with self._write() as conn:
+                    return fn(conn)
+            except IntegrityError:
+                if attempt == attempts - 1:
+                    raise
+            except OperationalError as exc:  # SQLite busy / PG serialization failure
+                if attempt == attempts - 1 or not _transient(exc):
+                    raise
+            time.sleep(min(0.002 * (2 ** min(attempt, 6)), 0.1))
+        raise AssertionError("unreachable")
+
+    # -- schema -------------------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        """The newest applied migration; 0 for an empty database."""
+        with self._read() as conn:
+            if not sa.inspect(conn).has_table("schema_migrations"):
+                return 0
+            return int(conn.scalar(sa.select(sa.func.max(schema_migrations.c.version))) or 0)
+
+    def migrate(self) -> list[int]:
+        """Apply pending migrations, each in its own transaction; returns those applied."""
+        applied: list[int] = []
+        with self._write() as conn:
+            metadata.tables["schema_migrations"].create(conn, checkfirst=True)
+        for number, name, fn in MIGRATIONS:
+            with self._write() as conn:
+                if self.dialect == "postgresql":
+                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7071)")
+                done = conn.scalar(
+                    sa.select(schema_migrations.c.version).where(
+                        schema_migrations.c.version == number
+                    )
+                )
+                if done is not None:
+                    continue
+                fn(conn)
+                conn.execute(
+                    schema_migrations.insert().values(version=number, name=name,
+                                                      applied_at=utcnow())
+                )
+                applied.append(number)
+        return applied
+
+    def ensure_ready(self) -> None:
+        """Refuse to work on a registry that `init` has not created or is behind."""
+        have = self.schema_version()
+        want = MIGRATIONS[-1][0]
+        if have == 0:
+            raise BadInput(f"registry {self.url} is not initialised: run `promptgate init`")
+        if have < want:
+            self.migrate()
+
+    # -- versions -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _version_from_row(row: Any, label_names: Sequence[str] = ()) -> PromptVersion:
+        return PromptVersion(
+            name=row.prompt, version=row.version, content_hash=row.content_hash,
+            content=json.loads(row.content), message=row.message, author=row.author,
+            created_at=_dt(row.created_at), labels=tuple(sorted(label_names)),
+        )
+
+    def _labels_of(self, conn: Connection, name: str) -> dict[int, list[str]]:
+        out: dict[int, list[str]] = {}
+        for row in conn.execute(
+            sa.select(labels.c.label, labels.c.version).where(labels.c.prompt == name)
+        ):
+            out.setdefault(row.version, []).append(row.label)
+        return out
+
+    def _get(self, conn: Connection, name: str, version: int) -> PromptVersion | None:
+        row = conn.execute(
+            sa.select(versions).where(versions.c.prompt == name, versions.c.version == version)
+        ).first()
+        if row is None:
+            return None
+        return self._version_from_row(row, self._labels_of(conn, name).get(version, []))
+
+    def get_version(self, name: str, version: int) -> PromptVersion:
+        with self._read() as conn:
+            v = self._get(conn, name, version)
+        if v is None:
+            raise UnknownRef(f"unknown ref {name}@v{version}: no such version")
+        return v
+
+    def resolve(self, name: str, label: str = LATEST) -> PromptVersion:
+        """The version `label` points at; UnknownRef when the prompt or the label is not set."""
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(versions)
+                .select_from(versions.join(
+                    labels, sa.and_(labels.c.prompt == versions.c.prompt,
+                                    labels.c.version == versions.c.version)))
+                .where(labels.c.prompt == name, labels.c.label == label)
+            ).first()
+            if row is None:
+                if not self._exists(conn, name):
+                    raise UnknownRef(f"unknown prompt {name!r}")
+                raise UnknownRef(f"unknown ref {name}@{label}: label {label!r} is not set")
+            return self._version_from_row(row, self._labels_of(conn, name).get(row.version, []))
+
+    def label_version(self, name: str, label: str) -> int | None:
+        """The version number a label points at, or None; the cheap read for CAS baselines."""
+        with self._read() as conn:
+            return self._label_version(conn, name, label)
+
+    @staticmethod
+    def _label_version(conn: Connection, name: str, label: str) -> int | None:
+        return conn.scalar(
+            sa.select(labels.c.version).where(labels.c.prompt == name, labels.c.label == label)
+        )
+
+    @staticmethod
+    def _exists(conn: Connection, name: str) -> bool:
+        return conn.scalar(
+            sa.select(versions.c.id).where(versions.c.prompt == name).limit(1)
+        ) is not None
+
+    def exists(self, name: str) -> bool:
+        with self._read() as conn:
+            return self._exists(conn, name)
+
+    def history(self, name: str) -> list[PromptVersion]:
+        """Every version of a prompt, oldest first."""
+        with self._read() as conn:
+            by_version = self._labels_of(conn, name)
+            rows = conn.execute(
+                sa.select(versions).where(versions.c.prompt == name)
+                .order_by(versions.c.version)
+            ).all()
+        if not rows:
+            raise UnknownRef(f"unknown prompt {name!r}")
+        return [self._version_from_row(r, by_version.get(r.version, [])) for r in rows]
+
+    def list_prompts(self) -> list[PromptVersion]:
+        """The newest version of every prompt, by name."""
+        newest = (
+            sa.select(versions.c.prompt, sa.func.max(versions.c.version).label("v"))
+            .group_by(versions.c.prompt).subquery()
+        )
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(versions).join(
+                    newest, sa.and_(newest.c.prompt == versions.c.prompt,
+                                    newest.c.v == versions.c.version))
+                .order_by(versions.c.prompt)
+            ).all()
+            all_labels: dict[tuple[str, int], list[str]] = {}
+            for row in conn.execute(sa.select(labels)):
+                all_labels.setdefault((row.prompt, row.version), []).append(row.label)
+        return [self._version_from_row(r, all_labels.get((r.prompt, r.version), [])) for r in rows]
+
+    def labels(self, name: str | None = None) -> list[Label]:
+        query = sa.select(labels).order_by(labels.c.prompt, labels.c.label)
+        if name is not None:
+            query = query.where(labels.c.prompt == name)
+        with self._read() as conn:
+            return [
+                Label(prompt=r.prompt, label=r.label, version=r.version, revision=r.revision,
+                      updated_at=_dt(r.updated_at))
+                for r in conn.execute(query)
+            ]
+
+    def label_map(self, label: str) -> dict[str, int]:
+        """Every prompt's version at `label`, read in one transaction."""
+        with self._read() as conn:
+            return {
+                r.prompt: r.version
+                for r in conn.execute(
+                    sa.select(labels.c.prompt, labels.c.version).where(labels.c.label == label)
+                )
+            }
+
+    def list_at_label(self, label: str) -> list[PromptVersion]:
+        """Every prompt's version at `label` (prompts without it are absent), by name."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(versions)
+                .select_from(versions.join(
+                    labels, sa.and_(labels.c.prompt == versions.c.prompt,
+                                    labels.c.version == versions.c.version)))
+                .where(labels.c.label == label)
+                .order_by(versions.c.prompt)
+            ).all()
+            all_labels: dict[tuple[str, int], list[str]] = {}
+            for row in conn.execute(sa.select(labels)):
+                all_labels.setdefault((row.prompt, row.version), []).append(row.label)
+        return [self._version_from_row(r, all_labels.get((r.prompt, r.version), [])) for r in rows]
+
+    def push(
+        self, items: Sequence[PendingPush], *, message: str, author: str
+    ) -> list[PushResult]:
+        """Store every item in one transaction: all or nothing.
+
+        Identical content returns the existing version (created=False). `latest` moves to each
+        pushed version that it does not already point at, recorded by the push event.
+        """
+
+        def run(conn: Connection) -> list[PushResult]:
+            now = utcnow()
+            results: list[PushResult] = []
+            for item in items:
+                existing = conn.execute(
+                    sa.select(versions.c.version).where(
+                        versions.c.prompt == item.name,
+                        versions.c.content_hash == item.content_hash)
+                ).scalar()
+                created = existing is None
+                if created:
+                    number = int(conn.scalar(
+                        sa.select(sa.func.coalesce(sa.func.max(versions.c.version), 0))
+                        .where(versions.c.prompt == item.name)) or 0) + 1
+                    conn.execute(versions.insert().values(
+                        prompt=item.name, version=number, content_hash=item.content_hash,
+                        content=canonical_json(item.content).decode("utf-8"),
+                        message=message, author=author, created_at=now))
+                else:
+                    number = int(existing)
+                previous = self._label_version(conn, item.name, LATEST)
+                if previous != number:
+                    self._set_label(conn, item.name, LATEST, number, previous, now)
+                    self._audit(conn, "push", item.name, LATEST, previous, number, author,
+                                message, now, {"content_hash": item.content_hash,
+                                               "created": created})
+                version = self._get(conn, item.name, number)
+                assert version is not None
+                results.append(PushResult(version=version, created=created))
+            return results
+
+        result: list[PushResult] = self._retrying(run)
+        return result
+
+    # -- labels -------------------------------------------------------------------------------
+
+    def _set_label(
+        self, conn: Connection, name: str, label: str, to: int, expect: int | None, now: str
+    ) -> None:
+        if expect is None:
+            try:
+                with conn.begin_nested():
+                    conn.execute(labels.insert().values(prompt=name, label=label, version=to,
+                                                        revision=1, updated_at=now))
+            except IntegrityError:
+                raise LabelConflict(
+                    f"{name}@{label} was set by someone else (expected it unset)") from None
+            return
+        moved = conn.execute(
+            labels.update()
+            .where(labels.c.prompt == name, labels.c.label == label, labels.c.version == expect)
+            .values(version=to, revision=labels.c.revision + 1, updated_at=now)
+        ).rowcount
+        if moved != 1:
+            now_at = self._label_version(conn, name, label)
+            raise LabelConflict(
+                f"{name}@{label} moved: expected v{expect}, it is "
+                + (f"v{now_at}" if now_at is not None else "unset"))
+
+    @staticmethod
+    def _audit(
+        conn: Connection, type_: str, name: str, label: str | None, from_v: int | None,
+        to_v: int | None, actor: str, reason: str, now: str, details: dict[str, Any]
+    ) -> int:
+        result = conn.execute(audit_events.insert().values(
+            type=type_, prompt=name, label=label, from_version=from_v, to_version=to_v,
+            actor=actor, reason=reason, at=now,
+            details=canonical_json(details).decode("utf-8")))
+        return int(result.inserted_primary_key[0])
+
+    def move_labels(
+        self, moves: Sequence[LabelMove], *, actor: str, details: dict[str, Any] | None = None,
+        event_type: str = "move"
+    ) -> list[AuditEvent]:
+        """Move every label by compare-and-swap in one transaction with its audit events.
+
+        Moves whose label already points at the target are skipped (no event). If any label
+        is not where its move expects, LabelConflict is raised and nothing moves.
+        """
+        details = details or {}
+
+        def run(conn: Connection) -> list[AuditEvent]:
+            now = utcnow()
+            ids: list[int] = []
+            for move in moves:
+                if self._get(conn, move.prompt, move.to_version) is None:
+                    raise UnknownRef(f"unknown ref {move.prompt}@v{move.to_version}")
+                current = self._label_version(conn, move.prompt, move.label)
+                if current != move.expect:
+                    raise LabelConflict(
+                        f"{move.prompt}@{move.label} moved: expected "
+                        + (f"v{move.expect}" if move.expect is not None else "unset")
+                        + ", it is " + (f"v{current}" if current is not None else "unset"))
+                if current == move.to_version:
+                    continue
+                self._set_label(conn, move.prompt, move.label, move.to_version, move.expect,
+                                now)
+                ids.append(self._audit(conn, event_type, move.prompt, move.label, move.expect,
+                                       move.to_version, actor, move.reason, now, details))
+            return [self._event(conn, i) for i in ids]
+
+        try:
+            events: list[AuditEvent] = self._retrying(run, attempts=5)
+        except IntegrityError:
+            raise LabelConflict("a label moved under this write; nothing moved") from None
+        return events
+
+    def remove_label(
+        self, name: str, label: str, *, expect: int | None, actor: str, reason: str
+    ) -> AuditEvent:
+        """Remove a label (CAS against `expect`), with its audit event."""
+
+        def run(conn: Connection) -> AuditEvent:
+            now = utcnow()
+            current = self._label_version(conn, name, label)
+            if current is None:
+                raise UnknownRef(f"unknown ref {name}@{label}: label {label!r} is not set")
+            if expect is not None and current != expect:
+                raise LabelConflict(f"{name}@{label} moved: expected v{expect}, it is v{current}")
+            gone = conn.execute(labels.delete().where(
+                labels.c.prompt == name, labels.c.label == label,
+                labels.c.version == current)).rowcount
+            if gone != 1:
+                raise LabelConflict(f"{name}@{label} moved while being removed")
+            return self._event(conn, self._audit(conn, "remove", name, label, current, None,
+                                                 actor, reason, now, {}))
+
+        event_: AuditEvent = self._retrying(run, attempts=5)
+        return event_
+
+    # -- audit --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _event_from_row(row: Any) -> AuditEvent:
+        return AuditEvent(
+            id=row.id, type=row.type, prompt=row.prompt, label=row.label,
+            from_version=row.from_version, to_version=row.to_version, actor=row.actor,
+            reason=row.reason, at=_dt(row.at), details=json.loads(row.details))
+
+    def _event(self, conn: Connection, event_id: int) -> AuditEvent:
+        row = conn.execute(sa.select(audit_events).where(audit_events.c.id == event_id)).one()
+        return self._event_from_row(row)
+
+    def audit(
+        self, *, prompt: str | None = None, label: str | None = None,
+        before: int | None = None, since: int | None = None, limit: int | None = None,
+        oldest_first: bool = False, types: Iterable[str] | None = None,
+    ) -> list[AuditEvent]:
+        """Audit events, newest first unless `oldest_first`; filtered and paginated by id."""
+        query = sa.select(audit_events)
+        if prompt is not None:
+            query = query.where(audit_events.c.prompt == prompt)
+        if label is not None:
+            query = query.where(audit_events.c.label == label)
+        if before is not None:
+            query = query.where(audit_events.c.id < before)
+        if since is not None:
+            query = query.where(audit_events.c.id > since)
+        if types is not None:
+            query = query.where(audit_events.c.type.in_(list(types)))
+        order = audit_events.c.id if oldest_first else audit_events.c.id.desc()
+        query = query.order_by(order)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as conn:
+            return [self._event_from_row(r) for r in conn.execute(query)]
+
+    def label_moves(self, name: str, label: str) -> list[AuditEvent]:
+        """The label's history, oldest first: every event that set, moved or removed it."""
+        return self.audit(prompt=name, label=label, oldest_first=True)
+
+    # -- response cache -----------------------------------------------------------------------
+
+    def cache_get(self, key: str) -> dict[str, Any] | None:
+        with self._read() as conn:
+            text = conn.scalar(
+                sa.select(response_cache.c.response).where(response_cache.c.key == key))
+        return json.loads(text) if text is not None else None
+
+    def cache_get_many(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        with self._read() as conn:
+            for i in range(0, len(keys), 500):
+                chunk = list(keys[i:i + 500])
+                for row in conn.execute(
+                    sa.select(response_cache.c.key, response_cache.c.response)
+                    .where(response_cache.c.key.in_(chunk))
+                ):
+                    out[row.key] = json.loads(row.response)
+        return out
+
+    def cache_put_many(self, entries: Sequence[tuple[str, str, dict[str, Any]]]) -> int:
+        """Store (key, model, response) entries; existing keys are kept. Returns rows added."""
+        unique = list({k: (k, m, r) for k, m, r in entries}.values())
+
+        def run(conn: Connection, chunk: Sequence[tuple[str, str, dict[str, Any]]]) -> int:
+            have = set(conn.scalars(sa.select(response_cache.c.key).where(
+                response_cache.c.key.in_([k for k, _, _ in chunk]))))
+            now = utcnow()
+            rows = [
+                {"key": k, "model": m, "response": canonical_json(r).decode("utf-8"),
+                 "created_at": now}
+                for k, m, r in chunk if k not in have
+            ]
+            if rows:
+                conn.execute(response_cache.insert(), rows)
+            return len(rows)
+
+        added = 0
+        for i in range(0, len(unique), 500):
+            chunk = unique[i:i + 500]
+            added += int(self._retrying(lambda conn, chunk=chunk: run(conn, chunk)))
+        return added
+
+    def cache_entries(self) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
+        """Every cached response as (key, model, created_at, response), by key."""
+        with self._read() as conn:
+            for row in conn.execute(sa.select(response_cache).order_by(response_cache.c.key)):
+                yield row.key, row.model, row.created_at, json.loads(row.response)
+
+    # -- reports ------------------------------------------------------------------------------
+
+    def save_report(self, digest: str, verdict: str, report: dict[str, Any]) -> int:
+        """Keep a gate report by its digest (idempotent); returns its id."""
+
+        def run(conn: Connection) -> int:
+            found = conn.scalar(sa.select(reports.c.id).where(reports.c.digest == digest))
+            if found is not None:
+                return int(found)
+            result = conn.execute(reports.insert().values(
+                digest=digest, verdict=verdict, report=canonical_json(report).decode("utf-8"),
+                created_at=utcnow()))
+            return int(result.inserted_primary_key[0])
+
+        report_id: int = self._retrying(run)
+        return report_id
+
+
+def _transient(exc: OperationalError | DBAPIError) -> bool:
+    text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
+    return any(s in text for s in ("locked", "busy", "serializ", "deadlock", "could not obtain"))
+
+
+def default_sqlite_url(root: Path) -> str:
+    return f"sqlite:///{os.path.relpath(root / '.promptgate' / 'registry.db')}"

@@ -1,0 +1,116 @@
+"""Tables and migrations of the registry.
+
+Migrations are numbered and never edited: a change is a new migration. Each one runs in its own
+transaction together with its row in `schema_migrations`, so a registry is always at a known
+version. Immutability of versions and audit events is enforced by triggers in the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+metadata = sa.MetaData()
+
+schema_migrations = sa.Table(
+    "schema_migrations", metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("applied_at", sa.String(40), nullable=False),
+)
+
+versions = sa.Table(
+    "versions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("prompt", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("author", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.UniqueConstraint("prompt", "version", name="uq_versions_prompt_version"),
+    sa.UniqueConstraint("prompt", "content_hash", name="uq_versions_prompt_hash"),
+)
+
+labels = sa.Table(
+    "labels", metadata,
+    sa.Column("prompt", sa.String(64), primary_key=True),
+    sa.Column("label", sa.String(32), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+)
+
+audit_events = sa.Table(
+    "audit_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("prompt", sa.String(64), nullable=False),
+    sa.Column("label", sa.String(32)),
+    sa.Column("from_version", sa.Integer),
+    sa.Column("to_version", sa.Integer),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", sa.String(40), nullable=False),
+    sa.Column("details", sa.Text, nullable=False),
+    sa.Index("ix_audit_prompt_label", "prompt", "label", "id"),
+)
+
+response_cache = sa.Table(
+    "response_cache", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("response", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+)
+
+reports = sa.Table(
+    "reports", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("digest", sa.String(64), nullable=False, unique=True),
+    sa.Column("verdict", sa.String(16), nullable=False),
+    sa.Column("report", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+)
+
+_IMMUTABLE = ("versions", "audit_events")
+
+
+def _m1_initial(conn: Connection) -> None:
+    for table in (versions, labels, audit_events):
+        table.create(conn)
+    if conn.dialect.name == "sqlite":
+        for table in _IMMUTABLE:
+            for op in ("UPDATE", "DELETE"):
+                conn.exec_driver_sql(
+                    f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, '{table} are immutable'); END"
+                )
+    else:
+        conn.exec_driver_sql(
+            "CREATE FUNCTION promptgate_immutable() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            "BEGIN RAISE EXCEPTION '% are immutable', TG_TABLE_NAME; END $$"
+        )
+        for table in _IMMUTABLE:
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER {table}_immutable BEFORE UPDATE OR DELETE ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION promptgate_immutable()"
+            )
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION promptgate_immutable()"
+            )
+
+
+def _m2_cache_and_reports(conn: Connection) -> None:
+    response_cache.create(conn)
+    reports.create(conn)
+
+
+MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
+    (1, "versions, labels, audit log, immutability triggers", _m1_initial),
+    (2, "response cache and gate reports", _m2_cache_and_reports),
+]
