@@ -263,3 +263,12 @@ def discover_prompt_files(paths: list[Path]) -> list[Path]:
         else:
             raise PromptFileError(f"{p}: no such file or folder")
     return out
+
+
+def with_defaults(content: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """The case's variables plus declared defaults for inputs it does not set."""
+    out = dict(given)
+    for name, spec in prompt_inputs(content).items():
+        if name not in out and spec.has_default:
+            out[name] = spec.default
+    return out

@@ -7,8 +7,6 @@ mapped to exit codes here and nowhere else: 0 ok, 1 gate failed, 2 bad input, 3 
 from __future__ import annotations
 
 import os
-import sys
-
 import click
 
 from .. import __version__
@@ -16,7 +14,20 @@ from ..errors import PromptgateError
 from .common import AppContext
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class PromptgateGroup(click.Group):
+    """The root group: a domain error becomes one line on stderr and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except PromptgateError as exc:
+            if os.environ.get("PROMPTGATE_DEBUG") == "1":
+                raise
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=PromptgateGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--registry", metavar="URL", default=None,
               help="Registry URL: sqlite:///path, postgresql://..., or http(s)://server. "
                    "Default: PROMPTGATE_REGISTRY, then promptgate.yaml.")
@@ -39,23 +50,5 @@ _register()
 
 
 def main() -> None:
-    """Console entry point: run the CLI, turning domain errors into one line and an exit code."""
-    debug = os.environ.get("PROMPTGATE_DEBUG") == "1"
-    try:
-        cli.main(standalone_mode=False)
-    except PromptgateError as exc:
-        if debug:
-            raise
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(1)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(2 if exc.exit_code == 1 else exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+    """Console entry point."""
+    cli.main(prog_name="promptgate")

@@ -251,3 +251,33 @@ def log(app: AppContext, name: str | None, label_name: str | None, limit: int,
 
 
 COMMANDS = [init, push, list_, show, history, diff, label, rollback, log]
+
+
+@click.command()
+@click.argument("ref")
+@click.option("--var", "variables", multiple=True, metavar="NAME=VALUE",
+              help="A variable for the templates (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="The rendered messages as JSON.")
+@pass_app
+def render(app: AppContext, ref: str, variables: tuple[str, ...], as_json: bool) -> None:
+    """Render a version's messages with variables, in the sandbox, without calling a model."""
+    from ..errors import BadInput
+    from ..promptfile import with_defaults
+    from ..render import render_messages
+
+    given: dict[str, str] = {}
+    for item in variables:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise BadInput(f"--var {item!r}: expected NAME=VALUE")
+        given[key] = value
+    side, name = _load_side(app, ref)
+    messages = render_messages(side.content, with_defaults(side.content, given), name)
+    if as_json:
+        emit_json(messages)
+        return
+    for m in messages:
+        click.echo(f"[{m['role']}]\n{m['content']}\n")
+
+
+COMMANDS.append(render)

@@ -92,7 +92,7 @@ def _m1_initial(conn: Connection) -> None:
     else:
         conn.exec_driver_sql(
             "CREATE FUNCTION promptgate_immutable() RETURNS trigger LANGUAGE plpgsql AS $$ "
-            "BEGIN RAISE EXCEPTION '% are immutable', TG_TABLE_NAME; END $$"
+            "BEGIN RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME || ' are immutable'; END $$"
         )
         for table in _IMMUTABLE:
             conn.exec_driver_sql(
