@@ -42,6 +42,7 @@ class GateConfig:
     concurrency: int = 16
     timeout_s: float = 60.0
     retries: int = 4
+    backoff_s: float = 0.5
     allow_missing_suites: bool = False
 
 
@@ -71,7 +72,7 @@ class Config:
 
 _TOP = {"registry", "prompts", "evals", "protected_labels", "webhooks", "gate", "judge",
         "pricing"}
-_GATE = {"label", "concurrency", "timeout_s", "retries", "allow_missing_suites"}
+_GATE = {"label", "concurrency", "timeout_s", "retries", "backoff_s", "allow_missing_suites"}
 
 
 def _type(where: str, value: Any, kind: type | tuple[type, ...], what: str) -> Any:
@@ -113,6 +114,8 @@ def parse_config(data: Any, root: Path, where: str) -> Config:
                               (int, float), "seconds")),
         retries=_type(f"{where}: gate.retries", gate.get("retries", g.retries), int,
                       "a whole number"),
+        backoff_s=float(_type(f"{where}: gate.backoff_s", gate.get("backoff_s", g.backoff_s),
+                              (int, float), "seconds")),
         allow_missing_suites=_type(f"{where}: gate.allow_missing_suites",
                                    gate.get("allow_missing_suites", g.allow_missing_suites),
                                    bool, "true or false"),

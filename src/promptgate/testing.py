@@ -21,8 +21,9 @@ Usage
 -----
 ::
 
+    import re
     import openai
-    from promptgate.testing import OpenAITestServer, Reply
+    from promptgate.testing import OpenAITestServer, Reply, tool_call
 
     with OpenAITestServer() as server:
         client = openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0)
@@ -31,19 +32,33 @@ Usage
         )
         assert out.choices[0].message.content == "[gpt-test] hello"
 
-        server.reply("weather", tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}])
+        server.reply("weather", tool_calls=[tool_call("get_weather", {"city": "Paris"})])
         server.reply(re.compile(r"\\bsum\\b"), lambda body: "42")
         server.fail(429, retry_after=1)      # the next request is rate limited
         server.malformed()                   # ... then one gets a body that is not JSON
         server.slow(5.0)                     # ... then one stalls for 5 s
         server.latency = 0.2                 # every request takes >= 200 ms
         assert server.call_count == 1 and server.requests[0].body["model"] == "gpt-test"
+        server.reset()                       # forget requests, counters, rules and faults
         client.close()
+
+For pytest, start one server per module/session and ``reset()`` it between tests.
 
 From a shell (e.g. in CI)::
 
     python -m promptgate.testing --port 8000 --latency 0.05 --script rules.yaml
-    # prints http://127.0.0.1:8000/v1 and serves until interrupted
+    # prints http://127.0.0.1:8000/v1 on stdout, serves until SIGINT/SIGTERM
+
+``--port 0`` picks a free port.  The ``--script`` file (YAML, or JSON if it ends
+in ``.json``) is a list of reply rules, each
+``{match, content, tool_calls?, latency?, regex?}`` (``regex: true`` compiles
+``match``; without ``match`` a rule matches everything)::
+
+    - match: "capital of France"
+      content: "Paris"
+    - match: "^weather"
+      regex: true
+      tool_calls: [{name: get_weather, arguments: {city: Oslo}}]
 
 Endpoints
 ---------
@@ -80,6 +95,11 @@ Token usage is deterministic: ``prompt_tokens`` is the number of
 whitespace-separated words in the conversation text, ``completion_tokens`` the
 number of words in the reply content plus in each tool call's arguments
 string; :class:`Reply` can override both.
+
+If a responder, rule callable or matcher raises, the request gets a 500 whose
+message names the exception.  If the client disconnects (e.g. it timed out on a
+``slow`` request), its pending answer is dropped and stops counting in
+:attr:`~OpenAITestServer.in_flight`.
 
 Responders, rule callables and matchers run on the server's event-loop thread:
 they must not block (use ``latency``/``slow`` to simulate slowness).
@@ -136,9 +156,10 @@ class Reply:
 class RecordedRequest:
     """One request as received by the server.
 
-    ``body`` is the parsed JSON body (``None`` if empty or not JSON), ``headers``
-    has lower-cased names, ``path`` excludes the query string, ``received_at``
-    is ``time.time()`` when the request was fully read.
+    ``body`` is the parsed JSON body (``None`` if empty or not JSON); ``headers``
+    is a read-only mapping with lower-cased names and case-insensitive lookup
+    (repeated headers joined with ``", "``); ``path`` excludes the query string;
+    ``received_at`` is ``time.time()`` when the request was fully read.
     """
 
     method: str
@@ -158,7 +179,7 @@ def tool_call(name: str, arguments: Mapping[str, Any] | str | None = None, *,
     return call
 
 
-Matcher = Union[None, str, "re.Pattern[str]", Callable[[dict], bool]]
+Matcher = Union[None, str, re.Pattern[str], Callable[[dict], bool]]
 Responder = Callable[[dict], Union[Reply, str, None]]
 Content = Union[None, str, Reply, Callable[[dict], Union[Reply, str]]]
 
@@ -294,6 +315,7 @@ _ERROR_KINDS = {  # status -> (type, code, message) as the real API reports them
     504: ("server_error", None, "Gateway timeout."),
 }
 
+_RESPONSE = b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s%s\r\n%s"
 _MAX_HEAD = 64 * 1024
 _MAX_BODY = 64 * 1024 * 1024
 _MALFORMED_BODY = b'{"id": "chatcmpl-malformed", "object": "chat.completion", "choices": [{'
@@ -324,7 +346,7 @@ def _error_json(status: int, message: str | None = None, *, type_: str | None = 
 
 
 def _http_response(status: int, body: bytes, *, extra: bytes = b"", close: bool = False) -> bytes:
-    return b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s%s\r\n%s" % (
+    return _RESPONSE % (
         status,
         _REASONS.get(status, "Status").encode(),
         len(body),
@@ -569,9 +591,9 @@ class _Connection(asyncio.Protocol):
                 self._busy = True
                 self._task = srv._loop_spawn(self._delayed(delay, payload, chat, req.keep_alive))
                 return
-            transport.write(payload)
-            if chat:
+            if chat:  # before writing: once the client has its answer, it is not in flight
                 srv._in_flight -= 1
+            transport.write(payload)
             if not req.keep_alive:
                 queue.clear()
                 transport.close()
@@ -580,19 +602,19 @@ class _Connection(asyncio.Protocol):
     async def _delayed(self, delay: float, payload: bytes, chat: bool, keep_alive: bool) -> None:
         try:
             await asyncio.sleep(delay)
-            transport = self._transport
-            if transport is None or transport.is_closing():
-                return
-            transport.write(payload)
-            if not keep_alive:
-                self._queue.clear()
-                transport.close()
-        finally:
+        finally:  # also on cancellation (client gone, server stopping)
             if chat:
                 self._srv._in_flight -= 1
             self._busy = False
             self._task = None
-        if self._queue:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(payload)
+        if not keep_alive:
+            self._queue.clear()
+            transport.close()
+        elif self._queue:
             self._drain()
 
 

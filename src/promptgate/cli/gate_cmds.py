@@ -1,1 +1,232 @@
-COMMANDS: list = []
+"""Gate commands: check, promote, graph, and the response cache's export and import."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .common import AppContext, console, emit_json, note
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+def _progress(total_cases: int) -> tuple[Any, Any]:
+    """A live progress bar on stderr, or nothing when stderr is not a terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    progress = Progress("[progress.description]{task.description}", BarColumn(),
+                        MofNCompleteColumn(), TimeElapsedColumn(), console=console(stderr=True),
+                        transient=True, disable=not console(stderr=True).is_terminal)
+    task = progress.add_task("cases", total=total_cases)
+    return progress, task
+
+
+def _write_reports(report: dict[str, Any], report_md: Path | None, report_json: Path | None,
+                   junit: Path | None) -> None:
+    import json
+
+    from ..report import github_annotations, to_junit, to_markdown
+
+    markdown = to_markdown(report)
+    if report_md:
+        report_md.parent.mkdir(parents=True, exist_ok=True)
+        report_md.write_text(markdown, encoding="utf-8")
+    if report_json:
+        report_json.parent.mkdir(parents=True, exist_ok=True)
+        report_json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n",
+                               encoding="utf-8")
+    if junit:
+        junit.parent.mkdir(parents=True, exist_ok=True)
+        junit.write_text(to_junit(report), encoding="utf-8")
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        for line in github_annotations(report):
+            click.echo(line)
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            with open(summary, "a", encoding="utf-8") as fh:
+                fh.write(markdown + "\n")
+
+
+def _run_check(app: AppContext, refs: tuple[str, ...], *, label: str | None, changed: bool,
+               concurrency: int | None, no_cache: bool, replay: Path | None,
+               no_baseline: bool) -> Any:
+    from ..gate import check
+
+    state: dict[str, Any] = {}
+
+    def on_plan(plan: Any) -> None:
+        total = sum(len(s.cases) for n in plan.affected for s in plan.suites.get(n, []))
+        if not no_baseline:
+            total += sum(len(s.cases) for n in plan.affected if n in plan.baseline
+                         for s in plan.suites.get(n, []))
+        note(f"checking {', '.join(f'{c.name}@{c.label}' for c in plan.candidates.values())} "
+             f"against {plan.label}: affected {', '.join(plan.affected)}")
+        state["progress"], state["task"] = _progress(total)
+        state["progress"].start()
+
+    def on_case(job: Any, result: Any) -> None:
+        state["progress"].advance(state["task"])
+
+    try:
+        return check(app.store(), app.config, list(refs), label=label, changed=changed,
+                     concurrency=concurrency, no_cache=no_cache, replay=replay,
+                     baseline=not no_baseline, on_plan=on_plan, on_case=on_case)
+    finally:
+        if "progress" in state:
+            state["progress"].stop()
+
+
+def _gate_options(fn: Any) -> Any:
+    options = [
+        click.option("--changed", is_flag=True,
+                     help="Every prompt whose latest version differs from the label's."),
+        click.option("--concurrency", type=click.IntRange(1, 1024), default=None,
+                     help="Model calls in flight at once (default: gate.concurrency)."),
+        click.option("--no-cache", is_flag=True, help="Neither read nor write the cache."),
+        click.option("--replay", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                     help="Serve model calls only from this recording; a miss is an error."),
+        click.option("--no-baseline", is_flag=True,
+                     help="Skip running the baseline for newly-failing/fixed comparison."),
+        click.option("--report-md", type=click.Path(path_type=Path), default=None,
+                     help="Write the Markdown report (PR comment, step summary)."),
+        click.option("--report-json", type=click.Path(path_type=Path), default=None,
+                     help="Write the JSON report."),
+        click.option("--junit", type=click.Path(path_type=Path), default=None,
+                     help="Write a JUnit XML report."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+@click.command(name="check")
+@click.argument("refs", nargs=-1)
+@click.option("--label", default=None, help="The baseline label (default: gate.label).")
+@_gate_options
+@pass_app
+def check_cmd(app: AppContext, refs: tuple[str, ...], label: str | None, changed: bool,
+              concurrency: int | None, no_cache: bool, replay: Path | None, no_baseline: bool,
+              report_md: Path | None, report_json: Path | None, junit: Path | None) -> None:
+    """Evaluate candidates and everything downstream of them; exit 1 if any suite fails."""
+    from ..report import print_terminal
+
+    outcome = _run_check(app, refs, label=label, changed=changed, concurrency=concurrency,
+                         no_cache=no_cache, replay=replay, no_baseline=no_baseline)
+    _write_reports(outcome.report, report_md, report_json, junit)
+    print_terminal(outcome.report, console())
+    if not outcome.passed:
+        raise SystemExit(1)
+
+
+@click.command()
+@click.argument("refs", nargs=-1)
+@click.option("--to", "label", required=True, help="The label to move (e.g. production).")
+@click.option("--reason", required=True, help="Why, for the audit log.")
+@_gate_options
+@pass_app
+def promote(app: AppContext, refs: tuple[str, ...], label: str, reason: str, changed: bool,
+            concurrency: int | None, no_cache: bool, replay: Path | None, no_baseline: bool,
+            report_md: Path | None, report_json: Path | None, junit: Path | None) -> None:
+    """Run the gate and, only if every suite passes, move the label of every prompt in the set
+    (compare-and-swap, one transaction). Exit 1 failed, 3 a label moved meanwhile."""
+    from ..errors import BadInput
+    from ..refs import check_label_name, parse_ref
+    from ..registry import default_author
+    from ..report import print_terminal, report_digest
+
+    check_label_name(label)
+    if label == "latest":
+        raise BadInput("`latest` moves only on push")
+    for ref in refs:
+        if parse_ref(ref).is_draft:
+            raise BadInput(f"{ref}: a draft cannot be promoted: push it first")
+    store = app.store()
+    if refs and not changed:
+        from ..gate import resolve_candidates
+
+        candidates = resolve_candidates(store, refs)
+        if all(store.label_version(n, label) == c.version for n, c in candidates.items()):
+            click.echo(f"{', '.join(f'{n}@{c.label}' for n, c in candidates.items())}: "
+                       f"{label} already points there; nothing moved")
+            return
+    outcome = _run_check(app, refs, label=label, changed=changed, concurrency=concurrency,
+                         no_cache=no_cache, replay=replay, no_baseline=no_baseline)
+    _write_reports(outcome.report, report_md, report_json, junit)
+    print_terminal(outcome.report, console())
+    if outcome.plan is None:
+        click.echo(f"nothing differs from {label}; nothing moved")
+        return
+    if not outcome.passed:
+        click.echo("gate failed: nothing moved", err=True)
+        raise SystemExit(1)
+    from ..gate import apply_promotion
+
+    digest = report_digest(outcome.report)
+    report_id = store.save_report(digest, outcome.report["verdict"], outcome.report)
+    events = apply_promotion(store, outcome.plan, reason=reason, actor=default_author(),
+                             report_ref={"id": report_id, "digest": digest})
+    for e in events:
+        src = f"v{e.from_version}" if e.from_version else "unset"
+        click.echo(f"{e.prompt}@{label}: {src} -> v{e.to_version}")
+    if not events:
+        click.echo(f"{label} already points at every candidate; nothing moved")
+
+
+@click.command()
+@click.argument("name", required=False)
+@click.option("--label", default="latest", show_default=True,
+              help="Build the graph from the versions this label points at.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "mermaid", "dot"]),
+              default="text", show_default=True)
+@pass_app
+def graph(app: AppContext, name: str | None, label: str, fmt: str) -> None:
+    """Show the dependency graph (edges come from `from:` inputs)."""
+    from ..errors import UnknownRef
+    from ..graph import build_graph, format_graph, subgraph_for
+
+    versions = app.store().list_at_label(label)
+    g = build_graph({v.name: v.content for v in versions})
+    if name is not None and name not in g:
+        raise UnknownRef(f"unknown ref {name}@{label}")
+    click.echo(format_graph(subgraph_for(g, name), fmt, {v.name: v.version for v in versions}))
+
+
+@click.group()
+def cache() -> None:
+    """Export or import recorded model responses (for offline replay)."""
+
+
+@cache.command(name="export")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@pass_app
+def cache_export(app: AppContext, file: Path) -> None:
+    """Write every cached response to FILE (JSON Lines: key, model, date, request, response)."""
+    from ..providers import recording_line
+
+    count = 0
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with file.open("w", encoding="utf-8") as fh:
+        for key, model, created_at, entry in app.store().cache_entries():
+            fh.write(recording_line(key, model, created_at, entry) + "\n")
+            count += 1
+    note(f"exported {count} responses to {file}")
+
+
+@cache.command(name="import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@pass_app
+def cache_import(app: AppContext, file: Path) -> None:
+    """Load a recording into the registry's response cache (existing keys are kept)."""
+    from ..providers import read_recording
+
+    entries = []
+    for key, response in read_recording(file):
+        entries.append((key, str(response.get("model", "")), {"response": response}))
+    added = app.store().cache_put_many(entries)
+    note(f"imported {added} new responses from {file} ({len(entries) - added} already cached)")
+
+
+COMMANDS: list[click.Command] = [check_cmd, promote, graph, cache]

@@ -1,0 +1,407 @@
+"""Model calls: canonical requests, the response cache, retries and the concurrency bound.
+
+Every call goes through the official `openai` client (AsyncOpenAI) to any OpenAI-compatible
+endpoint (`OPENAI_BASE_URL`, `OPENAI_API_KEY`, or a prompt's `model.base_url` /
+`model.api_key_env`). A request's cache key is the SHA-256 of its canonical form (provider,
+model, messages, parameters, tools, response_format, run index): neither the endpoint nor the
+key is in it, so a committed recording replays anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from .canonical import content_hash
+from .errors import BadInput, ModelError, ReplayMiss
+
+# Keys of a prompt's `model` block that choose the endpoint rather than the behaviour.
+ENDPOINT_KEYS = frozenset({"provider", "name", "base_url", "api_key_env"})
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat-completions request, exactly as it will be sent."""
+
+    model: str
+    messages: tuple[Mapping[str, Any], ...]
+    params: Mapping[str, Any] = field(default_factory=dict)
+    tools: tuple[Mapping[str, Any], ...] = ()
+    response_format: Mapping[str, Any] | None = None
+    run_index: int = 0
+    provider: str = "openai"
+    base_url: str | None = None
+    api_key_env: str | None = None
+
+    @classmethod
+    def for_content(cls, content: Mapping[str, Any], messages: list[dict[str, Any]],
+                    run_index: int = 0) -> ChatRequest:
+        model = content["model"]
+        return cls(
+            model=model["name"], messages=tuple(messages),
+            params={k: v for k, v in model.items() if k not in ENDPOINT_KEYS},
+            tools=tuple(content.get("tools") or ()), response_format=content.get("response_format"),
+            run_index=run_index, provider=model.get("provider", "openai"),
+            base_url=model.get("base_url"), api_key_env=model.get("api_key_env"),
+        )
+
+    def canonical(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider, "model": self.model, "messages": list(self.messages),
+            "parameters": dict(self.params), "tools": list(self.tools),
+            "response_format": self.response_format, "run_index": self.run_index,
+        }
+
+    @property
+    def key(self) -> str:
+        return content_hash(self.canonical())
+
+    def api_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"model": self.model, "messages": list(self.messages),
+                                  **self.params}
+        if self.tools:
+            kwargs["tools"] = list(self.tools)
+        if self.response_format is not None:
+            kwargs["response_format"] = dict(self.response_format)
+        return kwargs
+
+
+@dataclass(frozen=True)
+class ChatResponse:
+    """What the model said, with what it cost; `cached` if no call was made."""
+
+    content: str
+    tool_calls: tuple[Mapping[str, Any], ...] | None
+    prompt_tokens: int
+    completion_tokens: int
+    latency_ms: float
+    cached: bool
+    model: str
+
+    @property
+    def output(self) -> str:
+        """The text assertions see: the content exactly as returned, or the tool calls as JSON
+        when the model answered only with tool calls (as promptfoo does)."""
+        if self.content or not self.tool_calls:
+            return self.content
+        return json.dumps(list(self.tool_calls))
+
+    def to_record(self) -> dict[str, Any]:
+        return {"content": self.content, "tool_calls": list(self.tool_calls or []) or None,
+                "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "latency_ms": round(self.latency_ms, 3), "model": self.model}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> ChatResponse:
+        return cls(content=record.get("content") or "",
+                   tool_calls=tuple(record["tool_calls"]) if record.get("tool_calls") else None,
+                   prompt_tokens=int(record.get("prompt_tokens") or 0),
+                   completion_tokens=int(record.get("completion_tokens") or 0),
+                   latency_ms=float(record.get("latency_ms") or 0.0), cached=True,
+                   model=str(record.get("model") or ""))
+
+
+class ResponseCache(Protocol):
+    """Where successful responses are kept, keyed by `ChatRequest.key`."""
+
+    def get(self, key: str) -> dict[str, Any] | None: ...
+    def put(self, key: str, request: ChatRequest, record: dict[str, Any]) -> None: ...
+    def flush(self) -> None: ...
+
+
+class NoCache:
+    """`--no-cache`: neither reads nor writes."""
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return None
+
+    def put(self, key: str, request: ChatRequest, record: dict[str, Any]) -> None:
+        return None
+
+    def flush(self) -> None:
+        return None
+
+
+class StoreCache:
+    """The registry's response cache: reads go straight to the store, writes are batched."""
+
+    def __init__(self, store: Any, batch: int = 200) -> None:
+        self.store = store
+        self.batch = batch
+        self._pending: list[tuple[str, str, dict[str, Any]]] = []
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        for k, _, record in self._pending:
+            if k == key:
+                return record
+        result: dict[str, Any] | None = self.store.cache_get(key)
+        return result
+
+    def put(self, key: str, request: ChatRequest, record: dict[str, Any]) -> None:
+        self._pending.append((key, request.model, {"request": request.canonical(),
+                                                    "response": record}))
+        if len(self._pending) >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            pending, self._pending = self._pending, []
+            self.store.cache_put_many(pending)
+
+
+def _unwrap(entry: dict[str, Any] | None) -> dict[str, Any] | None:
+    if entry is None:
+        return None
+    response = entry.get("response", entry)
+    return response if isinstance(response, dict) else None
+
+
+class ReplayCache:
+    """`--replay FILE`: serve only from a recording; a miss is an error, never a call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.entries = dict((k, r) for k, r in read_recording(path))
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.entries.get(key)
+
+    def put(self, key: str, request: ChatRequest, record: dict[str, Any]) -> None:
+        return None
+
+    def flush(self) -> None:
+        return None
+
+
+def read_recording(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(key, response record) pairs of a recording file (JSON Lines)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read recording: {exc.strerror}") from None
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            key, response = entry["key"], entry["response"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise BadInput(f"{path}:{n}: not a recording line (need key and response)") from None
+        yield key, response
+
+
+def recording_line(key: str, model: str, created_at: str, entry: Mapping[str, Any]) -> str:
+    """One line of a recording: key, model, date, the request (for reviewers) and response."""
+    return json.dumps({"key": key, "model": model, "recorded_at": created_at,
+                       "request": entry.get("request"), "response": _unwrap(dict(entry))},
+                      ensure_ascii=False, sort_keys=True)
+
+
+@dataclass
+class CallStats:
+    """Counters for the report: calls made vs served from cache, tokens, cost."""
+
+    calls: int = 0
+    cached: int = 0
+    shared: int = 0
+    retries: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    cost_known: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {"calls": self.calls, "cached": self.cached, "shared": self.shared,
+                "retries": self.retries, "errors": self.errors,
+                "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens,
+                "cost_usd": round(self.cost_usd, 6) if self.cost_known else None}
+
+
+def call_cost(pricing: Mapping[str, Mapping[str, float]], model: str, prompt_tokens: int,
+              completion_tokens: int) -> float | None:
+    """USD for one call by the pricing table (per million tokens); None for unknown models."""
+    price = pricing.get(model)
+    if price is None:
+        return None
+    return (prompt_tokens * price.get("input", 0.0)
+            + completion_tokens * price.get("output", 0.0)) / 1_000_000
+
+
+def _retry_after(exc: Exception) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+class ModelClient:
+    """Bounded, retrying, caching chat-completions calls shared by a whole gate run."""
+
+    def __init__(self, *, cache: ResponseCache | None = None, concurrency: int = 16,
+                 timeout_s: float = 60.0, retries: int = 4, backoff_s: float = 0.5,
+                 pricing: Mapping[str, Mapping[str, float]] | None = None,
+                 base_url: str | None = None, api_key: str | None = None) -> None:
+        self.cache = cache or NoCache()
+        self.concurrency = concurrency
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.pricing = pricing or {}
+        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL")
+        self.api_key = api_key or os.environ.get("OPENAI_API_KEY")
+        self.stats = CallStats()
+        self._semaphore: asyncio.Semaphore | None = None
+        self._clients: dict[tuple[str | None, str | None], Any] = {}
+        self._inflight: dict[str, asyncio.Future[ChatResponse]] = {}
+
+    def _client(self, request: ChatRequest) -> Any:
+        base_url = request.base_url or self.base_url
+        api_key = os.environ.get(request.api_key_env) if request.api_key_env else self.api_key
+        if base_url is None and api_key is None:
+            raise ModelError(
+                "no model endpoint: set OPENAI_API_KEY (and OPENAI_BASE_URL for another "
+                "OpenAI-compatible server), or run from a recording with --replay")
+        client_key = (base_url, api_key)
+        if client_key not in self._clients:
+            import openai
+
+            self._clients[client_key] = openai.AsyncOpenAI(
+                base_url=base_url, api_key=api_key or "not-needed", max_retries=0,
+                timeout=self.timeout_s)
+        return self._clients[client_key]
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
+        self.cache.flush()
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """The response to `request`: from the cache, from an identical call in flight, or
+        from the model (with retries). Raises ModelError when it cannot be had."""
+        key = request.key
+        cached = _unwrap(self.cache.get(key))
+        if cached is not None:
+            self.stats.cached += 1
+            response = ChatResponse.from_record(cached)
+            self._count_tokens(response)
+            return response
+        if isinstance(self.cache, ReplayCache):
+            raise ReplayMiss(f"request not in the recording {self.cache.path.name} "
+                             f"(model {request.model}, key {key[:12]})")
+        running = self._inflight.get(key)
+        if running is not None:
+            self.stats.shared += 1
+            return await asyncio.shield(running)
+        future: asyncio.Future[ChatResponse] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            response = await self._call_with_retries(request)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it
+            raise
+        finally:
+            self._inflight.pop(key, None)
+        future.set_result(response)
+        self.cache.put(key, request, response.to_record())
+        return response
+
+    def _count_tokens(self, response: ChatResponse) -> None:
+        self.stats.prompt_tokens += response.prompt_tokens
+        self.stats.completion_tokens += response.completion_tokens
+        cost = call_cost(self.pricing, response.model, response.prompt_tokens,
+                         response.completion_tokens)
+        if cost is None:
+            self.stats.cost_known = False
+        else:
+            self.stats.cost_usd += cost
+
+    def response_cost(self, response: ChatResponse) -> float | None:
+        return call_cost(self.pricing, response.model, response.prompt_tokens,
+                         response.completion_tokens)
+
+    async def _call_with_retries(self, request: ChatRequest) -> ChatResponse:
+        import openai
+
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.concurrency)
+        client = self._client(request)
+        attempt = 0
+        while True:
+            try:
+                async with self._semaphore:
+                    self.stats.calls += 1
+                    started = time.perf_counter()
+                    completion = await client.chat.completions.create(**request.api_kwargs())
+                    latency = (time.perf_counter() - started) * 1000
+                response = self._parse(completion, request, latency)
+                self._count_tokens(response)
+                return response
+            except (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError,
+                    openai.APIConnectionError, openai.APIResponseValidationError,
+                    _Malformed, json.JSONDecodeError) as exc:
+                retryable = True
+                error: Exception = exc
+            except openai.APIStatusError as exc:
+                retryable = exc.status_code in (408, 409, 429) or exc.status_code >= 500
+                error = exc
+            if not retryable or attempt >= self.retries:
+                self.stats.errors += 1
+                raise ModelError(f"model {request.model}: {_describe(error)}"
+                                 + (f" after {attempt + 1} attempts" if attempt else "")) from None
+            delay = _retry_after(error)
+            if delay is None:
+                delay = random.uniform(0, self.backoff_s * (2 ** attempt))
+            attempt += 1
+            self.stats.retries += 1
+            await asyncio.sleep(min(delay, 60.0))
+
+    @staticmethod
+    def _parse(completion: Any, request: ChatRequest, latency: float) -> ChatResponse:
+        try:
+            choice = completion.choices[0]
+            message = choice.message
+            tool_calls = None
+            if getattr(message, "tool_calls", None):
+                tool_calls = tuple(tc.model_dump(exclude_none=True) for tc in message.tool_calls)
+            usage = completion.usage
+            return ChatResponse(
+                content=message.content or "", tool_calls=tool_calls,
+                prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+                completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+                latency_ms=latency, cached=False, model=request.model)
+        except (AttributeError, IndexError, TypeError) as exc:
+            raise _Malformed(f"malformed completion: {exc}") from None
+
+
+class _Malformed(Exception):
+    pass
+
+
+def _describe(exc: Exception) -> str:
+    status = getattr(exc, "status_code", None)
+    name = type(exc).__name__
+    message = str(getattr(exc, "message", None) or exc).splitlines()[0][:200]
+    return f"{name} (HTTP {status}): {message}" if status else f"{name}: {message}"
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,232 @@
+"""Eval suite files (`evals/**/*.yaml`): loading, strict validation and digests.
+
+A suite belongs to one prompt. Cases are inline or in a file next to the suite (JSONL, CSV or
+YAML). `defaults.assert` is merged into every case, like promptfoo's defaultTest. A suite's
+digest is the SHA-256 of its file and its case file, so a report names exactly what it judged.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import SuiteError
+from .promptfile import NAME_RE
+from .yamlload import Located, load_yaml_file, parse_yaml
+
+SUITE_KEYS = {"prompt", "description", "threshold", "repeat", "defaults", "cases"}
+CASE_KEYS = {"id", "description", "vars", "assert", "threshold", "repeat"}
+DEFAULT_KEYS = {"assert", "vars", "threshold"}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One eval case: root input variables and the assertions its output must meet."""
+
+    id: str
+    vars: dict[str, Any]
+    asserts: tuple[dict[str, Any], ...]
+    threshold: float | None = None
+    line: int | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A validated suite for one prompt."""
+
+    prompt: str
+    path: Path
+    cases: tuple[Case, ...]
+    threshold: float = 1.0
+    repeat: int = 1
+    digest: str = ""
+    description: str = ""
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+
+def _validate_asserts(items: Any, where: str) -> tuple[dict[str, Any], ...]:
+    from .assertions import AssertionSpecError, validate_assertion
+
+    if items is None:
+        return ()
+    if not isinstance(items, list):
+        raise SuiteError(f"{where}: `assert` must be a list")
+    out = []
+    for i, spec in enumerate(items):
+        if not isinstance(spec, Mapping):
+            raise SuiteError(f"{where}: assert[{i}] must be a mapping with `type`")
+        try:
+            validate_assertion(spec)
+        except AssertionSpecError as exc:
+            raise SuiteError(f"{where}: assert[{i}]: {exc}") from None
+        out.append(dict(spec))
+    return tuple(out)
+
+
+def _number(value: Any, where: str, lo: float, hi: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < lo or (
+            hi is not None and value > hi):
+        bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+        raise SuiteError(f"{where}: must be a number {bound}, not {value!r}")
+    return float(value)
+
+
+def _csv_cases(text: str) -> list[dict[str, Any]]:
+    """promptfoo's CSV layout: columns are vars; `__expected*` columns hold assertions written
+    as `type: value` (a bare value means `equals`); `__description` and `__id` name the case."""
+    rows = []
+    for row in csv.DictReader(io.StringIO(text)):
+        case: dict[str, Any] = {"vars": {}, "assert": []}
+        for key, value in row.items():
+            if key is None:
+                continue
+            if key.startswith("__expected"):
+                if value:
+                    kind, sep, rest = value.partition(":")
+                    if sep and kind.strip().replace("-", "").isalpha() and " " not in kind.strip():
+                        case["assert"].append({"type": kind.strip(), "value": rest.strip()})
+                    else:
+                        case["assert"].append({"type": "equals", "value": value})
+            elif key in ("__description", "__id"):
+                case["id" if key == "__id" else "description"] = value
+            else:
+                case["vars"][key] = value
+        rows.append(case)
+    return rows
+
+
+def _load_case_file(path: Path, where: str) -> tuple[list[Any], bytes]:
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        raise SuiteError(f"{where}: case file {path} not found") from None
+    text = raw.decode("utf-8", errors="replace")
+    if path.suffix == ".jsonl":
+        items = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    items.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise SuiteError(f"{path}:{n}: invalid JSON: {exc.msg}") from None
+        return items, raw
+    if path.suffix == ".csv":
+        return _csv_cases(text), raw
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            data = parse_yaml(text, str(path)).data
+        except ValueError as exc:
+            raise SuiteError(str(exc)) from None
+        if not isinstance(data, list):
+            raise SuiteError(f"{path}: a case file must hold a list of cases")
+        return data, raw
+    raise SuiteError(f"{where}: case file {path.name}: use .jsonl, .csv or .yaml")
+
+
+def _case(doc: Located, raw: Any, index: int, defaults: Mapping[str, Any],
+          where: str, seen: set[str]) -> Case:
+    line = doc.line(("cases", index)) if isinstance(doc.data.get("cases"), list) else None
+    at = f"{doc.path}:{line}" if line else f"{where} case {index + 1}"
+    if not isinstance(raw, Mapping):
+        raise SuiteError(f"{at}: a case must be a mapping with `vars` and `assert`")
+    unknown = sorted(set(raw) - CASE_KEYS)
+    if unknown:
+        raise SuiteError(f"{at}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(CASE_KEYS))})")
+    case_id = str(raw.get("id") or raw.get("description") or f"case-{index + 1}")
+    if case_id in seen:
+        raise SuiteError(f"{at}: duplicate case id {case_id!r}")
+    seen.add(case_id)
+    variables = {**(defaults.get("vars") or {}), **(raw.get("vars") or {})}
+    if not isinstance(raw.get("vars", {}), Mapping):
+        raise SuiteError(f"{at}: `vars` must be a mapping")
+    asserts = _validate_asserts(defaults.get("assert"), f"{where} defaults") + \
+        _validate_asserts(raw.get("assert"), at)
+    if not asserts:
+        raise SuiteError(f"{at}: case {case_id!r} has no assertions (nothing could fail)")
+    threshold = raw.get("threshold", defaults.get("threshold"))
+    if threshold is not None:
+        threshold = _number(threshold, f"{at}: threshold", 0.0, 1.0)
+    if "repeat" in raw:
+        raise SuiteError(f"{at}: `repeat` is set per suite")
+    return Case(id=case_id, vars=dict(variables), asserts=asserts, threshold=threshold,
+                line=line, description=str(raw.get("description") or ""))
+
+
+def load_suite(path: Path) -> Suite:
+    """Load and validate one suite file (and its case file)."""
+    try:
+        doc = load_yaml_file(path)
+    except ValueError as exc:
+        raise SuiteError(str(exc)) from None
+    data = doc.data
+    where = str(path)
+    if not isinstance(data, Mapping):
+        raise SuiteError(f"{where}: a suite must be a YAML mapping")
+    unknown = sorted(set(data) - SUITE_KEYS)
+    if unknown:
+        raise SuiteError(f"{doc.where((unknown[0],))}: unknown key {unknown[0]!r}")
+    prompt = data.get("prompt")
+    if not isinstance(prompt, str) or not NAME_RE.match(prompt):
+        raise SuiteError(f"{doc.where(('prompt',))}: `prompt` must name a prompt")
+    threshold = _number(data.get("threshold", 1.0), f"{doc.where(('threshold',))}: threshold",
+                        0.0, 1.0)
+    repeat = data.get("repeat", 1)
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= 100:
+        raise SuiteError(f"{doc.where(('repeat',))}: repeat must be a whole number 1..100")
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, Mapping) or set(defaults) - DEFAULT_KEYS:
+        raise SuiteError(f"{doc.where(('defaults',))}: defaults may hold assert, vars, threshold")
+    digest = hashlib.sha256(path.read_bytes())
+    cases_raw = data.get("cases")
+    if isinstance(cases_raw, str):
+        items, raw = _load_case_file(path.parent / cases_raw, doc.where(("cases",)))
+        digest.update(b"\0" + raw)
+    elif isinstance(cases_raw, list):
+        items = cases_raw
+    else:
+        raise SuiteError(f"{doc.where(('cases',))}: `cases` must be a list or a case file path")
+    if not items:
+        raise SuiteError(f"{doc.where(('cases',))}: a suite needs at least one case")
+    seen: set[str] = set()
+    cases = tuple(_case(doc, raw, i, defaults, where, seen) for i, raw in enumerate(items))
+    return Suite(prompt=prompt, path=path, cases=cases, threshold=threshold, repeat=repeat,
+                 digest=digest.hexdigest(), description=str(data.get("description") or ""))
+
+
+def load_suites(folder: Path) -> dict[str, list[Suite]]:
+    """Every suite under `folder`, by prompt. Case files (jsonl/csv/yaml lists) are skipped as
+    suites when a suite refers to them."""
+    if not folder.is_dir():
+        return {}
+    files = sorted([*folder.rglob("*.yaml"), *folder.rglob("*.yml")])
+    referenced: set[Path] = set()
+    suites: dict[str, list[Suite]] = {}
+    candidates = []
+    for f in files:
+        try:
+            data = load_yaml_file(f).data
+        except ValueError as exc:
+            raise SuiteError(str(exc)) from None
+        if isinstance(data, Mapping) and isinstance(data.get("cases"), str):
+            referenced.add((f.parent / data["cases"]).resolve())
+        candidates.append((f, data))
+    for f, data in candidates:
+        if f.resolve() in referenced or isinstance(data, list):
+            continue
+        suite = load_suite(f)
+        suites.setdefault(suite.prompt, []).append(suite)
+    return suites
+
+
+def suites_digest(suites: Sequence[Suite]) -> str:
+    return hashlib.sha256("".join(s.digest for s in suites).encode()).hexdigest()
