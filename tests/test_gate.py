@@ -97,8 +97,16 @@ def _report(project: Project, *args: str) -> tuple[int, dict]:  # type: ignore[t
     return result.exit_code, json.loads(out.read_text())
 
 
+def _release_all(project: Project, llm: OpenAITestServer) -> None:
+    """Put every v1 at production (through the gate), then forget the calls it made."""
+    result = project.run("promote", "--changed", "--to", "production", "--reason", "initial")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    llm.reset()
+
+
 def test_change_upstream_runs_downstream_chain_only(gate_project: Project,
                                                     llm: OpenAITestServer) -> None:
+    _release_all(gate_project, llm)
     _edit(gate_project, "prompts/extract.yaml", "Ticket:", "Support ticket:")
     gate_project.run("push", "-m", "v2")
     code, report = _report(gate_project, "check", "extract@v2", "--no-baseline")
@@ -116,13 +124,13 @@ def test_change_upstream_runs_downstream_chain_only(gate_project: Project,
 
 
 def test_second_run_is_served_from_cache(gate_project: Project, llm: OpenAITestServer) -> None:
-    code, first = _report(gate_project, "check", "summarize")
+    code, first = _report(gate_project, "check", "extract", "summarize", "--no-baseline")
     calls = llm.call_count
     assert code == 0 and calls > 0 and first["stats"]["calls"] == calls
-    code, second = _report(gate_project, "check", "summarize")
+    code, second = _report(gate_project, "check", "extract", "summarize", "--no-baseline")
     assert code == 0 and llm.call_count == calls
     assert second["stats"]["calls"] == 0 and second["stats"]["cached"] >= 1
-    nocache = gate_project.run("check", "summarize", "--no-cache", "--no-baseline")
+    nocache = gate_project.run("check", "extract", "summarize", "--no-cache", "--no-baseline")
     assert nocache.exit_code == 0 and llm.call_count > calls
 
 
@@ -175,7 +183,9 @@ def test_no_endpoint_is_a_failure_not_a_pass(gate_project: Project,
     assert code == 1 and "no model endpoint" in report["suites"][0]["cases"][0]["error"]
 
 
-def test_missing_suite_fails_unless_allowed(gate_project: Project) -> None:
+def test_missing_suite_fails_unless_allowed(gate_project: Project,
+                                            llm: OpenAITestServer) -> None:
+    _release_all(gate_project, llm)
     (gate_project.root / "evals/summarize.yaml").unlink()
     code, report = _report(gate_project, "check", "extract")
     assert code == 1 and any("summarize: no eval suite" in f for f in report["failures"])
@@ -307,6 +317,8 @@ def test_upstream_without_version_fails(gate_project: Project) -> None:
     store.close()
     # a new prompt `tone` feeds summarize in a draft; tone has no version at production
     gate_project.write("drafts/tone.yaml", "name: tone\nmodel: {name: m}\ntemplate: 'Tone'\n")
+    gate_project.write("evals/tone.yaml", "prompt: tone\ncases: [{vars: {}, assert: "
+                       "[{type: contains, value: Tone}]}]\n")
     _edit(gate_project, "prompts/summarize.yaml", "inputs:", "inputs:\n  tone: {from: tone}")
     _edit(gate_project, "prompts/summarize.yaml", "{{ facts }}", "{{ facts }} {{ tone }}")
     code, report = _report(gate_project, "check", "prompts/summarize.yaml")
