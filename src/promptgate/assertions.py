@@ -39,7 +39,6 @@ import importlib.util
 import inspect
 import json
 import math
-import os
 import re
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -112,9 +111,7 @@ class _EvalError(Exception):
 
 # JavaScript's WhiteSpace + LineTerminator: what `\s`, `trim()` and `split(/\s+/)` use.
 _JS_SPACE = "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"  # noqa: E501
-_JS_SPACE_CLASS = (
-    r"\t\n\x0b\x0c\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
-)
+_JS_SPACE_CLASS = r"\t\n\x0b\x0c\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 _WORD_RE = re.compile(f"[^{_JS_SPACE_CLASS}]+")
 
 
@@ -184,7 +181,9 @@ def _js_json(value: Any) -> str:
         f = float(value)
         return _js_num(value) if math.isfinite(f) else "null"
     if isinstance(value, Mapping):
-        return "{" + ",".join(f"{_js_json(_js_str(k))}:{_js_json(v)}" for k, v in value.items()) + "}"
+        return (
+            "{" + ",".join(f"{_js_json(_js_str(k))}:{_js_json(v)}" for k, v in value.items()) + "}"
+        )
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(_js_json(v) for v in value) + "]"
     return json.dumps(str(value), ensure_ascii=False)
@@ -276,7 +275,7 @@ def _js_deep_equal(a: Any, b: Any) -> bool:
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         return a.keys() == b.keys() and all(_js_deep_equal(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_js_deep_equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_js_deep_equal(x, y) for x, y in zip(a, b, strict=True))
     if a is None or b is None:
         return a is None and b is None
     if isinstance(a, str) and isinstance(b, str):
@@ -754,7 +753,9 @@ class _RegexTranslator:
             )
         if c == "c":
             nxt = self.peek(2)
-            if nxt.isascii() and (nxt.isalpha() or (not self.unicode and (nxt.isdigit() or nxt == "_"))):
+            if nxt.isascii() and (
+                nxt.isalpha() or (not self.unicode and (nxt.isdigit() or nxt == "_"))
+            ):
                 self.pos += 3
                 return ord(nxt) % 32
             if self.unicode:
@@ -943,12 +944,12 @@ def _load_yaml(text: str) -> Any:
     import yaml
 
     try:
-        return _js_keys(yaml.load(text, Loader=_yaml_loader()))  # noqa: S506 - safe loader
+        return _js_keys(yaml.load(text, Loader=_yaml_loader()))  # a SafeLoader subclass
     except yaml.YAMLError:
         if "\t" not in text:
             raise
     # js-yaml accepts tabs as separation space in flow collections; PyYAML does not.
-    return _js_keys(yaml.load(_tabs_outside_quotes(text), Loader=_yaml_loader()))  # noqa: S506
+    return _js_keys(yaml.load(_tabs_outside_quotes(text), Loader=_yaml_loader()))
 
 
 def _tabs_outside_quotes(text: str) -> str:
@@ -1063,7 +1064,7 @@ def _extract_json_objects(text: str) -> list[Any]:
         candidate = text[i:end] + ("}" * (opened - closed) if opened > closed else "")
         try:
             value = _parse_json_candidate(candidate, balanced)
-        except Exception:  # noqa: BLE001 - any parse failure means "not an object here"
+        except Exception:  # any parse failure means "not an object here"
             continue
         if isinstance(value, (dict, list)):
             objects.append(value)
@@ -1161,16 +1162,40 @@ _URI_SRC = r"^(?:[a-z][a-z0-9+\-.]*:)(?:\/?\/(?:(?:[a-z0-9\-._~!$&'()*+,;=:]|%[0
 # The other ajv-formats (3.x, "full" mode) patterns, as JavaScript source and flags.
 _FORMAT_PATTERNS: dict[str, tuple[str, str]] = {
     "duration": (r"^P(?!$)((\d+Y)?(\d+M)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?|(\d+W)?)$", ""),
-    "uri-reference": (r"^(?:[a-z][a-z0-9+\-.]*:)?(?:\/?\/(?:(?:[a-z0-9\-._~!$&'()*+,;=:]|%[0-9a-f]{2})*@)?(?:\[(?:(?:(?:(?:[0-9a-f]{1,4}:){6}|::(?:[0-9a-f]{1,4}:){5}|(?:[0-9a-f]{1,4})?::(?:[0-9a-f]{1,4}:){4}|(?:(?:[0-9a-f]{1,4}:){0,1}[0-9a-f]{1,4})?::(?:[0-9a-f]{1,4}:){3}|(?:(?:[0-9a-f]{1,4}:){0,2}[0-9a-f]{1,4})?::(?:[0-9a-f]{1,4}:){2}|(?:(?:[0-9a-f]{1,4}:){0,3}[0-9a-f]{1,4})?::[0-9a-f]{1,4}:|(?:(?:[0-9a-f]{1,4}:){0,4}[0-9a-f]{1,4})?::)(?:[0-9a-f]{1,4}:[0-9a-f]{1,4}|(?:(?:25[0-5]|2[0-4]\d|[01]?\d\d?)\.){3}(?:25[0-5]|2[0-4]\d|[01]?\d\d?))|(?:(?:[0-9a-f]{1,4}:){0,5}[0-9a-f]{1,4})?::[0-9a-f]{1,4}|(?:(?:[0-9a-f]{1,4}:){0,6}[0-9a-f]{1,4})?::)|[Vv][0-9a-f]+\.[a-z0-9\-._~!$&'()*+,;=:]+)\]|(?:(?:25[0-5]|2[0-4]\d|[01]?\d\d?)\.){3}(?:25[0-5]|2[0-4]\d|[01]?\d\d?)|(?:[a-z0-9\-._~!$&'\"()*+,;=]|%[0-9a-f]{2})*)(?::\d*)?(?:\/(?:[a-z0-9\-._~!$&'\"()*+,;=:@]|%[0-9a-f]{2})*)*|\/(?:(?:[a-z0-9\-._~!$&'\"()*+,;=:@]|%[0-9a-f]{2})+(?:\/(?:[a-z0-9\-._~!$&'\"()*+,;=:@]|%[0-9a-f]{2})*)*)?|(?:[a-z0-9\-._~!$&'\"()*+,;=:@]|%[0-9a-f]{2})+(?:\/(?:[a-z0-9\-._~!$&'\"()*+,;=:@]|%[0-9a-f]{2})*)*)?(?:\?(?:[a-z0-9\-._~!$&'\"()*+,;=:@/?]|%[0-9a-f]{2})*)?(?:#(?:[a-z0-9\-._~!$&'\"()*+,;=:@/?]|%[0-9a-f]{2})*)?$", "i"),  # noqa: E501
-    "uri-template": (r"^(?:(?:[^\x00-\x20\"'<>%\\^`{|}]|%[0-9a-f]{2})|\{[+#./;?&=,!@|]?(?:[a-z0-9_]|%[0-9a-f]{2})+(?::[1-9][0-9]{0,3}|\*)?(?:,(?:[a-z0-9_]|%[0-9a-f]{2})+(?::[1-9][0-9]{0,3}|\*)?)*\})*$", "i"),  # noqa: E501
-    "url": (r"^(?:https?|ftp):\/\/(?:\S+(?::\S*)?@)?(?:(?!(?:10|127)(?:\.\d{1,3}){3})(?!(?:169\.254|192\.168)(?:\.\d{1,3}){2})(?!172\.(?:1[6-9]|2\d|3[0-1])(?:\.\d{1,3}){2})(?:[1-9]\d?|1\d\d|2[01]\d|22[0-3])(?:\.(?:1?\d{1,2}|2[0-4]\d|25[0-5])){2}(?:\.(?:[1-9]\d?|1\d\d|2[0-4]\d|25[0-4]))|(?:(?:[a-z0-9\u{00a1}-\u{ffff}]+-)*[a-z0-9\u{00a1}-\u{ffff}]+)(?:\.(?:[a-z0-9\u{00a1}-\u{ffff}]+-)*[a-z0-9\u{00a1}-\u{ffff}]+)*(?:\.(?:[a-z\u{00a1}-\u{ffff}]{2,})))(?::\d{2,5})?(?:\/[^\s]*)?$", "iu"),  # noqa: E501
-    "email": (r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$", "i"),  # noqa: E501
-    "hostname": (r"^(?=.{1,253}\.?$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[-0-9a-z]{0,61}[0-9a-z])?)*\.?$", "i"),  # noqa: E501
-    "ipv4": (r"^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$", ""),  # noqa: E501
-    "ipv6": (r"^((([0-9a-f]{1,4}:){7}([0-9a-f]{1,4}|:))|(([0-9a-f]{1,4}:){6}(:[0-9a-f]{1,4}|((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3})|:))|(([0-9a-f]{1,4}:){5}(((:[0-9a-f]{1,4}){1,2})|:((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3})|:))|(([0-9a-f]{1,4}:){4}(((:[0-9a-f]{1,4}){1,3})|((:[0-9a-f]{1,4})?:((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}))|:))|(([0-9a-f]{1,4}:){3}(((:[0-9a-f]{1,4}){1,4})|((:[0-9a-f]{1,4}){0,2}:((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}))|:))|(([0-9a-f]{1,4}:){2}(((:[0-9a-f]{1,4}){1,5})|((:[0-9a-f]{1,4}){0,3}:((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}))|:))|(([0-9a-f]{1,4}:){1}(((:[0-9a-f]{1,4}){1,6})|((:[0-9a-f]{1,4}){0,4}:((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}))|:))|(:(((:[0-9a-f]{1,4}){1,7})|((:[0-9a-f]{1,4}){0,5}:((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}))|:)))$", "i"),  # noqa: E501
+    "uri-reference": (
+        r"^(?:[a-z][a-z0-9+\-.]*:)?(?:\/?\/(?:(?:[a-z0-9\-._~!$&'()*+,;=:]|%[0-9a-f]{2})*@)?(?:\[(?:(?:(?:(?:[0-9a-f]{1,4}:){6}|::(?:[0-9a-f]{1,4}:){5}|(?:[0-9a-f]{1,4})?::(?:[0-9a-f]{1,4}:){4}|(?:(?:[0-9a-f]{1,4}:){0,1}[0-9a-f]{1,4})?::(?:[0-9a-f]{1,4}:){3}|(?:(?:[0-9a-f]{1,4}:){0,2}[0-9a-f]{1,4})?::(?:[0-9a-f]{1,4}:){2}|(?:(?:[0-9a-f]{1,4}:){0,3}[0-9a-f]{1,4})?::[0-9a-f]{1,4}:|(?:(?:[0-9a-f]{1,4}:){0,4}[0-9a-f]{1,4})?::)(?:[0-9a-f]{1,4}:[0-9a-f]{1,4}|(?:(?:25[0-5]|2[0-4]\d|[01]?\d\d?)\.){3}(?:25[0-5]|2[0-4]\d|[01]?\d\d?))|(?:(?:[0-9a-f]{1,4}:){0,5}[0-9a-f]{1,4})?::[0-9a-f]{1,4}|(?:(?:[0-9a-f]{1,4}:){0,6}[0-9a-f]{1,4})?::)|[Vv][0-9a-f]+\.[a-z0-9\-._~!$&'()*+,;=:]+)\]|(?:(?:25[0-5]|2[0-4]\d|[01]?\d\d?)\.){3}(?:25[0-5]|2[0-4]\d|[01]?\d\d?)|(?:[a-z0-9\-._~!$&'\"()*+,;=]|%[0-9a-f]{2})*)(?::\d*)?(?:\/(?:[a-z0-9\-._~!$&'\"()*+,;=:@]|%[0-9a-f]{2})*)*|\/(?:(?:[a-z0-9\-._~!$&'\"()*+,;=:@]|%[0-9a-f]{2})+(?:\/(?:[a-z0-9\-._~!$&'\"()*+,;=:@]|%[0-9a-f]{2})*)*)?|(?:[a-z0-9\-._~!$&'\"()*+,;=:@]|%[0-9a-f]{2})+(?:\/(?:[a-z0-9\-._~!$&'\"()*+,;=:@]|%[0-9a-f]{2})*)*)?(?:\?(?:[a-z0-9\-._~!$&'\"()*+,;=:@/?]|%[0-9a-f]{2})*)?(?:#(?:[a-z0-9\-._~!$&'\"()*+,;=:@/?]|%[0-9a-f]{2})*)?$",
+        "i",
+    ),
+    "uri-template": (
+        r"^(?:(?:[^\x00-\x20\"'<>%\\^`{|}]|%[0-9a-f]{2})|\{[+#./;?&=,!@|]?(?:[a-z0-9_]|%[0-9a-f]{2})+(?::[1-9][0-9]{0,3}|\*)?(?:,(?:[a-z0-9_]|%[0-9a-f]{2})+(?::[1-9][0-9]{0,3}|\*)?)*\})*$",
+        "i",
+    ),
+    "url": (
+        r"^(?:https?|ftp):\/\/(?:\S+(?::\S*)?@)?(?:(?!(?:10|127)(?:\.\d{1,3}){3})(?!(?:169\.254|192\.168)(?:\.\d{1,3}){2})(?!172\.(?:1[6-9]|2\d|3[0-1])(?:\.\d{1,3}){2})(?:[1-9]\d?|1\d\d|2[01]\d|22[0-3])(?:\.(?:1?\d{1,2}|2[0-4]\d|25[0-5])){2}(?:\.(?:[1-9]\d?|1\d\d|2[0-4]\d|25[0-4]))|(?:(?:[a-z0-9\u{00a1}-\u{ffff}]+-)*[a-z0-9\u{00a1}-\u{ffff}]+)(?:\.(?:[a-z0-9\u{00a1}-\u{ffff}]+-)*[a-z0-9\u{00a1}-\u{ffff}]+)*(?:\.(?:[a-z\u{00a1}-\u{ffff}]{2,})))(?::\d{2,5})?(?:\/[^\s]*)?$",
+        "iu",
+    ),
+    "email": (
+        r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$",
+        "i",
+    ),
+    "hostname": (
+        r"^(?=.{1,253}\.?$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[-0-9a-z]{0,61}[0-9a-z])?)*\.?$",
+        "i",
+    ),
+    "ipv4": (
+        r"^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$",
+        "",
+    ),
+    "ipv6": (
+        r"^((([0-9a-f]{1,4}:){7}([0-9a-f]{1,4}|:))|(([0-9a-f]{1,4}:){6}(:[0-9a-f]{1,4}|((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3})|:))|(([0-9a-f]{1,4}:){5}(((:[0-9a-f]{1,4}){1,2})|:((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3})|:))|(([0-9a-f]{1,4}:){4}(((:[0-9a-f]{1,4}){1,3})|((:[0-9a-f]{1,4})?:((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}))|:))|(([0-9a-f]{1,4}:){3}(((:[0-9a-f]{1,4}){1,4})|((:[0-9a-f]{1,4}){0,2}:((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}))|:))|(([0-9a-f]{1,4}:){2}(((:[0-9a-f]{1,4}){1,5})|((:[0-9a-f]{1,4}){0,3}:((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}))|:))|(([0-9a-f]{1,4}:){1}(((:[0-9a-f]{1,4}){1,6})|((:[0-9a-f]{1,4}){0,4}:((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}))|:))|(:(((:[0-9a-f]{1,4}){1,7})|((:[0-9a-f]{1,4}){0,5}:((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}))|:)))$",
+        "i",
+    ),
     "uuid": (r"^(?:urn:uuid:)?[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}$", "i"),
     "json-pointer": (r"^(?:\/(?:[^~/]|~0|~1)*)*$", ""),
-    "json-pointer-uri-fragment": (r"^#(?:\/(?:[a-z0-9_\-.!$&'()*+,;:=@]|%[0-9a-f]{2}|~0|~1)*)*$", "i"),  # noqa: E501
+    "json-pointer-uri-fragment": (
+        r"^#(?:\/(?:[a-z0-9_\-.!$&'()*+,;:=@]|%[0-9a-f]{2}|~0|~1)*)*$",
+        "i",
+    ),
     "relative-json-pointer": (r"^(?:0|[1-9][0-9]*)(?:#|(?:\/(?:[^~/]|~0|~1)*)*)$", ""),
     "byte": (r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$", "m"),
 }
@@ -1354,9 +1379,7 @@ def _compile_schema(schema: Any) -> _Schema:
 
 
 def _ajv_path(error: Any) -> str:
-    parts = "".join(
-        "/" + str(p).replace("~", "~0").replace("/", "~1") for p in error.absolute_path
-    )
+    parts = "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in error.absolute_path)
     return "data" + parts
 
 
@@ -1485,7 +1508,7 @@ def _render(text: str, variables: Mapping[str, Any]) -> str:
         return text
     try:
         return str(_template(text).render(dict(variables)))
-    except Exception as exc:  # noqa: BLE001 - jinja2 raises many types
+    except Exception as exc:  # jinja2 raises many types
         raise _EvalError(f"could not render {text!r}: {exc}") from None
 
 
@@ -1494,7 +1517,7 @@ def _check_template(text: str, where: str) -> None:
         return
     try:
         _template(text)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise AssertionSpecError(f"{where}: bad template {text!r}: {exc}") from None
 
 
@@ -1544,7 +1567,7 @@ def _load_module(path: Path) -> Any:
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001 - user code
+    except Exception as exc:  # user code
         raise _EvalError(f"loading {path} failed: {type(exc).__name__}: {exc}") from None
     _module_cache[key] = (stamp, module)
     return module
@@ -1569,7 +1592,7 @@ async def _call_python(fn: Callable[..., Any], output: str, ctx: AssertContext) 
         result = fn(output, context)
         if inspect.isawaitable(result):
             result = await result
-    except Exception as exc:  # noqa: BLE001 - user code
+    except Exception as exc:  # user code
         raise _EvalError(f"Python code execution failed: {type(exc).__name__}: {exc}") from None
     return result
 
@@ -1588,7 +1611,7 @@ def _load_file_value(ctx: AssertContext, ref: str) -> Any:
     text = path.read_text(encoding="utf-8")
     try:
         value = text.strip(_JS_SPACE) if suffix == ".txt" else _load_yaml(text)
-    except Exception as exc:  # noqa: BLE001 - YAML errors
+    except Exception as exc:  # YAML errors
         raise _EvalError(f"cannot parse {path}: {exc}") from None
     _file_cache[key] = (stamp, value)
     return value
@@ -1598,13 +1621,18 @@ def _load_file_value(ctx: AssertContext, ref: str) -> Any:
 def _inline_python(code: str) -> Callable[..., Any]:
     """promptfoo's inline python: the value is the body of `def main(output, context)`."""
     if "\n" in code:
-        m = re.search(r"^(?![ \t]*$)[ \t]+", code, re.MULTILINE)
+        m = re.search(r"^(?!\s*$)\s+", code, re.MULTILINE)
         indent = m.group() if m else "    "
         body = "\n".join(indent + line for line in code.split("\n"))
     else:
         body = f"    return {code}"
     namespace: dict[str, Any] = {}
-    exec(compile(f"import json\n\ndef main(output, context):\n{body}\n", "<python assertion>", "exec"), namespace)  # noqa: E501, S102
+    exec(
+        compile(
+            f"import json\n\ndef main(output, context):\n{body}\n", "<python assertion>", "exec"
+        ),
+        namespace,
+    )
     return namespace["main"]  # type: ignore[no-any-return]
 
 
@@ -1745,7 +1773,7 @@ def _any(items: tuple[str, ...], output: str) -> _Outcome:
 
 
 def _all(items: tuple[str, ...], output: str, shown: tuple[str, ...]) -> _Outcome:
-    missing = [s for v, s in zip(items, shown) if v not in output]
+    missing = [s for v, s in zip(items, shown, strict=True) if v not in output]
     listed = ", ".join(shown)
     return _Outcome(
         not missing,
@@ -1818,7 +1846,7 @@ def _prep_schema(name: str) -> Prep:
         if isinstance(value, str):
             try:
                 value = _load_yaml(value)
-            except Exception as exc:  # noqa: BLE001 - YAML errors
+            except Exception as exc:  # YAML errors
                 raise _EvalError(f"{name}: the schema is not valid YAML: {exc}") from None
         elif value is True or _is_number(value):
             raise _EvalError(f"{name} assertion must have a string or object value")
@@ -1867,15 +1895,15 @@ def _contains_json(
             return _Outcome(
                 True, not_reason="Output contains JSON conforming to the provided schema"
             )
-    return _Outcome(
-        False, reason=f"JSON does not conform to the provided schema. Errors: {error}"
-    )
+    return _Outcome(False, reason=f"JSON does not conform to the provided schema. Errors: {error}")
 
 
 _WORD_COUNT_KEYS = frozenset({"min", "max"})
 
 
-def _prep_word_count(value: Any, spec: Mapping[str, Any]) -> tuple[float | None, float | None, bool]:
+def _prep_word_count(
+    value: Any, spec: Mapping[str, Any]
+) -> tuple[float | None, float | None, bool]:
     """(min, max, exact): exact means min == max is the one expected count."""
     if value is None:
         raise _EvalError('"word-count" assertion must have a value')
@@ -1885,7 +1913,9 @@ def _prep_word_count(value: Any, spec: Mapping[str, Any]) -> tuple[float | None,
             raise _EvalError(f'"word-count" object takes only min and max, not {sorted(extra)}')
         lo, hi = value.get("min"), value.get("max")
         if lo is None and hi is None:
-            raise _EvalError('"word-count" assertion object must have "min" and/or "max" properties')
+            raise _EvalError(
+                '"word-count" assertion object must have "min" and/or "max" properties'
+            )
         for bound in (lo, hi):
             if bound is not None and not _is_number(bound):
                 raise _EvalError('"word-count" min and max must be numbers')
@@ -1895,8 +1925,10 @@ def _prep_word_count(value: Any, spec: Mapping[str, Any]) -> tuple[float | None,
                 f"({_js_str(hi)})"
             )
         return lo, hi, False
-    number = value if _is_number(value) else (
-        _js_to_number(value) if isinstance(value, str) else math.nan
+    number = (
+        value
+        if _is_number(value)
+        else (_js_to_number(value) if isinstance(value, str) else math.nan)
     )
     if math.isnan(number):
         raise _EvalError(
@@ -2014,7 +2046,9 @@ def _template_text(value: Any) -> str:
         return _js_json(value)
     if isinstance(value, (list, tuple)):
         return ",".join(
-            _js_json(v) if isinstance(v, (Mapping, list, tuple)) else ("" if v is None else _js_str(v))
+            _js_json(v)
+            if isinstance(v, (Mapping, list, tuple))
+            else ("" if v is None else _js_str(v))
             for v in value
         )
     return "" if value is None else _js_str(value)
@@ -2040,12 +2074,14 @@ def _prep_rubric(value: Any, spec: Mapping[str, Any]) -> Any:
 
 
 @assertion("llm-rubric", prep=_prep_rubric)
-async def _llm_rubric(rubric: Any, output: str, spec: Mapping[str, Any], ctx: AssertContext) -> _Outcome:
+async def _llm_rubric(
+    rubric: Any, output: str, spec: Mapping[str, Any], ctx: AssertContext
+) -> _Outcome:
     if ctx.judge is None:
         raise _EvalError("llm-rubric needs a judge model and none is configured")
     try:
         text = await ctx.judge(rubric_messages(rubric, output))
-    except Exception as exc:  # noqa: BLE001 - the judge's transport errors
+    except Exception as exc:  # the judge's transport errors
         raise _EvalError(f"the judge call failed: {type(exc).__name__}: {exc}") from None
     if not isinstance(text, str) or not text:
         raise _EvalError("the judge returned no output")
@@ -2056,7 +2092,9 @@ async def _llm_rubric(rubric: Any, output: str, spec: Mapping[str, Any], ctx: As
     if "pass" not in verdict:
         raise _EvalError(f"the judge's verdict has no 'pass': {_excerpt(_js_json(verdict), 300)}")
     raw_pass = verdict["pass"]
-    passed = raw_pass if isinstance(raw_pass, bool) else bool(_PASS_WORD_RE.fullmatch(_js_str(raw_pass)))
+    passed = (
+        raw_pass if isinstance(raw_pass, bool) else bool(_PASS_WORD_RE.fullmatch(_js_str(raw_pass)))
+    )
     raw_score = verdict.get("score")
     if _is_number(raw_score):
         score = float(raw_score)
@@ -2243,7 +2281,9 @@ def validate_assertion(spec: Mapping[str, Any]) -> None:
         if numeric_string:
             threshold = _js_to_number(threshold)
         if not _is_number(threshold) or not math.isfinite(threshold):
-            raise AssertionSpecError(f"{where}: threshold must be a number, not {spec['threshold']!r}")
+            raise AssertionSpecError(
+                f"{where}: threshold must be a number, not {spec['threshold']!r}"
+            )
     elif entry.needs_threshold:
         raise AssertionSpecError(f"{where}: needs a threshold")
     if "metric" in spec and not isinstance(spec["metric"], str):
@@ -2264,9 +2304,7 @@ def validate_assertion(spec: Mapping[str, Any]) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-async def _resolve_value(
-    value: Any, base: str, output: str, ctx: AssertContext
-) -> Any:
+async def _resolve_value(value: Any, base: str, output: str, ctx: AssertContext) -> Any:
     """promptfoo's runAssertion value handling: file:// references and templates."""
     if isinstance(value, str):
         if value.startswith(_FILE_PREFIX):
@@ -2293,9 +2331,7 @@ async def _resolve_value(
     return value
 
 
-def _error_result(
-    type_name: str, weight: float, value: Any, message: str
-) -> AssertionResult:
+def _error_result(type_name: str, weight: float, value: Any, message: str) -> AssertionResult:
     return AssertionResult(
         type=type_name,
         passed=False,
@@ -2329,7 +2365,7 @@ async def evaluate(spec: Mapping[str, Any], output: str, ctx: AssertContext) -> 
             outcome = await outcome
     except _EvalError as exc:
         return _error_result(type_name, weight, value, str(exc))
-    except Exception as exc:  # noqa: BLE001 - an assertion never takes the run down
+    except Exception as exc:  # an assertion never takes the run down
         return _error_result(type_name, weight, value, f"{type(exc).__name__}: {exc}")
     if inverse:
         passed = not outcome.passed

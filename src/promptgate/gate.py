@@ -280,6 +280,15 @@ def client_from_config(config: Config, *, cache: ResponseCache,
                        backoff_s=config.gate.backoff_s, pricing=config.pricing)
 
 
+def _display_path(path: Path) -> Path:
+    """Relative to the working directory when under it: reports and annotations name files as
+    the repository does."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
+
+
 @dataclass(frozen=True)
 class CheckOutcome:
     """A finished check: its plan (None when nothing changed), report and verdict."""
@@ -306,7 +315,7 @@ def check(store: Store, config: Config, refs: Sequence[str], *, label: str | Non
             return CheckOutcome(plan=None, report=nothing_changed_report(label), passed=True)
     if not refs:
         raise BadInput("nothing to check: give at least one ref, or --changed")
-    plan = plan_check(store, refs, label=label, suites_dir=config.root / config.evals,
+    plan = plan_check(store, refs, label=label, suites_dir=_display_path(config.root / config.evals),
                       allow_missing_suites=config.gate.allow_missing_suites)
     if on_plan is not None:
         on_plan(plan)

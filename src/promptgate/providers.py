@@ -182,7 +182,8 @@ class ReplayCache:
 
 
 def read_recording(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(key, response record) pairs of a recording file (JSON Lines)."""
+    """(key, response record) pairs of a recording file (JSON Lines; a line whose key is "#"
+    is a comment)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -192,6 +193,8 @@ def read_recording(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
             continue
         try:
             entry = json.loads(line)
+            if entry.get("key") == "#":  # a comment line, e.g. where the responses came from
+                continue
             key, response = entry["key"], entry["response"]
         except (json.JSONDecodeError, KeyError, TypeError):
             raise BadInput(f"{path}:{n}: not a recording line (need key and response)") from None
@@ -299,10 +302,8 @@ class ModelClient:
         key = request.key
         cached = _unwrap(self.cache.get(key))
         if cached is not None:
-            self.stats.cached += 1
-            response = ChatResponse.from_record(cached)
-            self._count_tokens(response)
-            return response
+            self.stats.cached += 1  # tokens and cost count only what this run paid for
+            return ChatResponse.from_record(cached)
         if isinstance(self.cache, ReplayCache):
             raise ReplayMiss(f"request not in the recording {self.cache.path.name} "
                              f"(model {request.model}, key {key[:12]})")
