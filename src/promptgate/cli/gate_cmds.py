@@ -180,7 +180,7 @@ def promote(app: AppContext, refs: tuple[str, ...], label: str, reason: str, cha
 @click.option("--label", default="latest", show_default=True,
               help="Build the graph from the versions this label points at.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "mermaid", "dot"]),
-              default="text", show_default=True)
+              default="text", show_default=True, help="Output format.")
 @pass_app
 def graph(app: AppContext, name: str | None, label: str, fmt: str) -> None:
     """Show the dependency graph (edges come from `from:` inputs)."""
