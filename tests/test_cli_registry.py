@@ -87,8 +87,8 @@ def test_labels_cas_protected_and_rollback(project: Project) -> None:
                         "--reason", "x")
     assert never.exit_code == 2
     log = project.json("log", "extract", "--label", "staging")
-    assert [(e["type"], e["from"], e["to"]) for e in log] == [
-        ("rollback", 1, 2), ("rollback", 2, 1), ("move", 1, 2), ("move", None, 1)]
+    assert [(e["type"], e["from"], e["to"], e["details"].get("rollback")) for e in log] == [
+        ("move", 1, 2, True), ("move", 2, 1, True), ("move", 1, 2, None), ("move", None, 1, None)]
     assert log[-1]["reason"] == "try" and log[0]["actor"] == "tester"
     rm = project.run("label", "rm", "extract", "staging", "--reason", "done")
     assert rm.exit_code == 0

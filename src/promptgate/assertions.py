@@ -132,6 +132,11 @@ def _js_num(x: float) -> str:
         return "Infinity" if x > 0 else "-Infinity"
     if x == 0:
         return "0"
+    if x.is_integer() and abs(x) < 2**53:
+        return str(int(x))
+    text = repr(x)
+    if "e" not in text:
+        return text  # decimal notation: Python's shortest repr is JavaScript's
     sign = "-" if x < 0 else ""
     digits_t, exp = Decimal(repr(abs(x))).as_tuple()[1:]
     digits = "".join(map(str, digits_t)).rstrip("0")
@@ -271,7 +276,7 @@ def _js_deep_equal(a: Any, b: Any) -> bool:
             return math.isnan(fa) and math.isnan(fb)
         if fa == 0 and fb == 0:
             return math.copysign(1.0, fa) == math.copysign(1.0, fb)
-        return a == b
+        return bool(a == b)
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         return a.keys() == b.keys() and all(_js_deep_equal(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
@@ -305,6 +310,7 @@ _R_SPACE: _Ranges = [
     (0x2028, 0x2029), (0x202F, 0x202F), (0x205F, 0x205F), (0x3000, 0x3000), (0xFEFF, 0xFEFF),
 ]  # fmt: skip
 _R_LINE_TERMINATORS: _Ranges = [(0x0A, 0x0A), (0x0D, 0x0D), (0x2028, 0x2029)]
+_NOT_WORD_BOUNDARY = r"(?:(?<=[0-9A-Za-z_])(?=[0-9A-Za-z_])|(?<![0-9A-Za-z_])(?![0-9A-Za-z_]))"
 
 
 def _utf16_units(text: str) -> str:
@@ -466,7 +472,8 @@ class _RegexTranslator:
         if c == "\\" and self.peek(1) in ("b", "B"):
             self.pos += 2
             self.no_quantifier()
-            return "\\" + self.src[self.pos - 1]
+            # Python's \B never matches in an empty string; JavaScript's does.
+            return r"\b" if self.src[self.pos - 1] == "b" else _NOT_WORD_BOUNDARY
         if c == "(" and self.peek(1) == "?" and self.peek(2) in ("=", "!"):
             kind = self.peek(2)
             self.pos += 3
@@ -608,6 +615,10 @@ class _RegexTranslator:
         if c in "dDsSwW":
             self.pos += 1
             return _class_escape_pattern(c, self.top)
+        if c in ("p", "P") and self.unicode:
+            raise _JsRegexSyntaxError(
+                f"Unicode property escapes (\\{c}{{...}}) are not supported: /{self.src}/"
+            )
         if c == "k" and self.named:
             self.pos += 1
             end = self.src.find(">", self.pos)
@@ -889,12 +900,12 @@ _YAML_FLOAT_RE = re.compile(
 )
 
 
-@lru_cache(maxsize=1)
-def _yaml_loader() -> Any:
+@lru_cache(maxsize=2)
+def _yaml_loader(fast: bool) -> Any:
     """A PyYAML loader resolving plain scalars like js-yaml's core schema (YAML 1.2)."""
     import yaml
 
-    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader) if fast else yaml.SafeLoader
 
     class Loader(base):  # type: ignore[misc,valid-type]
         pass
@@ -926,30 +937,57 @@ def _yaml_loader() -> Any:
             return math.nan
         return float(text)
 
+    def construct_mapping(loader: Any, node: Any, deep: bool = False) -> dict[str, Any]:
+        # JavaScript object keys are strings: `{1: a, true: b}` has keys "1" and "true".
+        loader.flatten_mapping(node)
+        mapping: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if isinstance(key, (dict, list)):
+                raise ValueError("object-based map does not support complex keys")
+            mapping[key if isinstance(key, str) else _js_str(key)] = loader.construct_object(
+                value_node, deep=deep
+            )
+        return mapping
+
+    Loader.construct_mapping = construct_mapping
+
+    def construct_str(loader: Any, node: Any) -> str:
+        text = loader.construct_scalar(node)
+        if any("\ud800" <= ch <= "\udfff" for ch in text):  # join UTF-16 surrogate pairs
+            text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        return str(text)
+
+    if not fast:
+        Loader.add_constructor("tag:yaml.org,2002:str", construct_str)
     Loader.add_constructor("tag:yaml.org,2002:int", construct_int)
     Loader.add_constructor("tag:yaml.org,2002:float", construct_float)
     return Loader
 
 
-def _js_keys(value: Any) -> Any:
-    """JavaScript object keys are strings."""
-    if isinstance(value, dict):
-        return {k if isinstance(k, str) else _js_str(k): _js_keys(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_js_keys(v) for v in value]
-    return value
-
-
-def _load_yaml(text: str) -> Any:
+def _yaml_load_once(text: str) -> Any:
     import yaml
 
     try:
-        return _js_keys(yaml.load(text, Loader=_yaml_loader()))  # a SafeLoader subclass
+        return yaml.load(text, Loader=_yaml_loader(True))  # SafeLoader subclasses
+    except yaml.YAMLError as exc:
+        if "\\u" not in text or "escape" not in str(exc):
+            raise
+    # libyaml refuses surrogate escapes (`"\\ud83d\\ude00"`); js-yaml joins the pair.
+    return yaml.load(text, Loader=_yaml_loader(False))
+
+
+def _load_yaml(text: str) -> Any:
+    """A YAML document as js-yaml reads it (core schema, string keys)."""
+    import yaml
+
+    try:
+        return _yaml_load_once(text)
     except yaml.YAMLError:
         if "\t" not in text:
             raise
     # js-yaml accepts tabs as separation space in flow collections; PyYAML does not.
-    return _js_keys(yaml.load(_tabs_outside_quotes(text), Loader=_yaml_loader()))
+    return _yaml_load_once(_tabs_outside_quotes(text))
 
 
 def _tabs_outside_quotes(text: str) -> str:
@@ -988,7 +1026,8 @@ def _is_escaped(line: str, at: int) -> bool:
 
 
 def _slash_line(line: str) -> str:
-    state, out, i = "normal", [], 0
+    state, i = "normal", 0
+    out: list[str] = []
     while i < len(line):
         ch = line[i]
         nxt = line[i + 1] if i + 1 < len(line) else ""
@@ -1059,6 +1098,8 @@ def _extract_json_objects(text: str) -> list[Any]:
                 end = pos + 1
                 break
         if end < 0:
+            if i + 1 >= limit:
+                continue  # a `{` in the last position is never tried
             end = limit  # the scan ran out: try once, closing the open braces
         balanced = opened == closed
         candidate = text[i:end] + ("}" * (opened - closed) if opened > closed else "")
@@ -1360,7 +1401,7 @@ def _compile_schema_json(canonical: str) -> _Schema:
     if not isinstance(schema, (dict, bool)):
         raise ValueError("schema must be object or boolean")
     try:
-        Draft7Validator.check_schema(schema)
+        Draft7Validator.check_schema(schema, format_checker=None)  # patterns: JS syntax, below
     except SchemaError as exc:
         raise ValueError(f"schema is invalid: {exc.message}") from None
     try:
@@ -1439,30 +1480,30 @@ def _levenshtein(a: str, b: str) -> int:
     a, b = _utf16_units(a), _utf16_units(b)
     if a == b:
         return 0
-    if len(a) < len(b):
-        a, b = b, a
+    if len(a) > len(b):
+        a, b = b, a  # bit vectors over the longer string, one step per char of the shorter
+    if not a:
+        return len(b)
     m = len(b)
-    if m == 0:
-        return len(a)
     peq: dict[str, int] = {}
     for idx, ch in enumerate(b):
         peq[ch] = peq.get(ch, 0) | (1 << idx)
+    get = peq.get
     full = (1 << m) - 1
     last = 1 << (m - 1)
     pv, mv, score = full, 0, m
     for ch in a:
-        eq = peq.get(ch, 0)
+        eq = get(ch, 0)
         xv = eq | mv
-        xh = (((eq & pv) + pv) ^ pv) | eq
-        ph = mv | (~(xh | pv) & full)
+        xh = ((((eq & pv) + pv) ^ pv) | eq) & full
+        ph = mv | (full ^ (xh | pv))
         mh = pv & xh
         if ph & last:
             score += 1
         elif mh & last:
             score -= 1
         ph = ((ph << 1) | 1) & full
-        mh = (mh << 1) & full
-        pv = mh | (~(xv | ph) & full)
+        pv = ((mh << 1) & full) | (full ^ (xv | ph))
         mv = ph & xv
     return score
 
@@ -1518,7 +1559,8 @@ def _check_template(text: str, where: str) -> None:
     try:
         _template(text)
     except Exception as exc:
-        raise AssertionSpecError(f"{where}: bad template {text!r}: {exc}") from None
+        message = " ".join(str(exc).split())
+        raise AssertionSpecError(f"{where}: bad template {text!r}: {message}") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -2095,7 +2137,7 @@ async def _llm_rubric(
     passed = (
         raw_pass if isinstance(raw_pass, bool) else bool(_PASS_WORD_RE.fullmatch(_js_str(raw_pass)))
     )
-    raw_score = verdict.get("score")
+    raw_score: Any = verdict.get("score")
     if _is_number(raw_score):
         score = float(raw_score)
     else:
@@ -2292,11 +2334,12 @@ def validate_assertion(spec: Mapping[str, Any]) -> None:
         raise AssertionSpecError(f"{where}: needs a value")
     value = spec.get("value")
     _check_templates(value, where)
-    if base == "python" or _is_static(value):
+    python_file = base == "python" and isinstance(value, str) and value.startswith(_FILE_PREFIX)
+    if python_file or _is_static(value):
         try:
             entry.prep(value, spec)
         except _EvalError as exc:
-            raise AssertionSpecError(f"{where}: {exc}") from None
+            raise AssertionSpecError(" ".join(f"{where}: {exc}".split())) from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -130,7 +130,7 @@ def rollback_target(history: Sequence[AuditEvent], current: int | None,
                     to: int | None) -> int:
     """Pure: where a rollback goes. Default: the version the label held before its last move;
     with `to`, any version the label pointed at before (one that was proven)."""
-    moves = [e for e in history if e.type != "remove"]
+    moves = [e for e in history if e.type in ("move", "push")]
     if to is not None:
         held = {e.to_version for e in moves if e.to_version is not None}
         if to not in held or to == current:
@@ -154,7 +154,7 @@ def rollback(store: Store, name: str, label: str, *, to: int | None, actor: str,
         raise UnknownRef(f"unknown ref {name}@{label}: label {label!r} is not set")
     target = rollback_target(store.label_moves(name, label), current, to)
     events = store.move_labels([LabelMove(name, label, target, current, reason)], actor=actor,
-                               event_type="rollback")
+                               details={"rollback": True})
     return events[0]
 
 

@@ -40,9 +40,9 @@ def cli(ctx: click.Context, registry: str | None) -> None:
 
 
 def _register() -> None:
-    from . import gate_cmds, registry_cmds
+    from . import gate_cmds, registry_cmds, server_cmds
 
-    for command in (*registry_cmds.COMMANDS, *gate_cmds.COMMANDS):
+    for command in (*registry_cmds.COMMANDS, *gate_cmds.COMMANDS, *server_cmds.COMMANDS):
         cli.add_command(command)
 
 

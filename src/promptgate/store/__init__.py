@@ -29,14 +29,21 @@ from ..domain import AuditEvent, Label, LabelMove, PromptVersion, PushResult
 from ..errors import BadInput, LabelConflict, UnknownRef
 from .schema import (
     MIGRATIONS,
+    api_keys,
     audit_events,
     labels,
     metadata,
+    promotions,
     reports,
     response_cache,
     schema_migrations,
+    settings,
     versions,
+    webhook_deliveries,
 )
+
+ROLES = ("viewer", "editor", "approver", "admin")
+NOTIFY_CHANNEL = "promptgate_events"
 
 LATEST = "latest"
 
@@ -300,6 +307,27 @@ class Store:
                 for r in conn.execute(query)
             ]
 
+    def snapshot(self, label: str,
+                 names: Sequence[str] | None = None) -> tuple[int, dict[str, PromptVersion]]:
+        """The versions at `label` (of `names`, or all) and the newest event seq, read in one
+        transaction: a chain never sees a new parent with an old child."""
+        with self._tx(write=self.dialect == "sqlite") as conn:
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            seq = int(conn.scalar(sa.select(sa.func.coalesce(sa.func.max(audit_events.c.id), 0))))
+            query = (sa.select(versions).select_from(versions.join(
+                labels, sa.and_(labels.c.prompt == versions.c.prompt,
+                                labels.c.version == versions.c.version)))
+                .where(labels.c.label == label))
+            if names:
+                query = query.where(versions.c.prompt.in_(list(names)))
+            rows = conn.execute(query).all()
+            all_labels: dict[tuple[str, int], list[str]] = {}
+            for row in conn.execute(sa.select(labels)):
+                all_labels.setdefault((row.prompt, row.version), []).append(row.label)
+        return seq, {r.prompt: self._version_from_row(r, all_labels.get((r.prompt, r.version), []))
+                     for r in rows}
+
     def label_map(self, label: str) -> dict[str, int]:
         """Every prompt's version at `label`, read in one transaction."""
         with self._read() as conn:
@@ -403,6 +431,9 @@ class Store:
             type=type_, prompt=name, label=label, from_version=from_v, to_version=to_v,
             actor=actor, reason=reason, at=now,
             details=canonical_json(details).decode("utf-8")))
+        if conn.dialect.name == "postgresql":
+            # delivered at commit: wakes the events long-polls of every server replica
+            conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
         return int(result.inserted_primary_key[0])
 
     def move_labels(
@@ -580,3 +611,216 @@ def _transient(exc: OperationalError | DBAPIError) -> bool:
 
 def default_sqlite_url(root: Path) -> str:
     return f"sqlite:///{os.path.relpath(root / '.promptgate' / 'registry.db')}"
+
+
+# -- the registry server's tables ---------------------------------------------------------------
+
+def _key_hash(key: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def create_key(store: Store, name: str, role: str) -> str:
+    """Make an API key; only its SHA-256 is stored. Returns the key (shown once)."""
+    import secrets
+
+    if role not in ROLES:
+        raise BadInput(f"unknown role {role!r} (roles: {', '.join(ROLES)})")
+    if not name or len(name) > 100 or not name.replace("-", "").replace("_", "").replace(
+            ".", "").replace("@", "").isalnum():
+        raise BadInput(f"bad key name {name!r}: letters, digits, - _ . @")
+    key = "pg_" + secrets.token_urlsafe(32)
+
+    def run(conn: Connection) -> None:
+        if conn.scalar(sa.select(api_keys.c.name).where(api_keys.c.name == name)):
+            raise BadInput(f"a key named {name!r} exists already")
+        conn.execute(api_keys.insert().values(name=name, key_hash=_key_hash(key), role=role,
+                                              created_at=utcnow()))
+
+    store._retrying(run, attempts=3)
+    return key
+
+
+def lookup_key(store: Store, key: str) -> tuple[str, str] | None:
+    """(name, role) of a live key, or None."""
+    with store._read() as conn:
+        row = conn.execute(sa.select(api_keys.c.name, api_keys.c.role).where(
+            api_keys.c.key_hash == _key_hash(key), api_keys.c.revoked_at.is_(None))).first()
+    return (row.name, row.role) if row else None
+
+
+def list_keys(store: Store) -> list[dict[str, Any]]:
+    with store._read() as conn:
+        return [{"name": r.name, "role": r.role, "created_at": r.created_at,
+                 "revoked_at": r.revoked_at}
+                for r in conn.execute(sa.select(api_keys).order_by(api_keys.c.name))]
+
+
+def revoke_key(store: Store, name: str) -> None:
+    def run(conn: Connection) -> None:
+        done = conn.execute(api_keys.update().where(
+            api_keys.c.name == name, api_keys.c.revoked_at.is_(None)).values(
+            revoked_at=utcnow())).rowcount
+        if done != 1:
+            raise UnknownRef(f"no live key named {name!r}")
+
+    store._retrying(run, attempts=3)
+
+
+def get_setting(store: Store, key: str, default: Any) -> str:
+    """A setting, created from `default()` atomically on first use (first writer wins)."""
+    with store._read() as conn:
+        value = conn.scalar(sa.select(settings.c.value).where(settings.c.key == key))
+    if value is not None:
+        return str(value)
+
+    def run(conn: Connection) -> str:
+        found = conn.scalar(sa.select(settings.c.value).where(settings.c.key == key))
+        if found is not None:
+            return str(found)
+        made = str(default())
+        conn.execute(settings.insert().values(key=key, value=made))
+        return made
+
+    result: str = store._retrying(run)
+    return result
+
+
+def _promotion(row: Any) -> dict[str, Any]:
+    return {"id": row.id, "refs": json.loads(row.refs), "label": row.label,
+            "reason": row.reason, "author": row.author, "state": row.state,
+            "candidates": json.loads(row.candidates), "baseline": json.loads(row.baseline),
+            "report": row.report_id, "progress": json.loads(row.progress),
+            "decided_by": row.decided_by, "comment": row.comment,
+            "created_at": row.created_at, "updated_at": row.updated_at}
+
+
+def create_promotion(store: Store, *, refs: list[str], label: str, reason: str, author: str,
+                     candidates: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """File a promotion request (state `gating`) with its request events, one per prompt."""
+
+    def run(conn: Connection) -> dict[str, Any]:
+        now = utcnow()
+        result = conn.execute(promotions.insert().values(
+            label=label, reason=reason, author=author, state="gating",
+            refs=json.dumps(refs), candidates=json.dumps(candidates),
+            baseline=json.dumps(baseline), progress=json.dumps({"done": 0, "total": 0}),
+            created_at=now, updated_at=now))
+        pid = int(result.inserted_primary_key[0])
+        for name, cand in candidates.items():
+            store._audit(conn, "request", name, label, baseline.get(name), cand["version"],
+                         author, reason, now, {"request": pid})
+        row = conn.execute(sa.select(promotions).where(promotions.c.id == pid)).one()
+        return _promotion(row)
+
+    result: dict[str, Any] = store._retrying(run, attempts=3)
+    return result
+
+
+def get_promotion(store: Store, pid: int) -> dict[str, Any]:
+    with store._read() as conn:
+        row = conn.execute(sa.select(promotions).where(promotions.c.id == pid)).first()
+    if row is None:
+        raise UnknownRef(f"no promotion request {pid}")
+    return _promotion(row)
+
+
+def list_promotions(store: Store, state: str | None = None) -> list[dict[str, Any]]:
+    query = sa.select(promotions).order_by(promotions.c.id.desc())
+    if state:
+        query = query.where(promotions.c.state == state)
+    with store._read() as conn:
+        return [_promotion(r) for r in conn.execute(query)]
+
+
+def update_promotion(store: Store, pid: int, *, expect_state: str | tuple[str, ...],
+                     conn: Connection | None = None, **values: Any) -> bool:
+    """Compare-and-swap a request's fields on its state; False if the state had moved."""
+    states = (expect_state,) if isinstance(expect_state, str) else expect_state
+    if "progress" in values:
+        values["progress"] = json.dumps(values["progress"])
+    stmt = promotions.update().where(promotions.c.id == pid, promotions.c.state.in_(states))\
+        .values(updated_at=utcnow(), **values)
+    if conn is not None:
+        return bool(conn.execute(stmt).rowcount == 1)
+    with store._write() as c:
+        return bool(c.execute(stmt).rowcount == 1)
+
+
+def get_report(store: Store, report_id: int) -> dict[str, Any] | None:
+    with store._read() as conn:
+        text = conn.scalar(sa.select(reports.c.report).where(reports.c.id == report_id))
+    return json.loads(text) if text else None
+
+
+def record_delivery(store: Store, *, url: str, event_seq: int, event_type: str,
+                    status: int | None, attempts: int, error: str | None) -> None:
+    with store._write() as conn:
+        conn.execute(webhook_deliveries.insert().values(
+            url=url, event_seq=event_seq, event_type=event_type, status=status,
+            attempts=attempts, error=error, at=utcnow()))
+
+
+def list_deliveries(store: Store) -> list[dict[str, Any]]:
+    with store._read() as conn:
+        return [dict(r._mapping) for r in conn.execute(
+            sa.select(webhook_deliveries).order_by(webhook_deliveries.c.id))]
+
+
+def max_seq(store: Store) -> int:
+    with store._read() as conn:
+        return int(conn.scalar(sa.select(sa.func.coalesce(sa.func.max(audit_events.c.id), 0))))
+
+
+def decide_promotion(store: Store, pid: int, *, approve: bool, actor: str,
+                     comment: str | None) -> dict[str, Any]:
+    """Approve (move every label by CAS against the baseline the gate judged) or reject a
+    passed request, in one transaction with its decision and move events.
+
+    Raises LabelConflict when a label moved since the gate judged it (the request then goes
+    stale, recorded in its own transaction), BadInput when the request is not `passed`.
+    """
+
+    def run(conn: Connection) -> dict[str, Any]:
+        row = conn.execute(sa.select(promotions).where(promotions.c.id == pid)).first()
+        if row is None:
+            raise UnknownRef(f"no promotion request {pid}")
+        request = _promotion(row)
+        if request["state"] != "passed":
+            raise BadInput(f"request {pid} is {request['state']}, not passed")
+        now = utcnow()
+        if approve:
+            for name, cand in request["candidates"].items():
+                expect = request["baseline"].get(name)
+                current = store._label_version(conn, name, request["label"])
+                if current != expect:
+                    raise LabelConflict(
+                        f"{name}@{request['label']} moved since the gate judged it (expected "
+                        + (f"v{expect}" if expect else "unset") + ", it is "
+                        + (f"v{current}" if current else "unset") + ")")
+                if current == cand["version"]:
+                    continue
+                store._set_label(conn, name, request["label"], cand["version"], expect, now)
+                store._audit(conn, "move", name, request["label"], expect, cand["version"],
+                             actor, request["reason"], now,
+                             {"request": pid, "requester": request["author"],
+                              "approver": actor, "report": request["report"]})
+        for name, cand in request["candidates"].items():
+            store._audit(conn, "decision", name, request["label"],
+                         request["baseline"].get(name), cand["version"], actor,
+                         comment or "", now,
+                         {"request": pid, "decision": "approved" if approve else "rejected"})
+        update_promotion(store, pid, expect_state="passed", conn=conn,
+                         state="approved" if approve else "rejected", decided_by=actor,
+                         comment=comment)
+        final = conn.execute(sa.select(promotions).where(promotions.c.id == pid)).one()
+        return _promotion(final)
+
+    try:
+        result: dict[str, Any] = store._retrying(run, attempts=3)
+    except LabelConflict:
+        update_promotion(store, pid, expect_state="passed", state="stale", decided_by=actor,
+                         comment=comment)
+        raise
+    return result

@@ -76,6 +76,51 @@ reports = sa.Table(
     sa.Column("created_at", sa.String(40), nullable=False),
 )
 
+api_keys = sa.Table(
+    "api_keys", metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("revoked_at", sa.String(40)),
+)
+
+settings = sa.Table(
+    "settings", metadata,
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+promotions = sa.Table(
+    "promotions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("label", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("author", sa.String(200), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("refs", sa.Text, nullable=False),
+    sa.Column("candidates", sa.Text, nullable=False),
+    sa.Column("baseline", sa.Text, nullable=False),
+    sa.Column("report_id", sa.Integer),
+    sa.Column("progress", sa.Text, nullable=False),
+    sa.Column("decided_by", sa.String(200)),
+    sa.Column("comment", sa.Text),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("event_seq", sa.Integer, nullable=False),
+    sa.Column("event_type", sa.String(16), nullable=False),
+    sa.Column("status", sa.Integer),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("at", sa.String(40), nullable=False),
+)
+
 _IMMUTABLE = ("versions", "audit_events")
 
 
@@ -110,7 +155,13 @@ def _m2_cache_and_reports(conn: Connection) -> None:
     reports.create(conn)
 
 
+def _m3_server(conn: Connection) -> None:
+    for table in (api_keys, settings, promotions, webhook_deliveries):
+        table.create(conn)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "versions, labels, audit log, immutability triggers", _m1_initial),
     (2, "response cache and gate reports", _m2_cache_and_reports),
+    (3, "api keys, settings, promotion requests, webhook deliveries", _m3_server),
 ]

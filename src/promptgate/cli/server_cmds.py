@@ -1,0 +1,76 @@
+"""Server commands: serve, and API keys."""
+
+from __future__ import annotations
+
+import click
+
+from .common import AppContext, emit_json, note
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=8700, show_default=True, help="Port to listen on.")
+@click.option("--public-url", default=None, help="The URL people reach the server at.")
+@pass_app
+def serve(app: AppContext, host: str, port: int, public_url: str | None) -> None:
+    """Run the registry server and web UI over the configured registry."""
+    import uvicorn
+
+    from ..server import ServerSettings, create_app
+
+    settings = ServerSettings(registry=app.registry_url, config=app.config,
+                              public_url=public_url or f"http://{host}:{port}")
+    note(f"promptgate registry on http://{host}:{port} (registry {app.registry_url})")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@click.group()
+def keys() -> None:
+    """Manage API keys (roles: viewer, editor, approver, admin)."""
+
+
+@keys.command(name="create")
+@click.argument("name")
+@click.option("--role", required=True,
+              type=click.Choice(["viewer", "editor", "approver", "admin"]),
+              help="What the key may do; roles are cumulative.")
+@pass_app
+def keys_create(app: AppContext, name: str, role: str) -> None:
+    """Create a key; it is printed once, alone on stdout, and only its hash is stored."""
+    from ..store import create_key
+
+    key = create_key(app.store(), name, role)
+    click.echo(key)
+    note("store this key now: it is shown only once")
+
+
+@keys.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="A list of keys as JSON.")
+@pass_app
+def keys_list(app: AppContext, as_json: bool) -> None:
+    """List keys (names and roles; never the keys)."""
+    from ..store import list_keys
+
+    rows = list_keys(app.store())
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
+        click.echo(f"{row['name']}\t{row['role']}\t{state}")
+
+
+@keys.command(name="revoke")
+@click.argument("name")
+@pass_app
+def keys_revoke(app: AppContext, name: str) -> None:
+    """Revoke a key at once."""
+    from ..store import revoke_key
+
+    revoke_key(app.store(), name)
+    click.echo(f"revoked {name}")
+
+
+COMMANDS: list[click.Command] = [serve, keys]

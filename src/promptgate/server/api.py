@@ -1,0 +1,380 @@
+"""The HTTP API under /v1 (DESIGN §7). Route functions are plain `def`s, so FastAPI runs their
+blocking store calls in its thread pool, never on the event loop; only the events long-poll
+is async, and it reaches the store through the thread pool too."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from ..canonical import canonical_json
+from ..domain import LabelMove
+from ..errors import BadInput, LabelConflict, UnknownRef
+from ..promptfile import NAME_RE, validate_content
+from ..refs import check_label_name
+from ..registry import LabelPolicy, push_specs, rollback_target
+from ..store import (
+    LATEST,
+    create_key,
+    decide_promotion,
+    get_promotion,
+    get_report,
+    list_keys,
+    list_promotions,
+    revoke_key,
+)
+from .app import ApiError, ServerState
+from .auth import Principal
+
+router = APIRouter(prefix="/v1")
+
+
+def _state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.pg
+    return state
+
+
+def _principal(request: Request, authorization: str | None) -> Principal:
+    if not authorization or not authorization.startswith("Bearer "):
+        raise ApiError(401, "unauthorized", "missing API key: send Authorization: Bearer KEY")
+    found = _state(request).keys.lookup(authorization[len("Bearer "):].strip())
+    if found is None:
+        raise ApiError(401, "unauthorized", "unknown or revoked API key")
+    return found
+
+
+def requires(role: str) -> Any:
+    def dependency(request: Request,
+                   authorization: str | None = Header(default=None)) -> Principal:
+        who = _principal(request, authorization)
+        if not who.can(role):
+            raise ApiError(403, "forbidden", f"{who.name} is a {who.role}; this needs {role}")
+        return who
+
+    return Depends(dependency)
+
+
+def _check_name(name: str) -> str:
+    if not NAME_RE.match(name):
+        raise ApiError(404, "not_found", f"unknown prompt {name!r}")
+    return name
+
+
+def _etag(body: Any) -> str:
+    return '"' + hashlib.sha256(canonical_json(body)).hexdigest()[:32] + '"'
+
+
+class PushBody(BaseModel):
+    content: dict[str, Any]
+    message: str = Field(min_length=1)
+
+
+class MoveBody(BaseModel):
+    version: int = Field(ge=1)
+    reason: str = ""
+
+
+class ReasonBody(BaseModel):
+    reason: str = Field(min_length=1)
+
+
+class RollbackBody(BaseModel):
+    to: int | None = Field(default=None, ge=1)
+    reason: str = Field(min_length=1)
+
+
+class PromotionBody(BaseModel):
+    refs: list[str] = Field(min_length=1)
+    label: str
+    reason: str = Field(min_length=1)
+    run_gate: bool = True
+
+
+class DecisionBody(BaseModel):
+    comment: str | None = None
+
+
+class KeyBody(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    role: str
+
+
+# -- prompts and versions -----------------------------------------------------------------------
+
+@router.get("/prompts")
+def list_prompts(request: Request, who: Principal = requires("viewer")) -> list[dict[str, Any]]:
+    return [v.to_json() for v in _state(request).store.list_prompts()]
+
+
+@router.get("/prompts/{name}")
+def get_prompt(request: Request, response: Response, name: str,
+               label: str | None = Query(default=None), version: int | None = Query(default=None),
+               if_none_match: str | None = Header(default=None),
+               who: Principal = requires("viewer")) -> Any:
+    store = _state(request).store
+    _check_name(name)
+    if label is not None and version is not None:
+        raise ApiError(400, "bad_request", "give label or version, not both")
+    if version is not None:
+        v = store.get_version(name, version)
+    else:
+        v = store.resolve(name, check_label_name(label) if label else LATEST)
+    body = v.to_json()
+    tag = _etag(body)
+    if if_none_match is not None and tag in [t.strip() for t in if_none_match.split(",")]:
+        return Response(status_code=304, headers={"ETag": tag})
+    response.headers["ETag"] = tag
+    return body
+
+
+@router.get("/prompts/{name}/versions")
+def list_versions(request: Request, name: str,
+                  who: Principal = requires("viewer")) -> list[dict[str, Any]]:
+    return [v.to_json() for v in _state(request).store.history(_check_name(name))]
+
+
+@router.post("/prompts/{name}/versions", status_code=201)
+def push_version(request: Request, response: Response, name: str, body: PushBody,
+                 who: Principal = requires("editor")) -> dict[str, Any]:
+    state = _state(request)
+    spec = validate_content(_check_name(name), body.content, where=f"prompt {name}")
+    [result] = push_specs(state.store, [spec], message=body.message, author=who.name)
+    state.hub.notify()
+    if not result.created:
+        response.status_code = 200
+    return result.version.to_json()
+
+
+# -- labels -------------------------------------------------------------------------------------
+
+def _policy(state: ServerState) -> LabelPolicy:
+    return LabelPolicy(frozenset(state.settings.config.protected_labels))
+
+
+def _parse_if_match(value: str | None) -> int | None | str:
+    if value is None:
+        return "any"
+    tag = value.strip().removeprefix("W/").strip('"')
+    if tag == "none":
+        return None
+    if tag.startswith("v"):
+        tag = tag[1:]
+    if not tag.isdigit():
+        raise ApiError(400, "bad_request", f'If-Match must be "N" or "none", not {value!r}')
+    return int(tag)
+
+
+@router.put("/prompts/{name}/labels/{label}")
+def move_label(request: Request, name: str, label: str, body: MoveBody,
+               if_match: str | None = Header(default=None),
+               who: Principal = requires("editor")) -> dict[str, Any]:
+    state = _state(request)
+    store = state.store
+    _check_name(name)
+    check_label_name(label)
+    if label == LATEST or label in state.settings.config.protected_labels:
+        raise ApiError(403, "protected_label",
+                       f"label {label!r} moves only through promotion or rollback")
+    expect = _parse_if_match(if_match)
+    store.get_version(name, body.version)
+    current = store.label_version(name, label) if expect == "any" else expect
+    assert current is None or isinstance(current, int)
+    try:
+        store.move_labels([LabelMove(name, label, body.version, current, body.reason)],
+                          actor=who.name)
+    except LabelConflict as exc:
+        raise ApiError(412, "precondition_failed", str(exc)) from None
+    state.hub.notify()
+    [row] = [x for x in store.labels(name) if x.label == label]
+    return {"prompt": name, "label": label, "version": row.version, "revision": row.revision}
+
+
+@router.delete("/prompts/{name}/labels/{label}")
+def delete_label(request: Request, name: str, label: str, body: ReasonBody = Body(...),
+                 who: Principal = requires("editor")) -> dict[str, Any]:
+    state = _state(request)
+    _check_name(name)
+    check_label_name(label)
+    if label == LATEST or label in state.settings.config.protected_labels:
+        raise ApiError(403, "protected_label", f"label {label!r} cannot be removed directly")
+    event = state.store.remove_label(name, label, expect=None, actor=who.name,
+                                     reason=body.reason)
+    state.hub.notify()
+    return event.to_json()
+
+
+@router.post("/prompts/{name}/labels/{label}/rollback")
+def rollback_label(request: Request, name: str, label: str, body: RollbackBody,
+                   who: Principal = requires("approver")) -> dict[str, Any]:
+    state = _state(request)
+    store = state.store
+    _check_name(name)
+    check_label_name(label)
+    if label == LATEST:
+        raise ApiError(403, "protected_label", "`latest` moves only on push")
+    current = store.label_version(name, label)
+    if current is None:
+        raise UnknownRef(f"unknown ref {name}@{label}: label {label!r} is not set")
+    target = rollback_target(store.label_moves(name, label), current, body.to)
+    try:
+        [event] = store.move_labels([LabelMove(name, label, target, current, body.reason)],
+                                    actor=who.name, details={"rollback": True})
+    except LabelConflict as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    state.hub.notify()
+    return event.to_json()
+
+
+# -- reads across prompts -----------------------------------------------------------------------
+
+@router.get("/snapshot")
+def snapshot(request: Request, label: str = Query(...), names: str | None = Query(default=None),
+             who: Principal = requires("viewer")) -> dict[str, Any]:
+    """Versions at `label`, read in one transaction, with the feed position they reflect."""
+    check_label_name(label)
+    wanted = [n for n in (names or "").split(",") if n] or None
+    seq, versions = _state(request).store.snapshot(label, wanted)
+    if wanted:
+        missing = [n for n in wanted if n not in versions]
+        if missing:
+            raise UnknownRef(f"unknown ref {missing[0]}@{label}")
+    return {"label": label, "seq": seq,
+            "prompts": {n: v.to_json() for n, v in versions.items()}}
+
+
+@router.get("/audit")
+def audit(request: Request, prompt: str | None = None, label: str | None = None,
+          before: int | None = Query(default=None, ge=1),
+          limit: int = Query(default=100, ge=1, le=1000),
+          who: Principal = requires("viewer")) -> dict[str, Any]:
+    events = _state(request).store.audit(prompt=prompt, label=label, before=before,
+                                         limit=limit + 1)
+    page = events[:limit]
+    return {"events": [e.to_json() for e in page],
+            "next": page[-1].id if len(events) > limit else None}
+
+
+@router.get("/events")
+async def events(request: Request, since: int = Query(default=0, ge=0),
+                 timeout: float = Query(default=25.0, ge=0, le=60),
+                 authorization: str | None = Header(default=None)) -> dict[str, Any]:
+    """Events with seq > since, oldest first; waits up to `timeout` seconds when there are none."""
+    state = _state(request)
+    await run_in_threadpool(_principal, request, authorization)
+    deadline = time.monotonic() + timeout
+    while True:
+        found = await run_in_threadpool(state.store.audit, since=since, oldest_first=True,
+                                        limit=500)
+        remaining = deadline - time.monotonic()
+        if found or remaining <= 0 or await request.is_disconnected():
+            return {"events": [e.to_json() for e in found]}
+        await state.hub.wait(min(remaining, 1.0))
+
+
+# -- promotion requests -------------------------------------------------------------------------
+
+@router.post("/promotions", status_code=201)
+def create_promotion_request(request: Request, body: PromotionBody,
+                             who: Principal = requires("editor")) -> dict[str, Any]:
+    from .promotions import file_request
+
+    state = _state(request)
+    promotion = file_request(state, refs=body.refs, label=body.label, reason=body.reason,
+                             author=who.name, run_gate=body.run_gate)
+    state.hub.notify()
+    return promotion
+
+
+@router.get("/promotions")
+def promotions_list(request: Request, state_: str | None = Query(default=None, alias="state"),
+                    who: Principal = requires("viewer")) -> list[dict[str, Any]]:
+    return list_promotions(_state(request).store, state_)
+
+
+@router.get("/promotions/{pid}")
+def promotion_get(request: Request, pid: int,
+                  who: Principal = requires("viewer")) -> dict[str, Any]:
+    return get_promotion(_state(request).store, pid)
+
+
+@router.get("/promotions/{pid}/report")
+def promotion_report(request: Request, pid: int,
+                     who: Principal = requires("viewer")) -> dict[str, Any]:
+    store = _state(request).store
+    promotion = get_promotion(store, pid)
+    report = get_report(store, promotion["report"]) if promotion["report"] else None
+    if report is None:
+        raise UnknownRef(f"request {pid} has no report yet")
+    return report
+
+
+def _decide(request: Request, pid: int, body: DecisionBody, who: Principal,
+            approve: bool) -> dict[str, Any]:
+    state = _state(request)
+    store = state.store
+    promotion = get_promotion(store, pid)
+    if promotion["author"] == who.name:
+        raise ApiError(403, "forbidden", "a request cannot be decided by its author")
+    if promotion["state"] != "passed":
+        raise ApiError(409, "conflict", f"request {pid} is {promotion['state']}, not passed")
+    try:
+        decided = decide_promotion(store, pid, approve=approve, actor=who.name,
+                                   comment=body.comment)
+    except LabelConflict as exc:
+        state.hub.notify()
+        raise ApiError(409, "stale", f"request {pid} is stale: {exc}") from None
+    except BadInput as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    state.hub.notify()
+    return decided
+
+
+@router.post("/promotions/{pid}/approve")
+def approve(request: Request, pid: int, body: DecisionBody = Body(default=DecisionBody()),
+            who: Principal = requires("approver")) -> dict[str, Any]:
+    return _decide(request, pid, body, who, True)
+
+
+@router.post("/promotions/{pid}/reject")
+def reject(request: Request, pid: int, body: DecisionBody = Body(default=DecisionBody()),
+           who: Principal = requires("approver")) -> dict[str, Any]:
+    return _decide(request, pid, body, who, False)
+
+
+@router.post("/promotions/{pid}/report")
+def upload_report(request: Request, pid: int, report: dict[str, Any] = Body(...),
+                  who: Principal = requires("editor")) -> dict[str, Any]:
+    from .promotions import accept_report
+
+    state = _state(request)
+    result = accept_report(state, pid, report)
+    state.hub.notify()
+    return result
+
+
+# -- keys ---------------------------------------------------------------------------------------
+
+@router.get("/keys")
+def keys_list(request: Request, who: Principal = requires("admin")) -> list[dict[str, Any]]:
+    return list_keys(_state(request).store)
+
+
+@router.post("/keys", status_code=201)
+def keys_create(request: Request, body: KeyBody,
+                who: Principal = requires("admin")) -> dict[str, Any]:
+    key = create_key(_state(request).store, body.name, body.role)
+    return {"name": body.name, "role": body.role, "key": key}
+
+
+@router.delete("/keys/{name}")
+def keys_revoke(request: Request, name: str,
+                who: Principal = requires("admin")) -> dict[str, Any]:
+    state = _state(request)
+    revoke_key(state.store, name)
+    state.keys.clear()
+    return {"name": name, "revoked": True}

@@ -1,0 +1,73 @@
+"""Waking long-polls when events are written: in-process writes signal directly; on PostgreSQL
+a LISTEN thread wakes every replica; a periodic re-check covers SQLite shared by processes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+log = logging.getLogger("promptgate.server")
+
+
+class EventHub:
+    """Lets async waiters sleep until some thread says new events may exist."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event: asyncio.Event | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        """Safe from any thread."""
+        loop, event = self._loop, self._event
+        if loop is None or event is None or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(self._pulse)
+
+    def _pulse(self) -> None:
+        assert self._event is not None
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> None:
+        if self._event is None:
+            await asyncio.sleep(timeout)
+            return
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+
+class PgListener(threading.Thread):
+    """LISTEN on the registry's channel and wake the hub on every NOTIFY."""
+
+    def __init__(self, dsn: str, channel: str, hub: EventHub) -> None:
+        super().__init__(daemon=True, name="promptgate-listen")
+        self.dsn, self.channel, self.hub = dsn, channel, hub
+        self._stop = threading.Event()
+        self._conn: Any = None
+
+    def run(self) -> None:
+        import psycopg
+
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.dsn, autocommit=True) as conn:
+                    self._conn = conn
+                    conn.execute(f"LISTEN {self.channel}")
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=0.5, stop_after=1):
+                            self.hub.notify()
+            except Exception as exc:  # reconnect: a replica must survive a database restart
+                if not self._stop.is_set():
+                    log.warning("events listener: %s; reconnecting", exc)
+                    self._stop.wait(1.0)
+
+    def stop(self) -> None:
+        self._stop.set()
