@@ -29,7 +29,11 @@ Deliberate differences, all fail-closed: assertion values are templated with Jin
 Nunjucks) and an undefined variable is an error instead of an empty string; an `llm-rubric`
 verdict without a `pass` field is an error (promptfoo assumes a pass); an assertion that could not
 be evaluated (no judge, unknown latency or cost, a Python check that raised...) fails its case even
-when the case has a `threshold`; Python checks run in-process (loaded once per file version).
+when the case has a `threshold`; Python checks run in-process (loaded once per file version,
+their folder put on `sys.path` as promptfoo's wrapper does). As in promptfoo, a python check that
+returns a bare number or a `{pass, score, reason}` object keeps that score even outside 0..1.
+Known gaps of the lenient `contains-json` scan: YAML timestamps stay strings (js-yaml makes Dates),
+and on malformed non-JSON text PyYAML and js-yaml can disagree (e.g. a plain `-` before `}`).
 """
 
 from __future__ import annotations
@@ -50,11 +54,14 @@ from typing import Any
 
 __all__ = [
     "ASSERTION_TYPES",
+    "RUBRIC_SYSTEM_PROMPT",
     "AssertContext",
     "AssertionResult",
     "AssertionSpecError",
     "CaseScore",
+    "assertion",
     "evaluate",
+    "rubric_messages",
     "score_case",
     "validate_assertion",
 ]
@@ -135,8 +142,8 @@ def _js_num(x: float) -> str:
     if x.is_integer() and abs(x) < 2**53:
         return str(int(x))
     text = repr(x)
-    if "e" not in text:
-        return text  # decimal notation: Python's shortest repr is JavaScript's
+    if "e" not in text:  # decimal notation: Python's shortest repr is JavaScript's
+        return text[:-2] if text.endswith(".0") else text
     sign = "-" if x < 0 else ""
     digits_t, exp = Decimal(repr(abs(x))).as_tuple()[1:]
     digits = "".join(map(str, digits_t)).rstrip("0")

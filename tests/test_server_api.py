@@ -1,0 +1,311 @@
+"""The registry server's API contract, through the real app over HTTP, on both engines."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from promptgate.config import Config, GateConfig
+from promptgate.server import ServerSettings, create_app
+from promptgate.server.thread import ServerThread
+from promptgate.store import create_key
+from promptgate.testing import OpenAITestServer
+
+CONTENT = {"model": {"name": "m"}, "template": "Hello {{ who }}"}
+SUITE = """\
+prompt: greet
+cases:
+  - id: hello
+    vars: {who: world}
+    assert: [{type: contains, value: world}]
+"""
+
+
+@dataclass
+class Api:
+    url: str
+    keys: dict[str, str]
+    server: ServerThread
+    root: Path
+
+    def client(self, who: str = "admin") -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.keys[who]}"} if who else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[OpenAITestServer]:
+    with OpenAITestServer() as server:
+        yield server
+
+
+@pytest.fixture
+def api(registry_url: str, tmp_path: Path, llm: OpenAITestServer,
+        monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+    monkeypatch.setenv("OPENAI_BASE_URL", llm.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "test")
+    llm.reset()
+    (tmp_path / "evals").mkdir()
+    (tmp_path / "evals" / "greet.yaml").write_text(SUITE)
+    config = Config(root=tmp_path, gate=GateConfig(concurrency=4, retries=0, backoff_s=0.01))
+    app = create_app(ServerSettings(registry=registry_url, config=config))
+    store = app.state.pg.store
+    keys = {role: create_key(store, role, role)
+            for role in ("viewer", "editor", "approver", "admin")}
+    keys["editor2"] = create_key(store, "editor2", "editor")
+    keys["approver2"] = create_key(store, "approver2", "approver")
+    with ServerThread(app) as server:
+        yield Api(url=server.url, keys=keys, server=server, root=tmp_path)
+
+
+def push(c: httpx.Client, name: str = "greet", text: str = "Hello {{ who }}") -> httpx.Response:
+    return c.post(f"/v1/prompts/{name}/versions",
+                  json={"content": {"model": {"name": "m"}, "template": text}, "message": "m"})
+
+
+def test_push_is_idempotent_on_content(api: Api) -> None:
+    with api.client("editor") as c:
+        first = push(c)
+        assert first.status_code == 201 and first.json()["version"] == 1
+        again = push(c)
+        assert again.status_code == 200 and again.json()["version"] == 1
+        second = push(c, text="Hi {{ who }}")
+        assert second.status_code == 201 and second.json()["version"] == 2
+        assert second.json()["author"] == "editor"
+        assert set(second.json()) == {"name", "version", "content_hash", "labels", "message",
+                                      "author", "created_at", "content"}
+        versions = c.get("/v1/prompts/greet/versions").json()
+        assert [v["version"] for v in versions] == [1, 2]
+        assert [p["name"] for p in c.get("/v1/prompts").json()] == ["greet"]
+
+
+def test_bad_content_is_422_and_stores_nothing(api: Api) -> None:
+    with api.client("editor") as c:
+        bad = c.post("/v1/prompts/greet/versions",
+                     json={"content": {"model": {"name": "m"}, "template": "{{ x "},
+                           "message": "m"})
+        assert bad.status_code == 422 and set(bad.json()) == {"error", "detail"}
+        other = c.post("/v1/prompts/greet/versions",
+                       json={"content": {**CONTENT, "name": "other"}, "message": "m"})
+        assert other.status_code == 422
+        assert c.get("/v1/prompts").json() == []
+        assert c.get("/v1/prompts/greet").status_code == 404
+
+
+def test_etag_and_304(api: Api) -> None:
+    with api.client("editor") as c:
+        push(c)
+        c.put("/v1/prompts/greet/labels/staging", json={"version": 1})
+        r = c.get("/v1/prompts/greet", params={"label": "staging"})
+        tag = r.headers["etag"]
+        same = c.get("/v1/prompts/greet", params={"label": "staging"},
+                     headers={"If-None-Match": tag})
+        assert same.status_code == 304 and same.content == b""
+        push(c, text="v2 {{ who }}")
+        c.put("/v1/prompts/greet/labels/staging", json={"version": 2})
+        moved = c.get("/v1/prompts/greet", params={"label": "staging"},
+                      headers={"If-None-Match": tag})
+        assert moved.status_code == 200 and moved.json()["version"] == 2
+        assert c.get("/v1/prompts/greet", params={"version": 1}).json()["version"] == 1
+
+
+def test_label_cas_with_if_match(api: Api) -> None:
+    with api.client("editor") as c:
+        push(c)
+        push(c, text="two {{ who }}")
+        ok = c.put("/v1/prompts/greet/labels/beta", json={"version": 1, "reason": "r"},
+                   headers={"If-Match": '"none"'})
+        assert ok.status_code == 200
+        assert ok.json() == {"prompt": "greet", "label": "beta", "version": 1, "revision": 1}
+        stale = c.put("/v1/prompts/greet/labels/beta", json={"version": 2},
+                      headers={"If-Match": '"2"'})
+        assert stale.status_code == 412
+        moved = c.put("/v1/prompts/greet/labels/beta", json={"version": 2},
+                      headers={"If-Match": '"1"'})
+        assert moved.json()["revision"] == 2
+        assert c.put("/v1/prompts/greet/labels/production", json={"version": 2}).status_code == 403
+        gone = c.request("DELETE", "/v1/prompts/greet/labels/beta", json={"reason": "done"})
+        assert gone.status_code == 200 and gone.json()["type"] == "remove"
+        assert c.get("/v1/prompts/greet", params={"label": "beta"}).status_code == 404
+
+
+def test_auth_and_roles(api: Api) -> None:
+    assert httpx.get(api.url + "/v1/prompts").status_code == 401
+    bad = httpx.get(api.url + "/v1/prompts", headers={"Authorization": "Bearer nope"})
+    assert bad.status_code == 401 and bad.json()["error"] == "unauthorized"
+    with api.client("viewer") as c:
+        assert c.get("/v1/prompts").status_code == 200
+        assert push(c).status_code == 403
+    with api.client("editor") as c:
+        push(c)
+        assert c.post("/v1/prompts/greet/labels/staging/rollback",
+                      json={"reason": "x"}).status_code == 403
+        assert c.get("/v1/keys").status_code == 403
+    with api.client("admin") as c:
+        made = c.post("/v1/keys", json={"name": "temp", "role": "viewer"})
+        assert made.status_code == 201 and len(made.json()["key"]) >= 32
+        temp = made.json()["key"]
+        assert httpx.get(api.url + "/v1/prompts",
+                         headers={"Authorization": f"Bearer {temp}"}).status_code == 200
+        assert c.delete("/v1/keys/temp").status_code == 200
+        assert httpx.get(api.url + "/v1/prompts",
+                         headers={"Authorization": f"Bearer {temp}"}).status_code == 401
+        assert {k["name"] for k in c.get("/v1/keys").json()} >= {"admin", "temp"}
+    assert httpx.get(api.url + "/openapi.json").status_code == 200
+
+
+def test_audit_pagination(api: Api) -> None:
+    with api.client("editor") as c:
+        for i in range(5):
+            push(c, text=f"v{i} {{{{ who }}}}")
+        page = c.get("/v1/audit", params={"limit": 2}).json()
+        assert [e["seq"] for e in page["events"]] == [5, 4] and page["next"] == 4
+        rest = c.get("/v1/audit", params={"limit": 10, "before": page["next"]}).json()
+        assert [e["seq"] for e in rest["events"]] == [3, 2, 1] and rest["next"] is None
+        assert c.get("/v1/audit", params={"prompt": "nobody"}).json()["events"] == []
+
+
+def test_events_long_poll_wakes_on_a_write(api: Api) -> None:
+    import threading
+
+    with api.client("editor") as c:
+        push(c)
+        seq = c.get("/v1/events", params={"since": 0, "timeout": 0}).json()["events"][-1]["seq"]
+        result: dict[str, object] = {}
+
+        def poll() -> None:
+            started = time.monotonic()
+            with api.client("viewer") as v:
+                result["events"] = v.get("/v1/events", params={"since": seq, "timeout": 10}).json()
+            result["waited"] = time.monotonic() - started
+
+        t = threading.Thread(target=poll)
+        t.start()
+        time.sleep(0.3)
+        c.put("/v1/prompts/greet/labels/staging", json={"version": 1})
+        t.join(timeout=15)
+        events = result["events"]["events"]  # type: ignore[index]
+        assert [e["type"] for e in events] == ["move"] and events[0]["label"] == "staging"
+        assert set(events[0]) >= {"seq", "type", "prompt", "version", "label", "from", "to",
+                                  "actor", "at"}
+        assert 0.2 < result["waited"] < 5  # type: ignore[operator]
+
+
+def test_snapshot(api: Api) -> None:
+    with api.client("editor") as c:
+        push(c)
+        push(c, name="other")
+        c.put("/v1/prompts/greet/labels/staging", json={"version": 1})
+        snap = c.get("/v1/snapshot", params={"label": "staging", "names": "greet"}).json()
+        assert snap["label"] == "staging" and snap["seq"] == 3
+        assert list(snap["prompts"]) == ["greet"]
+        assert c.get("/v1/snapshot", params={"label": "staging",
+                                             "names": "greet,other"}).status_code == 404
+
+
+def _wait_state(c: httpx.Client, pid: int, states: set[str]) -> dict:  # type: ignore[type-arg]
+    deadline = time.monotonic() + 30
+    while True:
+        request = c.get(f"/v1/promotions/{pid}").json()
+        if request["state"] in states:
+            return request
+        assert time.monotonic() < deadline, request
+        time.sleep(0.05)
+
+
+def test_promotion_request_gate_and_approval(api: Api) -> None:
+    with api.client("editor") as editor, api.client("approver") as approver:
+        push(editor)
+        filed = editor.post("/v1/promotions", json={"refs": ["greet"], "label": "production",
+                                                    "reason": "launch"})
+        assert filed.status_code == 201 and filed.json()["state"] == "gating"
+        pid = filed.json()["id"]
+        done = _wait_state(editor, pid, {"passed", "failed"})
+        assert done["state"] == "passed" and done["progress"]["done"] == 1
+        report = editor.get(f"/v1/promotions/{pid}/report").json()
+        assert report["verdict"] == "pass"
+        assert editor.post(f"/v1/promotions/{pid}/approve").status_code == 403  # role
+        approved = approver.post(f"/v1/promotions/{pid}/approve", json={"comment": "ok"})
+        assert approved.status_code == 200 and approved.json()["state"] == "approved"
+        assert approved.json()["decided_by"] == "approver"
+        assert editor.get("/v1/prompts/greet",
+                          params={"label": "production"}).json()["version"] == 1
+        trail = editor.get("/v1/audit", params={"prompt": "greet"}).json()["events"]
+        assert [e["type"] for e in trail] == ["decision", "move", "request", "push"]
+        move = trail[1]
+        assert move["details"]["request"] == pid and move["details"]["requester"] == "editor"
+        assert move["details"]["approver"] == "approver" and move["reason"] == "launch"
+
+
+def test_self_approval_failed_gate_and_stale(api: Api, llm: OpenAITestServer) -> None:
+    with api.client("approver") as author, api.client("approver2") as other, \
+            api.client("editor") as editor:
+        push(editor)
+        pid = author.post("/v1/promotions", json={"refs": ["greet@v1"], "label": "production",
+                                                  "reason": "r"}).json()["id"]
+        _wait_state(author, pid, {"passed"})
+        assert author.post(f"/v1/promotions/{pid}/approve").status_code == 403
+        # another request for the same label is approved first: this one goes stale
+        pid2 = editor.post("/v1/promotions", json={"refs": ["greet@v1"], "label": "production",
+                                                   "reason": "r2"}).json()["id"]
+        _wait_state(editor, pid2, {"passed"})
+        assert other.post(f"/v1/promotions/{pid2}/approve").status_code == 200
+        stale = other.post(f"/v1/promotions/{pid}/approve")
+        assert stale.status_code == 409
+        assert author.get(f"/v1/promotions/{pid}").json()["state"] == "stale"
+        assert other.post(f"/v1/promotions/{pid}/reject").status_code == 409
+        # a failing gate: approval is refused
+        llm.fail(500, times=10)
+        push(editor, text="Goodbye {{ who }}")
+        pid3 = editor.post("/v1/promotions", json={"refs": ["greet"], "label": "production",
+                                                   "reason": "r3"}).json()["id"]
+        assert _wait_state(editor, pid3, {"passed", "failed"})["state"] == "failed"
+        assert other.post(f"/v1/promotions/{pid3}/approve").status_code == 409
+        assert editor.get("/v1/prompts/greet",
+                          params={"label": "production"}).json()["version"] == 1
+
+
+def test_ci_report_upload_must_match(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from promptgate.cli import cli
+
+    (api.root / "promptgate.yaml").write_text("evals: evals/\n")
+    monkeypatch.chdir(api.root)
+
+    with api.client("editor") as editor:
+        push(editor)
+        pid = editor.post("/v1/promotions", json={"refs": ["greet"], "label": "production",
+                                                  "reason": "ci", "run_gate": False}).json()["id"]
+        # a CI job's report for this exact request, produced by `promptgate check`
+        store_url = api.server.server.config.app.state.pg.settings.registry
+        out = api.root / "report.json"
+        result = CliRunner().invoke(cli, ["--registry", store_url, "check", "greet@v1",
+                                          "--report-json", str(out)], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        report = json.loads(out.read_text())
+        tampered = json.loads(json.dumps(report))
+        tampered["candidates"][0]["content_hash"] = "0" * 64
+        assert editor.post(f"/v1/promotions/{pid}/report", json=tampered).status_code == 409
+        tampered = json.loads(json.dumps(report))
+        tampered["suites"][0]["digest"] = "f" * 64
+        assert editor.post(f"/v1/promotions/{pid}/report", json=tampered).status_code == 409
+        accepted = editor.post(f"/v1/promotions/{pid}/report", json=report)
+        assert accepted.status_code == 200 and accepted.json()["state"] == "passed"
+
+
+def test_errors_are_json_never_tracebacks(api: Api) -> None:
+    with api.client("editor") as c:
+        for response in (c.get("/v1/prompts/NOPE!"), c.get("/v1/promotions/999"),
+                         c.post("/v1/promotions", json={"refs": []}),
+                         c.put("/v1/prompts/x/labels/v2", json={"version": 1}),
+                         c.get("/v1/events", params={"since": -1})):
+            assert 400 <= response.status_code < 500
+            body = response.json()
+            assert set(body) == {"error", "detail"} and "Traceback" not in body["detail"]
