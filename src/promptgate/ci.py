@@ -45,7 +45,8 @@ from .refs import check_label_name
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
-__all__ = ["ChangeSet", "analyze_changes", "changed_refs", "git_changed_files", "main"]
+__all__ = ["ChangeSet", "analyze_changes", "build_parser", "changed_refs", "git_changed_files",
+           "main"]
 
 
 @dataclass(frozen=True)
@@ -189,8 +190,8 @@ def _config() -> Any:
     return load_config()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m promptgate.ci``: the pieces of the CI flow that are easier in Python."""
+def build_parser() -> argparse.ArgumentParser:
+    """The entry point's arguments (a function so that tests can check the action's calls)."""
     parser = argparse.ArgumentParser(prog="python -m promptgate.ci",
                                      description="Helpers for running the gate in CI.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -200,8 +201,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="The branch the pull request merges into, e.g. origin/main.")
     refs_p.add_argument("--label", default=None,
                         help="Baseline label for suite-only changes (default: gate.label).")
-    conf_p = sub.add_parser("config", help="Print one effective setting of promptgate.yaml.")
+    conf_p = sub.add_parser("config", help="Print one effective setting of promptgate.yaml "
+                                           "(registry: as the CLI would resolve it).")
     conf_p.add_argument("key", choices=["prompts", "evals", "registry", "label"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m promptgate.ci``: the pieces of the CI flow that are easier in Python."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         config = _config()

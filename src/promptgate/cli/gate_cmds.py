@@ -144,6 +144,11 @@ def promote(app: AppContext, refs: tuple[str, ...], label: str, reason: str, cha
         if parse_ref(ref).is_draft:
             raise BadInput(f"{ref}: a draft cannot be promoted: push it first")
     store = app.store()
+    from ..remote import RemoteStore
+
+    if isinstance(store, RemoteStore) and label in app.config.protected_labels:
+        _request_promotion(store, refs, changed, label, reason)
+        return
     if refs and not changed:
         from ..gate import resolve_candidates
 
@@ -173,6 +178,30 @@ def promote(app: AppContext, refs: tuple[str, ...], label: str, reason: str, cha
         click.echo(f"{e.prompt}@{label}: {src} -> v{e.to_version}")
     if not events:
         click.echo(f"{label} already points at every candidate; nothing moved")
+
+
+def _request_promotion(store: Any, refs: tuple[str, ...], changed: bool, label: str,
+                       reason: str) -> None:
+    """Through a server, a protected label moves only by an approved request: file it, wait
+    for its gate, and say where an approver can find it."""
+    import time
+
+    from ..gate import changed_refs
+
+    wanted = list(refs) or (changed_refs(store, label) if changed else [])
+    if not wanted:
+        click.echo(f"nothing differs from {label}; nothing requested")
+        return
+    request = store.request_promotion(wanted, label, reason)
+    pid = request["id"]
+    note(f"filed promotion request {pid}; waiting for its gate")
+    while request["state"] == "gating":
+        time.sleep(0.5)
+        request = store.promotion(pid)
+    click.echo(f"request {pid}: {request['state']}  {store.url}/promotions/{pid}")
+    if request["state"] != "passed":
+        raise SystemExit(1)
+    click.echo("the gate passed: an approver who is not you must approve it")
 
 
 @click.command()

@@ -39,9 +39,12 @@ def keys() -> None:
 @pass_app
 def keys_create(app: AppContext, name: str, role: str) -> None:
     """Create a key; it is printed once, alone on stdout, and only its hash is stored."""
+    from ..remote import RemoteStore
     from ..store import create_key
 
-    key = create_key(app.store(), name, role)
+    store = app.store()
+    key = store.create_key(name, role) if isinstance(store, RemoteStore) else create_key(
+        store, name, role)
     click.echo(key)
     note("store this key now: it is shown only once")
 
@@ -51,9 +54,11 @@ def keys_create(app: AppContext, name: str, role: str) -> None:
 @pass_app
 def keys_list(app: AppContext, as_json: bool) -> None:
     """List keys (names and roles; never the keys)."""
+    from ..remote import RemoteStore
     from ..store import list_keys
 
-    rows = list_keys(app.store())
+    store = app.store()
+    rows = store.list_keys() if isinstance(store, RemoteStore) else list_keys(store)
     if as_json:
         emit_json(rows)
         return
@@ -67,9 +72,14 @@ def keys_list(app: AppContext, as_json: bool) -> None:
 @pass_app
 def keys_revoke(app: AppContext, name: str) -> None:
     """Revoke a key at once."""
+    from ..remote import RemoteStore
     from ..store import revoke_key
 
-    revoke_key(app.store(), name)
+    store = app.store()
+    if isinstance(store, RemoteStore):
+        store.revoke_key(name)
+    else:
+        revoke_key(store, name)
     click.echo(f"revoked {name}")
 
 
