@@ -8,7 +8,7 @@ import hashlib
 import time
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -32,6 +32,9 @@ from .app import ApiError, ServerState
 from .auth import Principal
 
 router = APIRouter(prefix="/v1")
+
+MAX_ID = 2**31 - 1  # ids and versions fit a 32-bit column on every engine
+PID = Path(ge=1, le=MAX_ID)
 
 
 def _state(request: Request) -> ServerState:
@@ -75,7 +78,7 @@ class PushBody(BaseModel):
 
 
 class MoveBody(BaseModel):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_ID)
     reason: str = ""
 
 
@@ -84,7 +87,7 @@ class ReasonBody(BaseModel):
 
 
 class RollbackBody(BaseModel):
-    to: int | None = Field(default=None, ge=1)
+    to: int | None = Field(default=None, ge=1, le=MAX_ID)
     reason: str = Field(min_length=1)
 
 
@@ -113,7 +116,7 @@ def list_prompts(request: Request, who: Principal = requires("viewer")) -> list[
 
 @router.get("/prompts/{name}")
 def get_prompt(request: Request, response: Response, name: str,
-               label: str | None = Query(default=None), version: int | None = Query(default=None),
+               label: str | None = Query(default=None), version: int | None = Query(default=None, ge=1, le=MAX_ID),
                if_none_match: str | None = Header(default=None),
                who: Principal = requires("viewer")) -> Any:
     store = _state(request).store
@@ -249,7 +252,7 @@ def snapshot(request: Request, label: str = Query(...), names: str | None = Quer
 
 @router.get("/audit")
 def audit(request: Request, prompt: str | None = None, label: str | None = None,
-          before: int | None = Query(default=None, ge=1),
+          before: int | None = Query(default=None, ge=1, le=MAX_ID),
           limit: int = Query(default=100, ge=1, le=1000),
           who: Principal = requires("viewer")) -> dict[str, Any]:
     events = _state(request).store.audit(prompt=prompt, label=label, before=before,
@@ -260,7 +263,7 @@ def audit(request: Request, prompt: str | None = None, label: str | None = None,
 
 
 @router.get("/events")
-async def events(request: Request, since: int = Query(default=0, ge=0),
+async def events(request: Request, since: int = Query(default=0, ge=0, le=MAX_ID),
                  timeout: float = Query(default=25.0, ge=0, le=60),
                  authorization: str | None = Header(default=None)) -> dict[str, Any]:
     """Events with seq > since, oldest first; waits up to `timeout` seconds when there are none."""
@@ -297,13 +300,13 @@ def promotions_list(request: Request, state_: str | None = Query(default=None, a
 
 
 @router.get("/promotions/{pid}")
-def promotion_get(request: Request, pid: int,
+def promotion_get(request: Request, pid: int = PID,
                   who: Principal = requires("viewer")) -> dict[str, Any]:
     return get_promotion(_state(request).store, pid)
 
 
 @router.get("/promotions/{pid}/report")
-def promotion_report(request: Request, pid: int,
+def promotion_report(request: Request, pid: int = PID,
                      who: Principal = requires("viewer")) -> dict[str, Any]:
     store = _state(request).store
     promotion = get_promotion(store, pid)
@@ -335,19 +338,19 @@ def _decide(request: Request, pid: int, body: DecisionBody, who: Principal,
 
 
 @router.post("/promotions/{pid}/approve")
-def approve(request: Request, pid: int, body: DecisionBody = Body(default=DecisionBody()),
+def approve(request: Request, pid: int = PID, body: DecisionBody = Body(default=DecisionBody()),
             who: Principal = requires("approver")) -> dict[str, Any]:
     return _decide(request, pid, body, who, True)
 
 
 @router.post("/promotions/{pid}/reject")
-def reject(request: Request, pid: int, body: DecisionBody = Body(default=DecisionBody()),
+def reject(request: Request, pid: int = PID, body: DecisionBody = Body(default=DecisionBody()),
            who: Principal = requires("approver")) -> dict[str, Any]:
     return _decide(request, pid, body, who, False)
 
 
 @router.post("/promotions/{pid}/report")
-def upload_report(request: Request, pid: int, report: dict[str, Any] = Body(...),
+def upload_report(request: Request, pid: int = PID, report: dict[str, Any] = Body(...),
                   who: Principal = requires("editor")) -> dict[str, Any]:
     from .promotions import accept_report
 

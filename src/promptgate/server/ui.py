@@ -1,0 +1,666 @@
+"""The web UI (DESIGN §7): server-rendered Jinja2 pages, enhanced by htmx shipped in the package.
+
+Every page reads without JavaScript; htmx only polls a running gate's progress. People sign in by
+pasting an API key: the session is a signed cookie (itsdangerous) holding the key's name and a
+random nonce, and the key is looked up again on every request, so revoking it ends the session.
+Every POST form carries a CSRF token, an HMAC of the session's nonce with the server's secret.
+
+Routes (outside /v1, left out of the OpenAPI schema):
+  GET  /signin  POST /signin  POST /signout           the session
+  GET  /                                              prompts with their labels
+  GET  /prompts/{name}[?v=N]                          versions, labels, label histories
+  GET  /prompts/{name}/diff?a=N&b=M                   side-by-side diff of two versions
+  GET  /prompts/{name}/edit  POST same                a new version from YAML (editor)
+  GET  /new  POST /new                                a new prompt from YAML (editor)
+  GET  /promotions[?state=]  POST /promotions         requests; file one (editor)
+  GET  /promotions/new?prompt=NAME                    the request form (editor)
+  GET  /promotions/{id}  /promotions/{id}/progress    a request, its gate progress (htmx)
+  GET  /promotions/{id}/report.md | report.json       its report as Markdown or JSON
+  POST /promotions/{id}/approve | reject              decisions (approver, never the author)
+  GET  /audit?prompt=&label=&type=&before=ID          the audit log, newest first
+  GET  /static/...                                    htmx and the stylesheet
+
+Route handlers are plain `def`s (FastAPI runs them in its thread pool) and stay thin: the work is
+in the store, registry and promotions modules the JSON API uses too.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import zip_longest
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import jinja2
+import yaml
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.staticfiles import StaticFiles
+
+from ..domain import AuditEvent, PromptVersion
+from ..errors import BadInput, PromptgateError, UnknownRef
+from ..promptfile import NAME_RE, parse_prompt_text
+from ..refs import check_label_name
+from ..registry import push_specs
+from ..report import _stats_line, to_markdown
+from ..store import ROLES, get_promotion, get_report, list_keys, list_promotions
+from .app import ApiError, ServerState, _status_for
+from .auth import Principal
+
+PACKAGE = Path(__file__).resolve().parent.parent
+TEMPLATES = PACKAGE / "templates"
+STATIC = PACKAGE / "static"
+COOKIE = "promptgate_session"
+SESSION_MAX_AGE = 12 * 3600
+AUDIT_PAGE = 50
+STATES = ("gating", "passed", "failed", "approved", "rejected", "stale")
+EVENT_TYPES = ("push", "move", "remove", "request", "decision")
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+NEW_PROMPT = """\
+name: my-prompt
+description: What this prompt is for.
+model:
+  provider: openai
+  name: gpt-4o-mini
+  temperature: 0.2
+messages:
+  - role: system
+    content: You are a helpful assistant.
+  - role: user
+    content: |
+      {{ question }}
+"""
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+class PageError(Exception):
+    """An error shown as an HTML page with this status."""
+
+    def __init__(self, status: int, title: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.title, self.message = status, title, message
+
+
+class Redirect(Exception):
+    """See other: answered with 303 and this location."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
+def _error_for(exc: Exception) -> PageError:
+    if isinstance(exc, PageError):
+        return exc
+    if isinstance(exc, ApiError):
+        titles = {403: "Not allowed", 404: "Not found", 409: "Conflict"}
+        return PageError(exc.status, titles.get(exc.status, "Cannot do that"), exc.detail)
+    if isinstance(exc, RequestValidationError):
+        first = (exc.errors() or [{}])[0]
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        return PageError(400, "Bad request", f"{where}: {first.get('msg', 'invalid')}")
+    assert isinstance(exc, PromptgateError)
+    status, _ = _status_for(exc)
+    titles = {404: "Not found", 403: "Not allowed", 412: "Conflict"}
+    return PageError(status, titles.get(status, "Cannot do that"), str(exc))
+
+
+class UiRoute(APIRoute):
+    """Routes whose errors become HTML pages (the app's own handlers answer JSON for /v1)."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handler = super().get_route_handler()
+
+        async def run(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Redirect as exc:
+                return RedirectResponse(exc.location, status_code=303)
+            except (PageError, ApiError, PromptgateError, RequestValidationError) as exc:
+                return _error_page(request, _error_for(exc))
+
+        return run
+
+
+def _error_page(request: Request, error: PageError) -> Response:
+    ui: Ui | None = getattr(request.state, "ui", None)
+    if ui is None:
+        ui = Ui(request, request.app.state.pg, load_session(request), None)
+    return ui.render("error.html", status=error.status, title=error.title, error=error)
+
+
+# -- templates ------------------------------------------------------------------------------------
+
+def _when(value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value.strftime("%Y-%m-%d %H:%M") + (" UTC" if value.utcoffset() is not None else "")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _version_label(version: Any) -> str:
+    return "-" if version is None else f"v{version}"
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.ChainableUndefined, trim_blocks=True,
+                             lstrip_blocks=True)
+    env.filters.update(when=_when, dumps=_dumps, v=_version_label, quote=quote)
+    env.globals.update(stats_line=_stats_line, STATES=STATES, EVENT_TYPES=EVENT_TYPES)
+    return env
+
+
+ENV = _environment()
+
+
+# -- sessions and CSRF ----------------------------------------------------------------------------
+
+@dataclass
+class Session:
+    """The cookie's content: a nonce (for CSRF tokens) and, once signed in, the key's name."""
+
+    nonce: str
+    key: str | None = None
+    fresh: bool = False  # the cookie must be (re)written
+
+    @classmethod
+    def new(cls, key: str | None = None) -> Session:
+        return cls(nonce=secrets.token_urlsafe(18), key=key, fresh=True)
+
+
+def _serializer(state: ServerState) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(state.session_secret, salt="promptgate.ui.session")
+
+
+def load_session(request: Request) -> Session:
+    raw = request.cookies.get(COOKIE)
+    if raw:
+        try:
+            data = _serializer(request.app.state.pg).loads(raw, max_age=SESSION_MAX_AGE)
+        except BadSignature:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("n"), str):
+            key = data.get("k")
+            return Session(nonce=data["n"], key=key if isinstance(key, str) else None)
+    return Session.new()
+
+
+def csrf_token(state: ServerState, session: Session) -> str:
+    return hmac.new(state.session_secret.encode(), b"csrf:" + session.nonce.encode(),
+                    hashlib.sha256).hexdigest()
+
+
+def _write_cookie(response: Response, request: Request, session: Session) -> None:
+    value = _serializer(request.app.state.pg).dumps({"n": session.nonce, "k": session.key})
+    response.set_cookie(COOKIE, value, max_age=SESSION_MAX_AGE, path="/", httponly=True,
+                        samesite="lax", secure=request.url.scheme == "https")
+
+
+def _principal(state: ServerState, name: str) -> Principal | None:
+    """The live key named `name` (names are never reused, revoked keys stay listed)."""
+    for key in list_keys(state.store):
+        if key["name"] == name and key["revoked_at"] is None and key["role"] in ROLES:
+            return Principal(key["name"], key["role"])
+    return None
+
+
+@dataclass
+class Ui:
+    """One request's page context: who is signed in, their session, and rendering."""
+
+    request: Request
+    state: ServerState
+    session: Session
+    user: Principal | None
+
+    @property
+    def csrf(self) -> str:
+        return csrf_token(self.state, self.session)
+
+    def can(self, role: str) -> bool:
+        return self.user is not None and self.user.can(role)
+
+    def render(self, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+        html = ENV.get_template(template).render(ui=self, user=self.user, csrf=self.csrf,
+                                                 path=self.request.url.path, **values)
+        response = HTMLResponse(html, status_code=status)
+        self.finish(response)
+        return response
+
+    def redirect(self, location: str) -> RedirectResponse:
+        response = RedirectResponse(location, status_code=303)
+        self.finish(response)
+        return response
+
+    def finish(self, response: Response) -> None:
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        if self.session.fresh:
+            _write_cookie(response, self.request, self.session)
+
+
+def page(role: str | None) -> Any:
+    """Depends: the page context; without a live session -> sign-in; without `role` -> 403."""
+
+    def dependency(request: Request) -> Ui:
+        state: ServerState = request.app.state.pg
+        session = load_session(request)
+        user = _principal(state, session.key) if session.key else None
+        ui = Ui(request, state, session, user)
+        request.state.ui = ui
+        if role is None:
+            return ui
+        if user is None:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            raise Redirect("/signin?" + urlencode({"next": target}))
+        if not user.can(role):
+            raise PageError(403, "Not allowed",
+                            f"{user.name} is a {user.role}; this needs the {role} role.")
+        return ui
+
+    return Depends(dependency)
+
+
+@dataclass
+class Posted:
+    ui: Ui
+    fields: dict[str, str] = field(default_factory=dict)
+
+    def get(self, name: str, default: str = "") -> str:
+        return self.fields.get(name, default)
+
+
+def posted(role: str | None) -> Any:
+    """Depends: a POSTed form, refused with 403 unless it carries the session's CSRF token."""
+
+    async def dependency(request: Request, ui: Ui = page(role)) -> Posted:
+        form = await request.form()
+        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+        if not hmac.compare_digest(fields.get("csrf", ""), ui.csrf):
+            raise PageError(403, "Form expired",
+                            "This form did not carry a valid security token (it may have been "
+                            "opened before you signed in, or come from another site). Go back, "
+                            "reload the page and try again.")
+        return Posted(ui, fields)
+
+    return Depends(dependency)
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return "/"
+
+
+# -- views of registry data -----------------------------------------------------------------------
+
+class _Literal(yaml.SafeDumper):
+    """YAML with multi-line strings as literal blocks, so prompt text reads as written."""
+
+
+def _str_presenter(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Literal.add_representer(str, _str_presenter)
+KEY_ORDER = ("name", "description", "model", "template", "messages", "inputs", "tools",
+             "response_format")
+
+
+def prompt_yaml(name: str, content: Mapping[str, Any]) -> str:
+    """A version as the prompt file a person would write (keys in the documented order)."""
+    data = {"name": name}
+    data.update({k: content[k] for k in KEY_ORDER if k in content})
+    data.update({k: v for k, v in content.items() if k not in data})
+    return yaml.dump(data, Dumper=_Literal, sort_keys=False, allow_unicode=True, width=100)
+
+
+@dataclass
+class DiffLine:
+    number: int | None
+    parts: list[tuple[bool, str]]  # (changed?, text) segments
+
+
+@dataclass
+class DiffRow:
+    kind: str  # equal | replace | delete | insert
+    left: DiffLine
+    right: DiffLine
+
+
+def _segments(a: str, b: str) -> tuple[list[tuple[bool, str]], list[tuple[bool, str]]]:
+    left: list[tuple[bool, str]] = []
+    right: list[tuple[bool, str]] = []
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if a[i1:i2]:
+            left.append((op != "equal", a[i1:i2]))
+        if b[j1:j2]:
+            right.append((op != "equal", b[j1:j2]))
+    return left, right
+
+
+def side_by_side(a: list[str], b: list[str]) -> list[DiffRow]:
+    """Rows of a side-by-side diff (difflib), with the changed part of replaced lines marked."""
+    rows: list[DiffRow] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op == "equal":
+            rows += [DiffRow("equal", DiffLine(i + 1, [(False, a[i])]),
+                             DiffLine(j + 1, [(False, b[j])]))
+                     for i, j in zip(range(i1, i2), range(j1, j2))]
+            continue
+        for i, j in zip_longest(range(i1, i2), range(j1, j2)):
+            if i is not None and j is not None:
+                left, right = _segments(a[i], b[j])
+                rows.append(DiffRow("replace", DiffLine(i + 1, left), DiffLine(j + 1, right)))
+            elif i is not None:
+                rows.append(DiffRow("delete", DiffLine(i + 1, [(True, a[i])]), DiffLine(None, [])))
+            elif j is not None:
+                rows.append(DiffRow("insert", DiffLine(None, []), DiffLine(j + 1, [(True, b[j])])))
+    return rows
+
+
+def label_histories(events: Iterable[AuditEvent]) -> dict[str, list[AuditEvent]]:
+    """Each label's moves (pushes move `latest`), newest first."""
+    out: dict[str, list[AuditEvent]] = {}
+    for event in events:
+        if event.label and event.type in ("push", "move", "remove"):
+            out.setdefault(event.label, []).append(event)
+    return dict(sorted(out.items(), key=lambda item: (item[0] != "latest", item[0])))
+
+
+def _check_name(name: str) -> str:
+    if not NAME_RE.match(name):
+        raise PageError(404, "Not found", f"unknown prompt {name!r}")
+    return name
+
+
+def _pick(history: list[PromptVersion], number: int | None, default: int) -> PromptVersion:
+    by_number = {v.version: v for v in history}
+    if number is None:
+        return history[default]
+    if number not in by_number:
+        raise PageError(404, "Not found", f"{history[0].name} has no version v{number}")
+    return by_number[number]
+
+
+def _promotion_view(state: ServerState, pid: int) -> dict[str, Any]:
+    promotion = get_promotion(state.store, pid)
+    report = get_report(state.store, promotion["report"]) if promotion["report"] else None
+    return {"p": promotion, "report": report}
+
+
+# -- routes ---------------------------------------------------------------------------------------
+
+router = APIRouter(route_class=UiRoute, include_in_schema=False,
+                   default_response_class=HTMLResponse)
+
+
+@router.get("/signin")
+def signin_form(next: str = "/", ui: Ui = page(None)) -> Response:
+    if ui.user is not None:
+        return ui.redirect(_safe_next(next))
+    if ui.session.key is not None:  # its key was revoked: start over
+        ui.session = Session.new()
+    return ui.render("signin.html", title="Sign in", next=_safe_next(next))
+
+
+@router.post("/signin")
+def signin(form: Posted = posted(None)) -> Response:
+    ui = form.ui
+    target = _safe_next(form.get("next"))
+    who = ui.state.keys.lookup(form.get("key").strip()) if form.get("key").strip() else None
+    if who is None:
+        return ui.render("signin.html", status=401, title="Sign in", next=target,
+                         error="That key is unknown or has been revoked.")
+    ui.session = Session.new(key=who.name)  # a new nonce: no token survives signing in
+    return ui.redirect(target)
+
+
+@router.post("/signout")
+def signout(form: Posted = posted(None)) -> Response:
+    ui = form.ui
+    ui.session = Session.new()
+    return ui.redirect("/signin")
+
+
+@router.get("/")
+def prompt_list(ui: Ui = page("viewer")) -> Response:
+    store = ui.state.store
+    labels: dict[str, list[Any]] = {}
+    for label in store.labels():
+        labels.setdefault(label.prompt, []).append(label)
+    return ui.render("prompts.html", title="Prompts", prompts=store.list_prompts(),
+                     labels=labels)
+
+
+@router.get("/prompts/{name}")
+def prompt_page(name: str, v: int | None = Query(default=None, ge=1),
+                saved: str | None = None, ui: Ui = page("viewer")) -> Response:
+    store = ui.state.store
+    history = store.history(_check_name(name))
+    shown = _pick(history, v, -1)
+    return ui.render(
+        "prompt.html", title=name, name=name, history=list(reversed(history)), shown=shown,
+        shown_yaml=prompt_yaml(name, shown.content), labels=store.labels(name),
+        histories=label_histories(store.audit(prompt=name, types=("push", "move", "remove"),
+                                              limit=1000)),
+        saved=saved, diff_a=history[-2].version if len(history) > 1 else history[-1].version,
+        diff_b=history[-1].version)
+
+
+@router.get("/prompts/{name}/diff")
+def diff_page(name: str, a: int | None = Query(default=None, ge=1),
+              b: int | None = Query(default=None, ge=1), ui: Ui = page("viewer")) -> Response:
+    history = ui.state.store.history(_check_name(name))
+    left = _pick(history, a, -2 if len(history) > 1 else -1)
+    right = _pick(history, b, -1)
+    rows = side_by_side(prompt_yaml(name, left.content).splitlines(),
+                        prompt_yaml(name, right.content).splitlines())
+    return ui.render("diff.html", title=f"{name}: v{left.version} vs v{right.version}",
+                     name=name, history=list(reversed(history)), left=left, right=right,
+                     rows=rows, same=left.content_hash == right.content_hash)
+
+
+def _edit_form(ui: Ui, name: str | None, text: str, message: str = "",
+               error: str | None = None) -> Response:
+    return ui.render("edit.html", status=422 if error else 200,
+                     title=f"Edit {name}" if name else "New prompt", name=name, text=text,
+                     message=message, error=error)
+
+
+def _save(ui: Ui, name: str | None, text: str, message: str) -> Response:
+    """Validate the YAML and push it as a new version; errors go back into the form."""
+    assert ui.user is not None
+    try:
+        if not message.strip():
+            raise BadInput("a change message is required")
+        spec = parse_prompt_text(text, where=f"{name or 'new prompt'}.yaml")
+        if name is not None and spec.name != name:
+            raise BadInput(f"this form edits {name!r}, but the YAML names {spec.name!r}")
+        if name is None and ui.state.store.exists(spec.name):
+            raise BadInput(f"a prompt named {spec.name!r} exists already: edit it instead")
+        [result] = push_specs(ui.state.store, [spec], message=message.strip(),
+                              author=ui.user.name)
+    except BadInput as exc:
+        return _edit_form(ui, name, text, message, error=str(exc))
+    ui.state.hub.notify()
+    outcome = "new" if result.created else "same"
+    return ui.redirect(f"/prompts/{quote(spec.name)}?v={result.version.version}&saved={outcome}")
+
+
+@router.get("/prompts/{name}/edit")
+def edit_form(name: str, ui: Ui = page("editor")) -> Response:
+    latest = ui.state.store.history(_check_name(name))[-1]
+    return _edit_form(ui, name, prompt_yaml(name, latest.content))
+
+
+@router.post("/prompts/{name}/edit")
+def edit_save(name: str, form: Posted = posted("editor")) -> Response:
+    form.ui.state.store.history(_check_name(name))  # 404 for an unknown prompt
+    return _save(form.ui, name, form.get("yaml"), form.get("message"))
+
+
+@router.get("/new")
+def new_form(ui: Ui = page("editor")) -> Response:
+    return _edit_form(ui, None, NEW_PROMPT)
+
+
+@router.post("/new")
+def new_save(form: Posted = posted("editor")) -> Response:
+    return _save(form.ui, None, form.get("yaml"), form.get("message"))
+
+
+@router.get("/promotions")
+def promotions_page(state: str | None = None, ui: Ui = page("viewer")) -> Response:
+    wanted = state if state in STATES else None
+    return ui.render("promotions.html", title="Promotion requests", state=wanted,
+                     promotions=list_promotions(ui.state.store, wanted))
+
+
+def _request_form(ui: Ui, name: str, version: int | None = None, label: str | None = None,
+                  reason: str = "", error: str | None = None) -> Response:
+    store = ui.state.store
+    history = list(reversed(store.history(_check_name(name))))
+    labels = sorted({x.label for x in store.labels()} - {"latest"}
+                    | set(ui.state.settings.config.protected_labels))
+    return ui.render("promote.html", status=422 if error else 200,
+                     title=f"Request promotion of {name}", name=name, history=history,
+                     version=version or history[0].version,
+                     label=label or ui.state.settings.config.gate.label, labels=labels,
+                     current={x.label: x.version for x in store.labels(name)},
+                     reason=reason, error=error)
+
+
+@router.get("/promotions/new")
+def request_form(prompt: str = Query(...), version: int | None = Query(default=None, ge=1),
+                 ui: Ui = page("editor")) -> Response:
+    return _request_form(ui, prompt, version)
+
+
+@router.post("/promotions")
+def request_file(form: Posted = posted("editor")) -> Response:
+    from .promotions import file_request
+
+    ui = form.ui
+    assert ui.user is not None
+    name, label, reason = form.get("prompt"), form.get("label").strip(), form.get("reason")
+    version = int(form.get("version")) if form.get("version").isdigit() else None
+    try:
+        if version is None:
+            raise BadInput("choose a version")
+        if not reason.strip():
+            raise BadInput("a reason is required")
+        check_label_name(label)
+        ui.state.store.get_version(_check_name(name), version)
+        promotion = file_request(ui.state, refs=[f"{name}@v{version}"], label=label,
+                                 reason=reason.strip(), author=ui.user.name, run_gate=True)
+    except BadInput as exc:
+        return _request_form(ui, name, version, label, reason, error=str(exc))
+    ui.state.hub.notify()
+    return ui.redirect(f"/promotions/{promotion['id']}")
+
+
+@router.get("/promotions/{pid}")
+def promotion_page(pid: int, ui: Ui = page("viewer")) -> Response:
+    view = _promotion_view(ui.state, pid)
+    return ui.render("promotion.html", title=f"Request #{pid}", **view)
+
+
+@router.get("/promotions/{pid}/progress")
+def promotion_progress(pid: int, ui: Ui = page("viewer")) -> Response:
+    """The htmx fragment polled while the gate runs; once it is done the page reloads."""
+    promotion = get_promotion(ui.state.store, pid)
+    response = ui.render("progress.html", p=promotion)
+    if promotion["state"] != "gating":
+        response.headers["HX-Refresh"] = "true"
+    return response
+
+
+def _report_of(ui: Ui, pid: int) -> dict[str, Any]:
+    report = _promotion_view(ui.state, pid)["report"]
+    if report is None:
+        raise PageError(404, "Not found", f"request {pid} has no report yet")
+    return dict(report)
+
+
+@router.get("/promotions/{pid}/report.md")
+def report_markdown(pid: int, ui: Ui = page("viewer")) -> Response:
+    response = PlainTextResponse(to_markdown(_report_of(ui, pid)),
+                                 media_type="text/markdown; charset=utf-8")
+    ui.finish(response)
+    return response
+
+
+@router.get("/promotions/{pid}/report.json")
+def report_json(pid: int, ui: Ui = page("viewer")) -> Response:
+    body = json.dumps(_report_of(ui, pid), indent=2, ensure_ascii=False)
+    response = Response(body, media_type="application/json")
+    ui.finish(response)
+    return response
+
+
+def _decide(form: Posted, pid: int, approve: bool) -> Response:
+    from .api import DecisionBody, _decide as decide
+
+    comment = form.get("comment").strip() or None
+    assert form.ui.user is not None
+    decide(form.ui.request, pid, DecisionBody(comment=comment), form.ui.user, approve)
+    return form.ui.redirect(f"/promotions/{pid}")
+
+
+@router.post("/promotions/{pid}/approve")
+def approve(pid: int, form: Posted = posted("approver")) -> Response:
+    return _decide(form, pid, True)
+
+
+@router.post("/promotions/{pid}/reject")
+def reject(pid: int, form: Posted = posted("approver")) -> Response:
+    return _decide(form, pid, False)
+
+
+@router.get("/audit")
+def audit_page(prompt: str = "", label: str = "", type: str = "",
+               before: int | None = Query(default=None, ge=1),
+               ui: Ui = page("viewer")) -> Response:
+    events = ui.state.store.audit(prompt=prompt or None, label=label or None, before=before,
+                                  types=(type,) if type in EVENT_TYPES else None,
+                                  limit=AUDIT_PAGE + 1)
+    shown = events[:AUDIT_PAGE]
+    filters = {k: v for k, v in (("prompt", prompt), ("label", label), ("type", type)) if v}
+    older = (urlencode({**filters, "before": shown[-1].id})
+             if len(events) > AUDIT_PAGE else None)
+    return ui.render("audit.html", title="Audit log", events=shown, filters=filters,
+                     prompt=prompt, label=label, type=type, before=before, older=older,
+                     newest=urlencode(filters))
+
+
+def mount_ui(app: FastAPI) -> None:
+    """Add the web UI's pages and static files to the app."""
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
