@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import Project
 
 GOOD = "name: good\nmodel: {name: m}\ntemplate: 'Hello {{ who }}'\n"

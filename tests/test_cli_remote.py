@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import EXTRACT, SUMMARIZE
+
 from promptgate.cli import cli
 from promptgate.config import Config
 from promptgate.server import ServerSettings, create_app

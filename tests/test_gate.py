@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
 import pytest
-
 from conftest import Project
+
 from promptgate.testing import OpenAITestServer
 
 CONFIG = """\

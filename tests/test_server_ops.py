@@ -158,11 +158,11 @@ def test_schemathesis_finds_no_server_errors(tmp_path: Path) -> None:
             @settings(max_examples=15, deadline=None,
                       suppress_health_check=list(HealthCheck), database=None)
             @given(case=op.as_strategy())
-            def run(case: object) -> None:
+            def run(case: object, op: object = op) -> None:
                 response = case.call(base_url=server.url,  # type: ignore[attr-defined]
                                      headers={"Authorization": f"Bearer {key}"})
                 if response.status_code >= 500:
-                    failures.append(f"{op.method.upper()} {op.path}: {response.status_code} "
+                    failures.append(f"{op.method.upper()} {op.path}: {response.status_code} "  # type: ignore[attr-defined]
                                     f"{response.text[:200]}")
 
             run()

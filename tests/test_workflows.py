@@ -530,10 +530,10 @@ CHECK = {"mode": "check", "install": "", "python-version": "",
 @pytest.fixture(scope="module")
 def shared_registry(tmp_path_factory: pytest.TempPathFactory) -> str:
     """An initialised, empty registry: what a PROMPTGATE_REGISTRY secret would point at."""
-    where = tmp_path_factory.mktemp("registry")
-    url = f"sqlite:///{where / 'registry.db'}"
-    subprocess.run([str(BIN / "promptgate"), "--registry", url, "init"], cwd=where, check=True,
-                   capture_output=True)
+    url = f"sqlite:///{tmp_path_factory.mktemp('registry') / 'registry.db'}"
+    store = Store(url, create=True)
+    store.migrate()
+    store.close()
     return url
 
 
@@ -562,7 +562,9 @@ def runs(origin: Path, shared_registry: str,
                 "recording": "evals/responses.jsonl", "reason": "Support desk prompts (#7)"},
                 server=promoting, event="push")
             work = _clone(origin, base / "pass", "feature", _summarize_v2)
-            passed = run_action(work, base / "pass" / "t", {**CHECK, "registry": shared_registry},
+            # No recording this time: the registry's cache already holds it.
+            passed = run_action(work, base / "pass" / "t",
+                                {**CHECK, "registry": shared_registry, "recording": ""},
                                 server=passing)
             return promoted, passed
 

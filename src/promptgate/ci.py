@@ -39,7 +39,7 @@ from typing import Any
 
 import yaml
 
-from .errors import PromptgateError, PromptFileError
+from .errors import PromptFileError, PromptgateError
 from .promptfile import load_prompt_file
 from .refs import check_label_name
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .domain import AuditEvent, LabelMove, PromptVersion, PushResult
-from .errors import BadInput, ProtectedLabel, PromptFileError, UnknownRef
+from .errors import BadInput, PromptFileError, ProtectedLabel, UnknownRef
 from .graph import build_graph
 from .promptfile import PromptSpec, discover_prompt_files, load_prompt_file
 from .refs import Ref, check_label_name, parse_ref

@@ -180,8 +180,8 @@ def tool_call(name: str, arguments: Mapping[str, Any] | str | None = None, *,
 
 
 Matcher = Union[None, str, re.Pattern[str], Callable[[dict], bool]]
-Responder = Callable[[dict], Union[Reply, str, None]]
-Content = Union[None, str, Reply, Callable[[dict], Union[Reply, str]]]
+Responder = Callable[[dict], Reply | str | None]
+Content = Union[None, str, Reply, Callable[[dict], Reply | str]]
 
 
 # --------------------------------------------------------------------------- request helpers

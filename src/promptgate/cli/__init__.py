@@ -7,6 +7,7 @@ mapped to exit codes here and nowhere else: 0 ok, 1 gate failed, 2 bad input, 3 
 from __future__ import annotations
 
 import os
+
 import click
 
 from .. import __version__

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .common import AppContext, console, emit_json, note
+from .common import AppContext, console, note
 
 pass_app = click.make_pass_decorator(AppContext)
 

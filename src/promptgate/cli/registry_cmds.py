@@ -243,7 +243,8 @@ def log(app: AppContext, name: str | None, label_name: str | None, limit: int,
     for col in ("seq", "at", "type", "prompt", "label", "from", "to", "actor", "reason"):
         table.add_column(col, no_wrap=col != "reason")
     for e in events:
-        table.add_row(str(e.id), _fmt_time(e.at), e.type, e.prompt, e.label or "",
+        kind = "rollback" if e.details.get("rollback") else e.type
+        table.add_row(str(e.id), _fmt_time(e.at), kind, e.prompt, e.label or "",
                       f"v{e.from_version}" if e.from_version else "",
                       f"v{e.to_version}" if e.to_version else "", e.actor,
                       e.reason.splitlines()[0] if e.reason else "")

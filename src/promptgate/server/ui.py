@@ -49,7 +49,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.staticfiles import StaticFiles
 
 from ..domain import AuditEvent, PromptVersion
-from ..errors import BadInput, PromptgateError, UnknownRef
+from ..errors import BadInput, PromptgateError
 from ..promptfile import NAME_RE, parse_prompt_text
 from ..refs import check_label_name
 from ..registry import push_specs
@@ -626,7 +626,8 @@ def report_json(pid: int, ui: Ui = page("viewer")) -> Response:
 
 
 def _decide(form: Posted, pid: int, approve: bool) -> Response:
-    from .api import DecisionBody, _decide as decide
+    from .api import DecisionBody
+    from .api import _decide as decide
 
     comment = form.get("comment").strip() or None
     assert form.ui.user is not None
