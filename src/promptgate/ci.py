@@ -39,7 +39,7 @@ from typing import Any
 
 import yaml
 
-from .errors import PromptFileError, PromptgateError
+from .errors import BadInput, PromptFileError, PromptgateError
 from .promptfile import load_prompt_file
 from .refs import check_label_name
 
@@ -53,15 +53,17 @@ __all__ = ["ChangeSet", "analyze_changes", "build_parser", "changed_refs", "git_
 class ChangeSet:
     """The refs a set of changed files asks the gate to judge, and why some files map to none.
 
-    ``notes`` exist so that a CI log can say *why* a changed file under ``evals/`` did not make
-    anything run (an unparseable suite, a case file no suite refers to), rather than passing
-    silently.
+    ``notes`` exist so that a CI log can say why a changed file made nothing run (a case file no
+    suite refers to, the config). ``errors`` are changes no check could judge and every check
+    would trip over (a suite that is not valid YAML): they must fail the job, not pass it as
+    "nothing to check".
     """
 
     refs: list[str]
-    drafts: dict[str, str | None] = field(default_factory=dict)  # path -> prompt name (None: unloadable)
-    labelled: list[str] = field(default_factory=list)  # prompt names judged at the label
+    drafts: dict[str, str | None] = field(default_factory=dict)  # path -> name, None: unloadable
+    labelled: list[str] = field(default_factory=list)  # prompts judged at the label
     notes: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
 
 def _rel(path: str | Path, root: Path) -> PurePosixPath:
@@ -116,6 +118,7 @@ def analyze_changes(changed_files: Iterable[str], *, prompts_dir: str | Path,
     drafts: dict[str, str | None] = {}
     suite_prompts: set[str] = set()
     notes: list[str] = []
+    errors: list[str] = []
     case_owners: dict[PurePosixPath, set[str]] | None = None  # built only when needed
 
     for raw in sorted(set(changed_files)):
@@ -140,13 +143,14 @@ def analyze_changes(changed_files: Iterable[str], *, prompts_dir: str | Path,
         if rel.suffix in YAML_SUFFIXES:
             data, problem = _safe_yaml(path)
             if problem is not None:
-                notes.append(f"{rel}: invalid YAML ({problem}); no prompt to judge it against")
+                # Every check loads every suite, so this breaks them all: say so here.
+                errors.append(f"{rel}: invalid YAML: {problem}")
                 continue
             if isinstance(data, dict) and "prompt" in data:
                 if isinstance(data["prompt"], str):
                     suite_prompts.add(data["prompt"])
                 else:
-                    notes.append(f"{rel}: `prompt` is not a prompt name")
+                    errors.append(f"{rel}: `prompt` must name a prompt")
                 continue
         if case_owners is None:
             case_owners = _case_file_owners(root, evals)
@@ -159,15 +163,21 @@ def analyze_changes(changed_files: Iterable[str], *, prompts_dir: str | Path,
     covered = {name for name in drafts.values() if name is not None}
     labelled = sorted(suite_prompts - covered)
     refs = [*sorted(drafts), *(f"{name}@{label}" for name in labelled)]
-    return ChangeSet(refs=refs, drafts=drafts, labelled=labelled, notes=notes)
+    return ChangeSet(refs=refs, drafts=drafts, labelled=labelled, notes=notes, errors=errors)
 
 
 def changed_refs(changed_files: list[str], *, prompts_dir: str | Path, evals_dir: str | Path,
                  label: str, root: Path | None = None) -> list[str]:
     """The gate refs for a pull request's changed files: prompt files as draft paths, then
-    ``NAME@LABEL`` for prompts whose suites changed and that no draft already covers."""
-    return analyze_changes(changed_files, prompts_dir=prompts_dir, evals_dir=evals_dir,
-                           label=label, root=root).refs
+    ``NAME@LABEL`` for prompts whose suites changed and that no draft already covers.
+
+    Raises BadInput for a changed suite no check could load, rather than returning no refs
+    (which a CI job would read as "nothing to check")."""
+    changes = analyze_changes(changed_files, prompts_dir=prompts_dir, evals_dir=evals_dir,
+                              label=label, root=root)
+    if changes.errors:
+        raise BadInput("; ".join(changes.errors))
+    return changes.refs
 
 
 def git_changed_files(base: str, *, cwd: Path | None = None) -> list[str]:
@@ -231,6 +241,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     for note in changes.notes:
         print(f"note: {note}", file=sys.stderr)
+    if changes.errors:
+        for error in changes.errors:
+            print(f"error: {error}", file=sys.stderr)
+        return BadInput.exit_code
     for ref in changes.refs:
         print(ref)
     return 0

@@ -51,10 +51,20 @@ def _principal(request: Request, authorization: str | None) -> Principal:
     return found
 
 
+async def _principal_async(request: Request, authorization: str | None) -> Principal:
+    """The fast path: a cached key answers without leaving the event loop."""
+    if authorization and authorization.startswith("Bearer "):
+        found, who = _state(request).keys.peek(authorization[len("Bearer "):].strip())
+        if found and who is not None:
+            return who
+    result: Principal = await run_in_threadpool(_principal, request, authorization)
+    return result
+
+
 def requires(role: str) -> Any:
-    def dependency(request: Request,
-                   authorization: str | None = Header(default=None)) -> Principal:
-        who = _principal(request, authorization)
+    async def dependency(request: Request,
+                         authorization: str | None = Header(default=None)) -> Principal:
+        who = await _principal_async(request, authorization)
         if not who.can(role):
             raise ApiError(403, "forbidden", f"{who.name} is a {who.role}; this needs {role}")
         return who
@@ -115,24 +125,39 @@ def list_prompts(request: Request, who: Principal = requires("viewer")) -> list[
 
 
 @router.get("/prompts/{name}")
-def get_prompt(request: Request, response: Response, name: str,
-               label: str | None = Query(default=None), version: int | None = Query(default=None, ge=1, le=MAX_ID),
-               if_none_match: str | None = Header(default=None),
-               who: Principal = requires("viewer")) -> Any:
-    store = _state(request).store
+async def get_prompt(request: Request, name: str,
+                     label: str | None = Query(default=None),
+                     version: int | None = Query(default=None, ge=1, le=MAX_ID),
+                     if_none_match: str | None = Header(default=None),
+                     who: Principal = requires("viewer")) -> Any:
+    """The hot path of every application: served from the resolve cache when it can be
+    (dropped on every event this replica hears of), else read in the thread pool."""
+    state = _state(request)
     _check_name(name)
     if label is not None and version is not None:
         raise ApiError(400, "bad_request", "give label or version, not both")
-    if version is not None:
-        v = store.get_version(name, version)
-    else:
-        v = store.resolve(name, check_label_name(label) if label else LATEST)
-    body = v.to_json()
-    tag = _etag(body)
+    if label is not None:
+        check_label_name(label)
+    key = (name, label, version)
+    hit = state.resolved.get(key)
+    if hit is None:
+        hit = await run_in_threadpool(_resolve_body, state, name, label, version)
+    body, tag = hit
     if if_none_match is not None and tag in [t.strip() for t in if_none_match.split(",")]:
         return Response(status_code=304, headers={"ETag": tag})
-    response.headers["ETag"] = tag
-    return body
+    return Response(content=body, media_type="application/json", headers={"ETag": tag})
+
+
+def _resolve_body(state: ServerState, name: str, label: str | None,
+                  version: int | None) -> tuple[bytes, str]:
+    generation = state.resolved.generation
+    store = state.store
+    v = store.get_version(name, version) if version is not None else store.resolve(
+        name, label or LATEST)
+    data = v.to_json()
+    entry = (canonical_json(data), _etag(data))
+    state.resolved.put((name, label, version), entry, generation)
+    return entry
 
 
 @router.get("/prompts/{name}/versions")

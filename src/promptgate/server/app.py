@@ -69,6 +69,37 @@ def _status_for(exc: PromptgateError) -> tuple[int, str]:
     return 500, "error"
 
 
+class ResolveCache:
+    """Resolved prompt bodies by (name, label, version), valid until the next event this
+    replica hears of (its own writes, NOTIFY from other replicas) or `ttl_s` at the most,
+    which bounds staleness when replicas share SQLite and cannot notify each other."""
+
+    def __init__(self, ttl_s: float = 1.0) -> None:
+        self.ttl_s = ttl_s
+        self.generation = 0
+        self._entries: dict[tuple[Any, ...], tuple[float, Any]] = {}
+
+    def get(self, key: tuple[Any, ...]) -> Any:
+        import time
+
+        hit = self._entries.get(key)
+        if hit is None or time.monotonic() - hit[0] > self.ttl_s:
+            return None
+        return hit[1]
+
+    def put(self, key: tuple[Any, ...], value: Any, generation: int) -> None:
+        import time
+
+        if generation == self.generation:  # nothing moved while it was read
+            if len(self._entries) > 50_000:
+                self._entries.clear()
+            self._entries[key] = (time.monotonic(), value)
+
+    def clear(self) -> None:
+        self.generation += 1
+        self._entries = {}
+
+
 @dataclass
 class ServerState:
     """Everything the routes share, created by the lifespan."""
@@ -81,6 +112,7 @@ class ServerState:
     gate_pool: ThreadPoolExecutor
     listener: PgListener | None = None
     webhooks: Any = None
+    resolved: ResolveCache = field(default_factory=ResolveCache)
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
@@ -92,6 +124,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
         session_secret=get_setting(store, "session_secret", lambda: secrets.token_hex(32)),
         gate_pool=ThreadPoolExecutor(max_workers=settings.gate_workers,
                                      thread_name_prefix="promptgate-gate"))
+
+    state.hub.listeners.append(state.resolved.clear)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

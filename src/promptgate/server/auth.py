@@ -32,6 +32,13 @@ class KeyCache:
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[float, Principal | None]] = {}
 
+    def peek(self, key: str) -> tuple[bool, Principal | None]:
+        """A fresh cached answer without I/O: (found, principal)."""
+        hit = self._entries.get(key)
+        if hit is not None and time.monotonic() - hit[0] < self.ttl_s:
+            return True, hit[1]
+        return False, None
+
     def lookup(self, key: str) -> Principal | None:
         now = time.monotonic()
         hit = self._entries.get(key)

@@ -17,6 +17,7 @@ class EventHub:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event: asyncio.Event | None = None
+        self.listeners: list[Any] = []  # called at once, from the notifying thread
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -24,6 +25,8 @@ class EventHub:
 
     def notify(self) -> None:
         """Safe from any thread."""
+        for listener in self.listeners:
+            listener()
         loop, event = self._loop, self._event
         if loop is None or event is None or loop.is_closed():
             return

@@ -159,6 +159,17 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _preview(content: Mapping[str, Any], limit: int = 140) -> str:
+    """The start of a prompt's text (its template, or its last message) for lists."""
+    if isinstance(content.get("template"), str):
+        text = content["template"]
+    else:
+        texts = [m.get("content") for m in content.get("messages", []) if isinstance(m, dict)]
+        text = next((t for t in reversed(texts) if isinstance(t, str)), "")
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _version_label(version: Any) -> str:
     return "-" if version is None else f"v{version}"
 
@@ -167,7 +178,8 @@ def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.ChainableUndefined, trim_blocks=True,
                              lstrip_blocks=True)
-    env.filters.update(when=_when, dumps=_dumps, v=_version_label, quote=quote)
+    env.filters.update(when=_when, dumps=_dumps, v=_version_label, quote=quote,
+                       preview=_preview)
     env.globals.update(stats_line=_stats_line, STATES=STATES, EVENT_TYPES=EVENT_TYPES)
     return env
 
@@ -321,6 +333,9 @@ def _safe_next(target: str | None) -> str:
 class _Literal(yaml.SafeDumper):
     """YAML with multi-line strings as literal blocks, so prompt text reads as written."""
 
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)  # list items indented under their key
+
 
 def _str_presenter(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     style = "|" if "\n" in value else None
@@ -330,14 +345,22 @@ def _str_presenter(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Literal.add_representer(str, _str_presenter)
 KEY_ORDER = ("name", "description", "model", "template", "messages", "inputs", "tools",
              "response_format")
+MODEL_ORDER = ("provider", "name")
 
 
 def prompt_yaml(name: str, content: Mapping[str, Any]) -> str:
     """A version as the prompt file a person would write (keys in the documented order)."""
-    data = {"name": name}
+    data: dict[str, Any] = {"name": name}
     data.update({k: content[k] for k in KEY_ORDER if k in content})
     data.update({k: v for k, v in content.items() if k not in data})
-    return yaml.dump(data, Dumper=_Literal, sort_keys=False, allow_unicode=True, width=100)
+    if isinstance(data.get("model"), dict):
+        model = data["model"]
+        data["model"] = {**{k: model[k] for k in MODEL_ORDER if k in model}, **model}
+    if isinstance(data.get("messages"), list):
+        data["messages"] = [{**{k: m[k] for k in ("role", "content") if k in m}, **m}
+                            if isinstance(m, dict) else m for m in data["messages"]]
+    return yaml.dump(data, Dumper=_Literal, sort_keys=False, allow_unicode=True,
+                     width=1_000_000)
 
 
 @dataclass

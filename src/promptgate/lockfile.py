@@ -1,0 +1,170 @@
+"""Lock files (`promptgate.lock.json`): a label's prompts frozen into a file for cold starts.
+
+    {"schema_version": 1, "label": "production", "created_at": "...",
+     "prompts": {"summarize": {name, version, content_hash, labels, message, author,
+                               created_at, content}, ...}}
+
+Each entry is the `show --json` version object. The prompts are read at one event seq (one
+transaction), so a chain in a lock file never mixes a new parent with an old child.
+`read_lock` verifies every entry's content hash and validates its content; a file that fails
+either is refused with `LockfileError`, never half-used. `PromptClient(..., fallback=path)`
+serves from the file when the registry cannot be reached at start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .canonical import content_hash
+from .errors import BadInput, PromptFileError, UnknownRef
+
+SCHEMA_VERSION = 1
+DEFAULT_LOCK_PATH = "promptgate.lock.json"
+
+__all__ = ["DEFAULT_LOCK_PATH", "SCHEMA_VERSION", "LockfileError", "read_lock", "write_lock"]
+
+
+class LockfileError(BadInput, ValueError):
+    """A lock file is missing, malformed, or was edited (a content hash does not match)."""
+
+
+def _read_versions(source: Any, names: Sequence[str] | None,
+                   label: str) -> dict[str, dict[str, Any]]:
+    """Version objects of `names` (all prompts when None) at `label`, read at one event seq."""
+    from .sdk import PromptClient  # local: the SDK imports this module
+
+    wanted = list(dict.fromkeys(names)) if names else None
+    if isinstance(source, (str, os.PathLike)):
+        url = str(source)
+        if url.startswith(("http://", "https://")):
+            with PromptClient(url) as client:
+                return _read_versions(client, wanted, label)
+        from .store import Store
+
+        store = Store(url)
+        try:
+            return _read_versions(store, wanted, label)
+        finally:
+            store.close()
+    if isinstance(source, PromptClient):
+        snap = source.snapshot(wanted, label=label)
+        return {name: prompt.to_json() for name, prompt in snap.prompts.items()}
+    if hasattr(source, "snapshot"):  # promptgate.store.Store (or anything shaped like it)
+        _seq, versions = source.snapshot(label, wanted)
+        found = {name: v.to_json() for name, v in versions.items()}
+    elif hasattr(source, "_call"):  # promptgate.remote.RemoteStore (a registry server)
+        params = {"label": label}
+        if wanted:
+            params["names"] = ",".join(wanted)
+        found = dict(source._call("GET", "/v1/snapshot", params=params)["prompts"])
+    else:
+        raise TypeError(f"write_lock needs a Store, a PromptClient or a registry URL, "
+                        f"not {type(source).__name__}")
+    missing = [n for n in wanted or () if n not in found]
+    if missing:
+        raise UnknownRef(f"unknown ref {missing[0]}@{label}")
+    return found
+
+
+def write_lock(store_or_client: Any, names: Sequence[str] | None, label: str,
+               path: str | os.PathLike[str] = DEFAULT_LOCK_PATH) -> dict[str, Any]:
+    """Write the lock file for `names` (every prompt at the label when None or empty) at `label`.
+
+    `store_or_client`: a `promptgate.store.Store`, a `promptgate.remote.RemoteStore`, a
+    `PromptClient`, or a registry URL. The versions are read in one transaction (one event
+    seq). The file is replaced atomically. Returns the document written. Raises UnknownRef
+    (a BadInput: exit 2) when a named prompt has no version at the label, or when no prompt
+    has the label at all.
+    """
+    versions = _read_versions(store_or_client, names, label)
+    if not versions:
+        raise UnknownRef(f"no prompt has label {label!r}: nothing to lock")
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "label": label,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "prompts": {name: versions[name] for name in sorted(versions)},
+    }
+    _check(document, str(path))  # never write a file that read_lock would refuse
+    target = Path(path)
+    text = json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=".promptgate-lock-", suffix=".tmp",
+                               dir=str(target.parent) if str(target.parent) else ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return document
+
+
+def read_lock(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and verify a lock file; returns the document.
+
+    Every entry's `content_hash` must equal `canonical.content_hash(content)` and its content
+    must be a valid prompt; anything else raises LockfileError.
+    """
+    where = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LockfileError(f"{where}: cannot read the lock file: {exc.strerror or exc}") from None
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise LockfileError(f"{where}: not JSON: {exc}") from None
+    _check(document, where)
+    return document  # type: ignore[no-any-return]
+
+
+def _check(document: Any, where: str) -> None:
+    from .promptfile import validate_content
+
+    if not isinstance(document, Mapping):
+        raise LockfileError(f"{where}: a lock file is a JSON object")
+    if document.get("schema_version") != SCHEMA_VERSION:
+        raise LockfileError(f"{where}: schema_version must be {SCHEMA_VERSION}, "
+                            f"not {document.get('schema_version')!r}")
+    label = document.get("label")
+    if not isinstance(label, str) or not label:
+        raise LockfileError(f"{where}: `label` must be a label name")
+    prompts = document.get("prompts")
+    if not isinstance(prompts, Mapping):
+        raise LockfileError(f"{where}: `prompts` must be an object of name -> version")
+    for name, entry in prompts.items():
+        at = f"{where}: prompts.{name}"
+        if not isinstance(entry, Mapping):
+            raise LockfileError(f"{at}: must be a version object")
+        if entry.get("name") != name:
+            raise LockfileError(f"{at}: name {entry.get('name')!r} does not match its key")
+        version = entry.get("version")
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise LockfileError(f"{at}: version must be a positive integer")
+        content = entry.get("content")
+        if not isinstance(content, Mapping):
+            raise LockfileError(f"{at}: content must be an object")
+        try:
+            actual = content_hash(content)
+        except (TypeError, ValueError):
+            raise LockfileError(f"{at}: content is not plain JSON") from None
+        if entry.get("content_hash") != actual:
+            raise LockfileError(
+                f"{at}: content hash mismatch (the file says {entry.get('content_hash')!r}, "
+                f"the content hashes to {actual!r}): the lock file was edited")
+        try:
+            spec = validate_content(name, content, where=at)
+        except PromptFileError as exc:
+            raise LockfileError(f"{exc}") from None
+        if spec.content_hash != actual:
+            raise LockfileError(f"{at}: content is not in its stored (normalised) form")

@@ -1,0 +1,967 @@
+"""The application SDK (DESIGN §8): prompts from a registry, cached in process.
+
+    from promptgate import PromptClient
+    client = PromptClient("http://registry:8700", api_key=..., fallback="promptgate.lock.json")
+    p = client.get("summarize", label="production")      # no I/O after the first fetch
+    resp = openai.OpenAI().chat.completions.create(**p.openai_kwargs(text=doc))
+
+How it works:
+- The cache is one dict from (name, label, version) to an immutable `Prompt` (or to a marker
+  for "label removed" / "access refused"). `get` is a plain dict read: no I/O and no lock after
+  the first fetch. A refresh builds a new `Prompt` and swaps the dict entry (one atomic store),
+  so a reader sees either the old or the new prompt, never a mixture.
+- Version-pinned entries never expire. Label entries are refreshed by ONE daemon thread per
+  client: `refresh="events"` long-polls `/v1/events` and re-reads the labels an event touches
+  (a move is visible within about a second), plus a full re-read every 10 x ttl_s as a safety
+  net; `refresh="poll"` sends conditional GETs (If-None-Match) every ttl_s. A direct store
+  (sqlite:///, postgresql://) is polled every ttl_s.
+- Failures: registry down / timeout / 5xx -> keep serving the last good prompt, log ONE warning
+  per outage (logger "promptgate.sdk"), retry with exponential backoff and jitter, re-read every
+  label when it answers again. 404 (label removed) -> the next `get` raises PromptNotFound.
+  401/403 -> every `get` raises PromptAccessError until the registry accepts the key again.
+- Fork-safe: a forked child gets fresh connections and its own refresher thread.
+
+Importing this module loads neither the server nor the CLI (no FastAPI, uvicorn or click);
+httpx is imported for http(s) registries, SQLAlchemy only for a direct store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import os
+import random
+import threading
+import time
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from .canonical import content_hash
+from .errors import PromptgateError, UnknownRef
+from .lockfile import LockfileError, read_lock
+from .promptfile import prompt_inputs
+from .providers import ENDPOINT_KEYS, ChatRequest
+from .render import render_messages
+
+__all__ = [
+    "AsyncPromptClient",
+    "LockfileError",
+    "Prompt",
+    "PromptAccessError",
+    "PromptClient",
+    "PromptError",
+    "PromptNotFound",
+    "PromptSnapshot",
+    "PromptUnavailable",
+]
+
+log = logging.getLogger("promptgate.sdk")
+
+LATEST = "latest"
+_NO_LABEL_MOVE = frozenset({"request", "decision"})  # event types that never move a label
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+class PromptError(PromptgateError):
+    """Base class of the SDK's errors."""
+
+
+class PromptNotFound(UnknownRef, PromptError, LookupError):
+    """The prompt, version or label does not exist (or the label was removed)."""
+
+
+class PromptAccessError(PromptError):
+    """The registry refused the API key (401) or its role (403). Never served around."""
+
+
+class PromptUnavailable(PromptError):
+    """The registry cannot be reached and nothing is cached or locked for this prompt."""
+
+
+class _Transient(Exception):
+    """Registry down, timed out, or 5xx: retry later, keep serving what we have."""
+
+
+class _Failure:
+    """A cache entry that raises on `get` (label removed, key refused)."""
+
+    __slots__ = ("cls", "message")
+
+    def __init__(self, cls: type[Exception], message: str) -> None:
+        self.cls, self.message = cls, message
+
+    def raise_(self) -> Any:
+        raise self.cls(self.message)
+
+
+# -- immutable values -----------------------------------------------------------------------------
+
+class _FrozenDict(dict):  # type: ignore[type-arg]
+    """A dict that refuses mutation: JSON-serialisable, hashable by content_hash, shared safely
+    between threads. `dict(x)` gives a plain, mutable copy."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("a Prompt is immutable: copy it with dict(...) to change it")
+
+    __setitem__ = __delitem__ = _refuse
+    clear = pop = popitem = setdefault = update = __ior__ = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self) -> Any:
+        return (_FrozenDict, (dict(self),))
+
+    def __repr__(self) -> str:
+        return dict.__repr__(self)
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return _FrozenDict({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_thaw(v) for v in value]
+    return value
+
+
+def _is_flat(value: Any) -> bool:
+    return not isinstance(value, (dict, list, tuple))
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Prompt:
+    """One prompt version as served by a PromptClient. Immutable and safe to share.
+
+    `label` is the label it was fetched by (None when fetched by version). Exactly one of
+    `messages` (the raw message templates) and `template` (a single user-message template) is
+    set. `parameters` are the model parameters sent to the API (temperature, max_tokens, ...).
+    """
+
+    name: str
+    version: int
+    label: str | None
+    content_hash: str
+    content: Mapping[str, Any]
+    messages: tuple[Mapping[str, Any], ...] | None
+    template: str | None
+    model: str
+    parameters: Mapping[str, Any]
+    tools: tuple[Mapping[str, Any], ...]
+    response_format: Mapping[str, Any] | None
+    trace_attributes: Mapping[str, Any]
+    _defaults: Mapping[str, Any] = field(default_factory=dict)
+    _copy_defaults: bool = False
+    _request: Mapping[str, Any] = field(default_factory=dict)
+    _source: Mapping[str, Any] = field(default_factory=dict)
+
+    def render(self, /, **variables: Any) -> list[dict[str, Any]]:
+        """The chat messages with `variables` filled in (declared defaults applied), rendered in
+        the same Jinja2 sandbox with StrictUndefined as the CLI: a missing variable or an
+        attribute escape raises promptgate.errors.RenderError."""
+        if self._defaults:
+            defaults = copy.deepcopy(self._defaults) if self._copy_defaults else self._defaults
+            variables = {**defaults, **variables}
+        return render_messages(self.content, variables, self.name)
+
+    def openai_kwargs(self, /, **variables: Any) -> dict[str, Any]:
+        """Keyword arguments for `openai_client.chat.completions.create(**kwargs)`: model,
+        rendered messages, parameters, tools and response_format, exactly as the gate sends
+        them. A fresh, plain (mutable) structure on every call."""
+        return ChatRequest.for_content(_thaw(self._request),
+                                       self.render(**variables)).api_kwargs()
+
+    def to_json(self) -> dict[str, Any]:
+        """The version object this prompt was read from (the `show --json` shape)."""
+        return _thaw(self._source)  # type: ignore[no-any-return]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@v{self.version}"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Prompt):
+            return NotImplemented
+        return (self.name, self.version, self.label, self.content_hash) == (
+            other.name, other.version, other.label, other.content_hash)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.version, self.label, self.content_hash))
+
+    def __repr__(self) -> str:
+        at = f", label={self.label!r}" if self.label is not None else ""
+        return (f"Prompt(name={self.name!r}, version={self.version}{at}, "
+                f"content_hash={self.content_hash[:12]!r}...)")
+
+
+def _make_prompt(data: Mapping[str, Any], label: str | None) -> Prompt:
+    """A Prompt from a version object; refuses one whose content does not hash to its hash."""
+    try:
+        name, version, digest = data["name"], int(data["version"]), data["content_hash"]
+        raw = data["content"]
+        actual = content_hash(raw)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _Transient(f"malformed version object from the registry: {exc!r}") from None
+    if actual != digest:
+        raise _Transient(f"{name}@v{version}: content hash mismatch ({digest} != {actual})")
+    content = _freeze(raw)
+    model = content["model"]
+    defaults = {n: s.default for n, s in prompt_inputs(raw).items() if s.has_default}
+    attrs: dict[str, Any] = {"name": name, "version": version}
+    if label is not None:
+        attrs["label"] = label
+    attrs["content_hash"] = digest
+    return Prompt(
+        name=name, version=version, label=label, content_hash=digest, content=content,
+        messages=content.get("messages"), template=content.get("template"),
+        model=model["name"],
+        parameters=_FrozenDict({k: v for k, v in model.items() if k not in ENDPOINT_KEYS}),
+        tools=content.get("tools") or (), response_format=content.get("response_format"),
+        trace_attributes=_FrozenDict(attrs),
+        _defaults=_freeze(defaults) if all(_is_flat(v) for v in defaults.values())
+        else defaults,
+        _copy_defaults=not all(_is_flat(v) for v in defaults.values()),
+        _request=_FrozenDict({k: content[k] for k in ("model", "tools", "response_format")
+                              if k in content}),
+        _source=_freeze(dict(data)),
+    )
+
+
+@dataclass(frozen=True)
+class PromptSnapshot(Mapping[str, Prompt]):
+    """Prompts at one label read at one event seq: `snap["extract"]`, `for name in snap`.
+    `seq` is None when the snapshot came from a lock file."""
+
+    label: str
+    seq: int | None
+    prompts: Mapping[str, Prompt]
+
+    def __getitem__(self, name: str) -> Prompt:
+        return self.prompts[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.prompts)
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+
+# -- where prompts come from ----------------------------------------------------------------------
+
+class _NotFound(Exception):
+    pass
+
+
+def _detail(response: Any) -> str:
+    try:
+        body = response.json()
+        return str(body.get("detail") or body)
+    except Exception:
+        return response.text[:200]
+
+
+class _HttpSource:
+    """A registry server's /v1 API (httpx). One connection pool for callers' first fetches and
+    one for the refresher, so a long-poll never holds up a first fetch."""
+
+    kind = "http"
+
+    def __init__(self, url: str, api_key: str | None, timeout_s: float) -> None:
+        import httpx
+
+        self.httpx = httpx
+        self.url = url.rstrip("/")
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.timeout_s = timeout_s
+        self.front = self._client()
+        self.back = self._client()
+
+    def _client(self) -> Any:
+        return self.httpx.Client(base_url=self.url, headers=self.headers,
+                                 timeout=self.timeout_s)
+
+    def after_fork(self) -> None:
+        # The parent's sockets are shared with it: abandon them (never close them from here).
+        self.front = self._client()
+        self.back = self._client()
+
+    def close(self) -> None:
+        for client in (self.front, self.back):
+            try:
+                client.close()
+            except Exception:  # closing while the refresher is mid-request
+                pass
+
+    def _get(self, client: Any, path: str, params: dict[str, Any] | None = None,
+             headers: dict[str, str] | None = None, timeout: float | None = None) -> Any:
+        try:
+            response = client.get(path, params=params, headers=headers,
+                                  timeout=timeout if timeout is not None else self.timeout_s)
+        except self.httpx.HTTPError as exc:
+            raise _Transient(f"{type(exc).__name__}: {exc}") from None
+        except RuntimeError as exc:  # "client has been closed" while closing
+            raise _Transient(str(exc)) from None
+        status = response.status_code
+        if status < 300 or status == 304:
+            return response
+        if status in (401, 403):
+            raise PromptAccessError(
+                f"registry {self.url} refused the API key (HTTP {status}): {_detail(response)}")
+        if status == 404:
+            raise _NotFound(_detail(response))
+        if status >= 500 or status in (408, 425, 429):
+            raise _Transient(f"HTTP {status}: {_detail(response)}")
+        raise PromptError(f"registry {self.url}: HTTP {status}: {_detail(response)}")
+
+    @staticmethod
+    def _json(response: Any) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise _Transient("the registry answered with something that is not JSON") from None
+
+    def version(self, name: str, version: int, back: bool = False) -> dict[str, Any]:
+        response = self._get(self.back if back else self.front, f"/v1/prompts/{quote(name)}",
+                             params={"version": version})
+        return self._json(response)  # type: ignore[no-any-return]
+
+    def label(self, name: str, label: str, etag: str | None = None,
+              back: bool = False) -> tuple[dict[str, Any] | None, str | None]:
+        """(version object, ETag); (None, etag) when unchanged (304)."""
+        response = self._get(self.back if back else self.front, f"/v1/prompts/{quote(name)}",
+                             params={"label": label},
+                             headers={"If-None-Match": etag} if etag else None)
+        if response.status_code == 304:
+            return None, etag
+        return self._json(response), response.headers.get("etag")
+
+    def snapshot(self, label: str, names: Sequence[str] | None,
+                 back: bool = False) -> tuple[int, dict[str, dict[str, Any]]]:
+        params: dict[str, Any] = {"label": label}
+        if names:
+            params["names"] = ",".join(names)
+        body = self._json(self._get(self.back if back else self.front, "/v1/snapshot",
+                                    params=params))
+        try:
+            return int(body["seq"]), dict(body["prompts"])
+        except (KeyError, TypeError, ValueError):
+            raise _Transient("malformed snapshot from the registry") from None
+
+    def events(self, since: int, wait_s: float) -> list[dict[str, Any]]:
+        response = self._get(self.back, "/v1/events",
+                             params={"since": since, "timeout": wait_s},
+                             timeout=wait_s + self.timeout_s)
+        body = self._json(response)
+        try:
+            return list(body["events"])
+        except (KeyError, TypeError):
+            raise _Transient("malformed events from the registry") from None
+
+
+class _StoreSource:
+    """A registry database read directly through promptgate.store.Store."""
+
+    kind = "store"
+
+    def __init__(self, url: str) -> None:
+        import sqlalchemy.exc
+
+        from .store import Store
+
+        self.db_errors: tuple[type[BaseException], ...] = (sqlalchemy.exc.SQLAlchemyError,
+                                                           OSError)
+        self.store = Store(url)
+        self.url = url
+
+    def after_fork(self) -> None:
+        # The parent's pooled connections belong to the parent: drop them without closing.
+        self.store.engine.dispose(close=False)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def _call(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except UnknownRef as exc:
+            raise _NotFound(str(exc)) from None
+        except self.db_errors as exc:
+            raise _Transient(f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+
+    def version(self, name: str, version: int, back: bool = False) -> dict[str, Any]:
+        return self._call(self.store.get_version, name, version).to_json()  # type: ignore
+
+    def label(self, name: str, label: str, etag: str | None = None,
+              back: bool = False) -> tuple[dict[str, Any] | None, str | None]:
+        return self._call(self.store.resolve, name, label).to_json(), None
+
+    def snapshot(self, label: str, names: Sequence[str] | None,
+                 back: bool = False) -> tuple[int, dict[str, dict[str, Any]]]:
+        seq, versions = self._call(self.store.snapshot, label, list(names) if names else None)
+        return seq, {n: v.to_json() for n, v in versions.items()}
+
+    def label_map(self, label: str) -> dict[str, int]:
+        return self._call(self.store.label_map, label)  # type: ignore[no-any-return]
+
+
+# -- the client -----------------------------------------------------------------------------------
+
+_Key = tuple[str, "str | None", "int | None"]
+
+_LIVE: weakref.WeakSet[PromptClient] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_LIVE):
+        try:
+            client._after_fork()
+        except Exception:  # never break a fork
+            log.exception("promptgate: restarting the prompt refresher after fork failed")
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _refresher_main(ref: weakref.ref[PromptClient], stop: threading.Event, gen: int) -> None:
+    """The refresher thread: holds the client only weakly between steps, so an unreferenced
+    client can be collected (and its thread ends)."""
+    failures = 0
+    while not stop.is_set():
+        client = ref()
+        if client is None or client._gen != gen:
+            return
+        try:
+            delay = client._step()
+            failures = 0
+        except PromptAccessError as exc:
+            failures += 1
+            client._denied(exc)
+            delay = client._backoff(failures, cap=max(client._max_backoff_s, 30.0))
+        except _Transient as exc:
+            failures += 1
+            client._went_down(str(exc))
+            delay = client._backoff(failures)
+        except Exception as exc:  # a bug or a surprising answer: keep serving, keep trying
+            failures += 1
+            client._went_down(f"{type(exc).__name__}: {exc}")
+            delay = client._backoff(failures)
+        del client
+        if delay > 0:
+            stop.wait(delay)
+
+
+class PromptClient:
+    """Prompts from a registry, cached in process and kept current by one background thread.
+
+    registry: a registry server's http(s):// URL, or a sqlite:///... / postgresql://... URL
+      read directly (then polled every ttl_s).
+    api_key: for a server; defaults to $PROMPTGATE_API_KEY.
+    refresh: "events" (long-poll the server's event feed: moves visible within ~1 s) or
+      "poll" (conditional GETs every ttl_s).
+    fallback: a lock file (promptgate.lock.json, see promptgate.lockfile) served when the
+      registry cannot be reached at start; the registry takes over when it answers.
+    """
+
+    def __init__(self, registry: str, api_key: str | None = None, refresh: str = "events",
+                 ttl_s: float = 30.0, fallback: str | os.PathLike[str] | None = None, *,
+                 timeout_s: float = 5.0, max_backoff_s: float = 10.0,
+                 long_poll_s: float = 25.0) -> None:
+        if refresh not in ("events", "poll"):
+            raise ValueError(f"refresh must be 'events' or 'poll', not {refresh!r}")
+        if ttl_s <= 0:
+            raise ValueError("ttl_s must be positive")
+        self.registry = registry
+        self.refresh = refresh
+        self.ttl_s = float(ttl_s)
+        self._max_backoff_s = float(max_backoff_s)
+        self._long_poll_s = float(long_poll_s)
+        self._source: _HttpSource | _StoreSource
+        if registry.startswith(("http://", "https://")):
+            key = api_key if api_key is not None else os.environ.get("PROMPTGATE_API_KEY")
+            self._source = _HttpSource(registry, key, timeout_s)
+            self._events = refresh == "events"
+        elif registry.startswith(("sqlite:", "postgresql:", "postgres:",
+                                  "postgresql+psycopg:")):
+            self._source = _StoreSource(registry)
+            self._events = False
+        else:
+            raise ValueError(f"bad registry URL {registry!r}: use http(s)://server, "
+                             "sqlite:///path or postgresql://...")
+        self._fallback_path = str(fallback) if fallback is not None else None
+        self._lock_doc = read_lock(fallback) if fallback is not None else None
+
+        # The hot path reads only _cache. Everything else is the refresher's bookkeeping.
+        self._cache: dict[_Key, Prompt | _Failure] = {}
+        self._good: dict[_Key, Prompt] = {}  # last good prompt per key (kept while refused)
+        self._watched: dict[_Key, str] = {}  # label entries -> effective label
+        self._etags: dict[_Key, str | None] = {}
+        self._from_lock: set[_Key] = set()
+        self._snapshots: dict[tuple[str, tuple[str, ...] | None], PromptSnapshot] = {}
+        self._cursor: int | None = None
+        self._down = False
+        self._down_since = 0.0
+        self._refused = False
+        self._needs_resync = False
+        self._next_resync = 0.0
+        self._closed = False
+        self._gen = 0
+        self._thread: threading.Thread | None = None
+        self._init_locks()
+        _LIVE.add(self)
+
+    def _init_locks(self) -> None:
+        self._wlock = threading.Lock()  # writers only; readers never lock
+        self._key_locks: dict[_Key, threading.Lock] = {}
+        self._stop = threading.Event()
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def get(self, name: str, label: str | None = None, version: int | None = None) -> Prompt:
+        """The prompt at `label` (default "latest"), or at `version`. After the first fetch of
+        a (name, label|version) this is a dict read: no I/O, no lock."""
+        entry = self._cache.get((name, label, version))
+        if entry.__class__ is Prompt:
+            return entry  # type: ignore[return-value]
+        return self._get_slow((name, label, version), entry)
+
+    def _get_slow(self, key: _Key, entry: Prompt | _Failure | None) -> Prompt:
+        if isinstance(entry, _Failure):
+            return entry.raise_()  # type: ignore[no-any-return]
+        name, label, version = key
+        if label is not None and version is not None:
+            raise ValueError("give label or version, not both")
+        if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+            raise TypeError(f"version must be an int, not {type(version).__name__}")
+        lock = self._key_locks.setdefault(key, threading.Lock())
+        with lock:
+            entry = self._cache.get(key)
+            if entry is not None:  # another thread fetched it meanwhile
+                if isinstance(entry, _Failure):
+                    return entry.raise_()  # type: ignore[no-any-return]
+                return entry
+            if self._closed:
+                raise PromptError("this PromptClient is closed")
+            return self._first_fetch(key)
+
+    def _first_fetch(self, key: _Key) -> Prompt:
+        name, label, version = key
+        effective = None if version is not None else (label or LATEST)
+        if self._down and self._lock_doc is not None:
+            locked = self._from_lockfile(key)  # a known outage: don't wait on the network
+            if locked is not None:
+                return locked
+        try:
+            if version is not None:
+                prompt = _make_prompt(self._source.version(name, version), None)
+                etag = None
+            elif self._events:
+                seq, found = self._source.snapshot(effective, [name])  # type: ignore[arg-type]
+                if name not in found:
+                    raise _NotFound(f"unknown ref {name}@{effective}")
+                prompt = _make_prompt(found[name], effective)
+                etag = None
+                with self._wlock:
+                    if self._cursor is None:
+                        self._cursor = seq
+            else:
+                data, etag = self._source.label(name, effective)  # type: ignore[arg-type]
+                assert data is not None
+                prompt = _make_prompt(data, effective)
+        except _NotFound as exc:
+            raise PromptNotFound(str(exc)) from None
+        except _Transient as exc:
+            locked = self._from_lockfile(key, reason=str(exc))
+            if locked is not None:
+                return locked
+            raise PromptUnavailable(
+                f"registry {self.registry} unreachable and {self._describe(key)} is not cached"
+                + (" or locked" if self._lock_doc is not None else "") + f": {exc}") from None
+        with self._wlock:
+            self._put(key, prompt)
+            self._from_lock.discard(key)
+            if effective is not None:
+                self._watched[key] = effective
+                self._etags[key] = etag
+        self._mark_up()
+        if effective is not None:
+            self._ensure_refresher()
+        return prompt
+
+    @staticmethod
+    def _describe(key: _Key) -> str:
+        name, label, version = key
+        return f"{name}@v{version}" if version is not None else f"{name}@{label or LATEST}"
+
+    def _from_lockfile(self, key: _Key, reason: str | None = None) -> Prompt | None:
+        """Serve `key` from the lock file, if it holds it; the first use warns (once)."""
+        doc = self._lock_doc
+        if doc is None:
+            return None
+        name, label, version = key
+        entry = doc["prompts"].get(name)
+        if entry is None:
+            return None
+        if version is not None:
+            if entry["version"] != version:
+                return None
+            effective = None
+        else:
+            effective = label or LATEST
+            if effective != doc["label"]:
+                return None
+        prompt = _make_prompt(entry, effective)
+        with self._wlock:
+            announce = not self._down
+            if announce:
+                self._down, self._down_since, self._needs_resync = True, time.monotonic(), True
+            self._put(key, prompt)
+            self._from_lock.add(key)
+            if effective is not None:
+                self._watched[key] = effective
+                self._etags[key] = None
+        if announce:
+            log.warning("promptgate: registry %s unreachable (%s); serving prompts from lock "
+                        "file %s (label %s, written %s) until it answers", self.registry,
+                        reason or "at start", self._fallback_path, doc["label"],
+                        doc.get("created_at"))
+        self._ensure_refresher()
+        return prompt
+
+    def snapshot(self, names: Sequence[str] | None = None,
+                 label: str = LATEST) -> PromptSnapshot:
+        """The versions of `names` (every prompt at the label when None) at `label`, read at
+        one event seq: a chain never mixes a new parent with an old child. Reads the registry
+        on every call; when it cannot be reached, the last snapshot of the same names and label
+        (or the lock file) is served."""
+        wanted = tuple(dict.fromkeys(names)) if names else None
+        key = (label, wanted)
+        try:
+            seq, found = self._source.snapshot(label, wanted)
+        except _NotFound as exc:
+            raise PromptNotFound(str(exc)) from None
+        except _Transient as exc:
+            stale = self._snapshots.get(key) or self._snapshot_from_lock(label, wanted)
+            if stale is None:
+                raise PromptUnavailable(f"registry {self.registry} unreachable: {exc}") from None
+            self._went_down(str(exc))
+            return stale
+        missing = [n for n in wanted or () if n not in found]
+        if missing:
+            raise PromptNotFound(f"unknown ref {missing[0]}@{label}")
+        snap = PromptSnapshot(label=label, seq=seq, prompts=_FrozenDict(
+            {n: _make_prompt(found[n], label) for n in sorted(found)}))
+        self._snapshots[key] = snap
+        self._mark_up()
+        return snap
+
+    def _snapshot_from_lock(self, label: str,
+                            wanted: tuple[str, ...] | None) -> PromptSnapshot | None:
+        doc = self._lock_doc
+        if doc is None or doc["label"] != label:
+            return None
+        names = wanted or tuple(doc["prompts"])
+        if any(n not in doc["prompts"] for n in names):
+            return None
+        return PromptSnapshot(label=label, seq=None, prompts=_FrozenDict(
+            {n: _make_prompt(doc["prompts"][n], label) for n in sorted(names)}))
+
+    # -- cache writes (refresher and first fetches; always under _wlock) ---------------------
+
+    def _put(self, key: _Key, value: Prompt | _Failure) -> None:
+        self._cache[key] = value
+        if isinstance(value, Prompt):
+            self._good[key] = value
+
+    def _swap(self, key: _Key, data: dict[str, Any] | None, label: str,
+              etag: str | None = None) -> None:
+        """Install what the registry says `key` is now: a version object, or None (gone)."""
+        with self._wlock:
+            if key not in self._watched:
+                return
+            self._etags[key] = etag
+            self._from_lock.discard(key)
+            current = self._cache.get(key)
+            if data is None:
+                if not isinstance(current, _Failure) or current.cls is not PromptNotFound:
+                    name = key[0]
+                    self._put(key, _Failure(PromptNotFound,
+                                            f"unknown ref {name}@{label}: label {label!r} is "
+                                            "not set (it was removed)"))
+                return
+            if (isinstance(current, Prompt) and current.version == data.get("version")
+                    and current.content_hash == data.get("content_hash")):
+                return
+        prompt = _make_prompt(data, label)  # outside the lock: hashing and parsing
+        with self._wlock:
+            if key in self._watched:
+                self._put(key, prompt)
+
+    # -- the refresher ------------------------------------------------------------------------
+
+    def _ensure_refresher(self) -> None:
+        if self._thread is not None or self._closed:
+            return
+        with self._wlock:
+            if self._thread is not None or self._closed:
+                return
+            self._next_resync = time.monotonic() + self._resync_every()
+            self._thread = threading.Thread(
+                target=_refresher_main, args=(weakref.ref(self), self._stop, self._gen),
+                name="promptgate-sdk-refresh", daemon=True)
+            self._thread.start()
+
+    def _resync_every(self) -> float:
+        return 10 * self.ttl_s
+
+    def _backoff(self, failures: int, cap: float | None = None) -> float:
+        cap = self._max_backoff_s if cap is None else cap
+        delay = min(cap, 0.25 * 2 ** min(failures - 1, 16))
+        return random.uniform(delay / 2, delay)  # equal jitter: never 0, never in lockstep
+
+    def _step(self) -> float:
+        """One refresher step; returns how long to wait before the next."""
+        if not self._events:
+            self._poll_all()
+            self._mark_up()
+            return self.ttl_s
+        now = time.monotonic()
+        if self._needs_resync or self._cursor is None or now >= self._next_resync:
+            self._resync()
+            self._needs_resync = False
+            self._next_resync = now + self._resync_every()
+            self._mark_up()
+        self._follow_events()
+        self._mark_up()
+        return 0.0
+
+    def _groups(self) -> dict[str, dict[str, list[_Key]]]:
+        """Watched label entries: label -> name -> cache keys."""
+        out: dict[str, dict[str, list[_Key]]] = {}
+        with self._wlock:
+            for key, label in self._watched.items():
+                out.setdefault(label, {}).setdefault(key[0], []).append(key)
+        return out
+
+    def _poll_all(self) -> None:
+        if isinstance(self._source, _StoreSource):
+            self._poll_store()
+            return
+        for label, by_name in self._groups().items():
+            for name, keys in by_name.items():
+                for key in keys:
+                    etag = None if key in self._from_lock else self._etags.get(key)
+                    try:
+                        data, new_tag = self._source.label(name, label, etag, back=True)
+                    except _NotFound:
+                        self._swap(key, None, label)
+                        continue
+                    if data is None:  # 304: unchanged
+                        continue
+                    self._swap(key, data, label, new_tag)
+
+    def _poll_store(self) -> None:
+        source = self._source
+        assert isinstance(source, _StoreSource)
+        for label, by_name in self._groups().items():
+            at = source.label_map(label)
+            for name, keys in by_name.items():
+                version = at.get(name)
+                data: dict[str, Any] | None = None
+                for key in keys:
+                    current = self._cache.get(key)
+                    if (version is not None and isinstance(current, Prompt)
+                            and current.version == version and key not in self._from_lock):
+                        continue
+                    if version is not None and data is None:
+                        try:
+                            data = source.version(name, version)
+                        except _NotFound:  # cannot happen: versions are never deleted
+                            continue
+                    self._swap(key, data, label)
+
+    def _fetch_labels(self, label: str, names: Sequence[str]
+                      ) -> tuple[int | None, dict[str, dict[str, Any] | None]]:
+        """Each name's version object at `label` (None when not set), with the seq read at;
+        one request for the group unless some label is gone."""
+        found: dict[str, dict[str, Any] | None] = {}
+        seqs: list[int] = []
+        for i in range(0, len(names), 50):
+            chunk = list(names[i:i + 50])
+            try:
+                seq, got = self._source.snapshot(label, chunk, back=True)
+                seqs.append(seq)
+                found.update({n: got.get(n) for n in chunk})
+            except _NotFound:
+                for name in chunk:
+                    try:
+                        seq, got = self._source.snapshot(label, [name], back=True)
+                        seqs.append(seq)
+                        found[name] = got.get(name)
+                    except _NotFound:
+                        found[name] = None
+        return (min(seqs) if seqs else None), found
+
+    def _resync(self) -> None:
+        """Re-read every watched label (after an outage, at start, and as a safety net)."""
+        low: int | None = None
+        for label, by_name in self._groups().items():
+            seq, found = self._fetch_labels(label, sorted(by_name))
+            if seq is not None:
+                low = seq if low is None else min(low, seq)
+            for name, keys in by_name.items():
+                for key in keys:
+                    self._swap(key, found.get(name), label)
+        with self._wlock:
+            if low is not None and (self._cursor is None or low < self._cursor):
+                self._cursor = low  # (a registry restored from a backup has a lower seq)
+
+    def _follow_events(self) -> None:
+        cursor = self._cursor
+        assert cursor is not None
+        events = self._source.events(cursor, self._long_poll_s)  # type: ignore[union-attr]
+        if not events:
+            return
+        groups = self._groups()
+        touched: dict[str, set[str]] = {}
+        top = cursor
+        for event in events:
+            seq = event.get("seq")
+            if isinstance(seq, int) and seq > top:
+                top = seq
+            if event.get("type") in _NO_LABEL_MOVE:
+                continue
+            label, name = event.get("label"), event.get("prompt")
+            if label in groups and name in groups[label]:
+                touched.setdefault(label, set()).add(name)
+        for label, names in touched.items():
+            _seq, found = self._fetch_labels(label, sorted(names))
+            for name in names:
+                for key in groups[label][name]:
+                    self._swap(key, found.get(name), label)
+        with self._wlock:
+            if self._cursor == cursor:
+                self._cursor = top
+
+    # -- health -------------------------------------------------------------------------------
+
+    def _went_down(self, why: str) -> None:
+        with self._wlock:
+            if self._down:
+                return
+            self._down, self._down_since, self._needs_resync = True, time.monotonic(), True
+        log.warning("promptgate: registry %s unreachable (%s); serving the last good prompts "
+                    "and retrying with backoff", self.registry, why)
+
+    def _mark_up(self) -> None:
+        if not self._down and not self._refused:
+            return
+        with self._wlock:
+            was_down, was_refused = self._down, self._refused
+            self._down = self._refused = False
+            if was_refused:  # the key works again: restore what the refusal hid
+                for key, prompt in self._good.items():
+                    entry = self._cache.get(key)
+                    if isinstance(entry, _Failure) and entry.cls is PromptAccessError:
+                        self._cache[key] = prompt
+                self._needs_resync = True
+            locked = bool(self._from_lock)
+        if was_down:
+            log.info("promptgate: registry %s answers again after %.1f s%s", self.registry,
+                     time.monotonic() - self._down_since,
+                     "; leaving the lock file once every prompt is re-read" if locked else "")
+
+    def _denied(self, exc: PromptAccessError) -> None:
+        with self._wlock:
+            first = not self._refused
+            self._refused = True
+            self._needs_resync = True
+            for key in list(self._cache):
+                self._cache[key] = _Failure(PromptAccessError, str(exc))
+        if first:
+            log.error("promptgate: %s; every get raises PromptAccessError until it is accepted",
+                      exc)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def _after_fork(self) -> None:
+        """In a forked child: new locks and connections, and a refresher of its own."""
+        self._init_locks()
+        self._thread = None
+        self._gen += 1
+        if self._closed:
+            return
+        self._source.after_fork()
+        if self._watched:
+            self._needs_resync = True
+            self._ensure_refresher()
+
+    def close(self) -> None:
+        """Stop the refresher and close connections. Cached prompts stay readable."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self._gen += 1
+        self._source.close()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=1.0)
+        _LIVE.discard(self)
+
+    def __enter__(self) -> PromptClient:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"PromptClient({self.registry!r}, refresh={self.refresh!r}, ttl_s={self.ttl_s})"
+
+
+class AsyncPromptClient:
+    """PromptClient for asyncio apps: the same arguments and cache. `await client.get(...)`
+    answers from the cache without I/O after the first fetch; a first fetch runs in a worker
+    thread, so the event loop never blocks on the registry."""
+
+    def __init__(self, registry: str, api_key: str | None = None, refresh: str = "events",
+                 ttl_s: float = 30.0, fallback: str | os.PathLike[str] | None = None,
+                 **options: Any) -> None:
+        self.sync = PromptClient(registry, api_key=api_key, refresh=refresh, ttl_s=ttl_s,
+                                 fallback=fallback, **options)
+
+    async def get(self, name: str, label: str | None = None,
+                  version: int | None = None) -> Prompt:
+        entry = self.sync._cache.get((name, label, version))
+        if entry.__class__ is Prompt:
+            return entry  # type: ignore[return-value]
+        if isinstance(entry, _Failure):
+            return entry.raise_()  # type: ignore[no-any-return]
+        return await asyncio.to_thread(self.sync.get, name, label, version)
+
+    async def snapshot(self, names: Sequence[str] | None = None,
+                       label: str = LATEST) -> PromptSnapshot:
+        return await asyncio.to_thread(self.sync.snapshot, names, label)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.sync.close)
+
+    async def __aenter__(self) -> AsyncPromptClient:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return "Async" + repr(self.sync)
