@@ -21,6 +21,14 @@ PG_URL = os.environ.get("PROMPTGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5
 ENGINES = ["sqlite", "postgresql"]
 
 
+@pytest.fixture(autouse=True)
+def _not_in_github_actions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite itself may run under GitHub Actions: keep its gate runs out of the job's
+    step summary and annotations (tests that want them set them explicitly)."""
+    for var in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT"):
+        monkeypatch.delenv(var, raising=False)
+
+
 @pytest.fixture(scope="session")
 def pg_admin() -> Iterator[sa.Engine]:
     """A PostgreSQL connection for creating per-test schemas. Never skipped: CI must run it."""

@@ -89,6 +89,28 @@ def test_run_scripts_take_expressions_only_through_env() -> None:
             assert "${{" not in step["run"], where
 
 
+def test_run_scripts_are_valid_bash(tmp_path: Path) -> None:
+    for i, (where, step) in enumerate(_steps()):
+        if "run" in step:
+            script = tmp_path / f"{i}.sh"
+            script.write_text(_EXPR.sub("EXPR", step["run"]), encoding="utf-8")
+            proc = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+            assert proc.returncode == 0, f"{where}: {proc.stderr}"
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_github_script_compiles(tmp_path: Path) -> None:
+    """actions/github-script runs `script` as the body of an async function."""
+    scripts = [s["with"]["script"] for _, s in _steps()
+               if "actions/github-script@" in s.get("uses", "")]
+    assert scripts
+    for i, body in enumerate(scripts):
+        js = tmp_path / f"{i}.js"
+        js.write_text(f"(async function ({{github, context, core, require}}) {{\n{body}\n}});\n")
+        proc = subprocess.run(["node", "--check", str(js)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+
+
 def test_action_inputs_and_outputs_are_wired() -> None:
     action = _load(ACTION)
     text = ACTION.read_text(encoding="utf-8")
@@ -248,12 +270,15 @@ def _resolve(args: list[str], where: str) -> str:
 
 
 def test_every_promptgate_command_line_is_real() -> None:
-    seen: set[str] = set()
+    seen: list[str] = []
+    text = ""
     for where, step in _steps():
+        text += step.get("run", "") + "\n"
         for args in _command_lines(step.get("run", ""), where):
-            seen.add(_resolve(args, where))
-    # Not vacuous: the action's whole flow was found and checked.
-    assert seen >= {"--version", "init", "cache import", "push", "promote", "check"}, seen
+            seen.append(_resolve(args, where))
+    # Not vacuous: the action's whole flow was found and checked, and no invocation was missed.
+    assert set(seen) >= {"--version", "init", "cache import", "push", "promote", "check"}, seen
+    assert len(seen) == len(re.findall(r"(?<![\w./-])promptgate -", text))
 
 
 def test_the_command_checker_catches_mistakes() -> None:
@@ -356,6 +381,17 @@ def test_a_broken_prompt_file_is_still_checked(example: Path) -> None:
                               prompts_dir="prompts", evals_dir="evals", label="production")
     assert changes.refs == ["prompts/summarize.yaml", "summarize@production"]
     assert changes.notes and "not a valid prompt file" in changes.notes[0]
+
+
+def test_a_suite_no_check_could_load_fails_loudly(example: Path) -> None:
+    """Every check loads every suite: a broken one must fail the job, not read as "nothing to
+    check"."""
+    (example / "evals" / "summarize.yaml").write_text("prompt: summarize\ncases: [\n")
+    changes = analyze_changes(["evals/summarize.yaml"], prompts_dir="prompts",
+                              evals_dir="evals", label="production")
+    assert changes.refs == [] and "evals/summarize.yaml: invalid YAML" in changes.errors[0]
+    with pytest.raises(BadInput, match="invalid YAML"):
+        _refs(["evals/summarize.yaml"])
 
 
 def test_bad_label_is_refused(example: Path) -> None:
@@ -519,6 +555,11 @@ def _summarize_v2(work: Path) -> None:
     shutil.copy(ROOT / "examples" / "summarize-v2.yaml", work / "prompts" / "summarize.yaml")
 
 
+def _break_suite(work: Path) -> None:
+    path = work / "evals" / "summarize.yaml"
+    path.write_text(path.read_text() + "  - {id: oops\n")
+
+
 def _readme(work: Path) -> None:
     (work / "README.md").write_text("The support desk, documented.\n")
 
@@ -528,57 +569,55 @@ CHECK = {"mode": "check", "install": "", "python-version": "",
 
 
 @pytest.fixture(scope="module")
-def shared_registry(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """An initialised, empty registry: what a PROMPTGATE_REGISTRY secret would point at."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('registry') / 'registry.db'}"
-    store = Store(url, create=True)
-    store.migrate()
-    store.close()
-    return url
+def runs(origin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The scenarios. Each promptgate process costs ~0.5 s of start-up, so the main story is
+    one chain that reuses what the previous step left, as a real project would:
 
+    1. a pull request rewords summarize: check mode seeds an ephemeral registry from main and
+       the gate fails (the model now answers badly);
+    2. a pull request brings the deadline-first summarize, judged against that registry as the
+       PROMPTGATE_REGISTRY secret would give it (no seeding, no model calls);
+    3. it is merged: promote mode pushes and moves summarize@production to v2.
 
-@pytest.fixture(scope="module")
-def runs(origin: Path, shared_registry: str,
-         tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ActionRun]]:
-    """Every scenario, run concurrently (each is a few promptgate processes)."""
+    The cheap scenarios run alongside.
+    """
     base = tmp_path_factory.mktemp("runs")
     with OpenAITestServer(_breaks_everything) as failing, \
-            OpenAITestServer(_breaks_everything) as passing, \
-            OpenAITestServer(_breaks_everything) as promoting:
-        def fail() -> ActionRun:
+            OpenAITestServer(_breaks_everything) as quiet:
+        def chain() -> dict[str, Any]:
             work = _clone(origin, base / "fail", "feature", _reword_summarize)
-            return run_action(work, base / "fail" / "t", CHECK, server=failing)
+            failed = run_action(work, base / "fail" / "t", CHECK, server=failing)
+            registry = f"sqlite:///{base / 'fail' / 't' / 'runner' / 'promptgate-registry.db'}"
+            calls = quiet.call_count
+            work = _clone(origin, base / "pass", "feature", _summarize_v2)
+            passed = run_action(work, base / "pass" / "t",
+                                {**CHECK, "registry": registry, "recording": ""}, server=quiet)
+            passed.model_calls = quiet.call_count - calls
+            work = _clone(origin, base / "promote", None, _summarize_v2)
+            promoted = run_action(work, base / "promote" / "t", {
+                "mode": "promote", "install": "", "registry": registry, "recording": "",
+                "reason": "Deadline-first summaries (#7)"}, server=quiet, event="push")
+            promoted.model_calls = quiet.call_count - calls - passed.model_calls
+            return {"fail": failed, "pass": passed, "promote": promoted, "registry": registry}
 
         def nothing() -> ActionRun:
             work = _clone(origin, base / "nothing", "feature", _readme)
             return run_action(work, base / "nothing" / "t", CHECK)
-
-        def promote_then_pass() -> tuple[ActionRun, ActionRun]:
-            # main's job releases the example to the shared registry (the PROMPTGATE_REGISTRY
-            # secret's); then a pull request is judged against that registry, with no seeding.
-            work = _clone(origin, base / "promote", None, _readme)
-            promoted = run_action(work, base / "promote" / "t", {
-                "mode": "promote", "install": "", "registry": shared_registry,
-                "recording": "evals/responses.jsonl", "reason": "Support desk prompts (#7)"},
-                server=promoting, event="push")
-            work = _clone(origin, base / "pass", "feature", _summarize_v2)
-            # No recording this time: the registry's cache already holds it.
-            passed = run_action(work, base / "pass" / "t",
-                                {**CHECK, "registry": shared_registry, "recording": ""},
-                                server=passing)
-            return promoted, passed
 
         def promote_without_registry() -> ActionRun:
             work = _clone(origin, base / "noreg", None, _readme)
             return run_action(work, base / "noreg" / "t", {"mode": "promote", "install": "",
                                                            "reason": "x"}, event="push")
 
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            chains = [pool.submit(fail), pool.submit(promote_then_pass), pool.submit(nothing),
-                      pool.submit(promote_without_registry)]
-            failed, (promoted, passed), empty, noreg = (c.result() for c in chains)
-        yield {"fail": failed, "promote": promoted, "pass": passed, "nothing": empty,
-               "promote-without-registry": noreg}
+        def broken_suite() -> ActionRun:
+            work = _clone(origin, base / "broken", "feature", _break_suite)
+            return run_action(work, base / "broken" / "t", CHECK)
+
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            main_story = pool.submit(chain)
+            cheap = {"nothing": pool.submit(nothing), "broken-suite": pool.submit(broken_suite),
+                     "promote-without-registry": pool.submit(promote_without_registry)}
+            yield {**main_story.result(), **{k: f.result() for k, f in cheap.items()}}
 
 
 def _why(run: ActionRun) -> str:
@@ -591,7 +630,7 @@ def _assert_clean(run: ActionRun) -> None:
     assert len(_git(run.workspace, "worktree", "list").splitlines()) == 1
 
 
-def test_action_failing_gate(runs: dict[str, ActionRun]) -> None:
+def test_action_failing_gate(runs: dict[str, Any]) -> None:
     run = runs["fail"]
     assert run.code == 1, _why(run)
     assert run.outputs["verdict"] == "fail"
@@ -618,8 +657,8 @@ def test_action_failing_gate(runs: dict[str, ActionRun]) -> None:
     _assert_clean(run)
 
 
-def test_action_passing_gate(runs: dict[str, ActionRun]) -> None:
-    """Judged against the registry given (what main's job promoted): no seeding needed."""
+def test_action_passing_gate(runs: dict[str, Any]) -> None:
+    """Judged against the registry given (the secret's): no seeding."""
     run = runs["pass"]
     assert run.code == 0, _why(run)
     assert run.outputs["verdict"] == "pass"
@@ -636,7 +675,7 @@ def test_action_passing_gate(runs: dict[str, ActionRun]) -> None:
     _assert_clean(run)
 
 
-def test_action_nothing_to_check(runs: dict[str, ActionRun]) -> None:
+def test_action_nothing_to_check(runs: dict[str, Any]) -> None:
     run = runs["nothing"]
     assert run.code == 0, _why(run)
     assert run.outputs["verdict"] == "nothing-to-check"
@@ -647,28 +686,45 @@ def test_action_nothing_to_check(runs: dict[str, ActionRun]) -> None:
     _assert_clean(run)
 
 
-def test_action_promote_mode(runs: dict[str, ActionRun], shared_registry: str) -> None:
+def test_action_promote_mode(runs: dict[str, Any]) -> None:
+    """The merge: push, then promote --changed moves summarize alone, with the reason."""
     run = runs["promote"]
     assert run.code == 0, _why(run)
     assert run.outputs["verdict"] == "pass"
-    assert run.summary.startswith(MARKER)
+    assert run.summary.startswith(MARKER) and run.summary.count(MARKER) == 1
+    assert "summarize@production: v1 -> v2" in run.stdout
     assert run.model_calls == 0
-    store = Store(shared_registry)
+    store = Store(runs["registry"])
     try:
         assert store.label_map("production") == {"classify": 1, "extract": 1, "reply": 1,
-                                                 "summarize": 1}
-        moves = store.audit(label="production")
-        assert len(moves) == 4 and {e.reason for e in moves} == {"Support desk prompts (#7)"}
+                                                 "summarize": 2}
+        last = store.audit(label="production", limit=1)[0]
+        assert (last.prompt, last.to_version, last.reason) == \
+            ("summarize", 2, "Deadline-first summaries (#7)")
+        assert "Lead with the customer's deadline" in \
+            str(store.resolve("summarize", "production").content)
     finally:
         store.close()
+    _assert_clean(run)
 
 
-def test_action_promote_needs_a_shared_registry(runs: dict[str, ActionRun]) -> None:
+def test_action_promote_needs_a_shared_registry(runs: dict[str, Any]) -> None:
     run = runs["promote-without-registry"]
     assert run.code == 2, _why(run)
     assert run.outputs["verdict"] == "error"
     assert "::error title=promptgate::promote mode needs a shared registry" in run.stdout
     assert run.summary.startswith(MARKER) and "ERROR" in run.summary
+
+
+def test_action_broken_suite_fails_loudly(runs: dict[str, Any]) -> None:
+    run = runs["broken-suite"]
+    assert run.code == 2, _why(run)
+    assert run.outputs["verdict"] == "error"
+    assert "::error title=promptgate::the changes since origin/main cannot be checked" in run.stdout
+    report = Path(run.outputs["report-md"]).read_text()
+    assert report.startswith(MARKER) and "evals/summarize.yaml: invalid YAML" in report
+    assert run.summary == report
+    _assert_clean(run)
 
 
 def test_action_refuses_an_unknown_mode(tmp_path: Path, origin: Path) -> None:

@@ -267,8 +267,9 @@ class ModelClient:
         self.retries = retries
         self.backoff_s = backoff_s
         self.pricing = pricing or {}
-        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL")
-        self.api_key = api_key or os.environ.get("OPENAI_API_KEY")
+        # an empty variable (an unset GitHub secret) counts as unset
+        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        self.api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
         self.stats = CallStats()
         self._semaphore: asyncio.Semaphore | None = None
         self._clients: dict[tuple[str | None, str | None], Any] = {}
@@ -276,7 +277,8 @@ class ModelClient:
 
     def _client(self, request: ChatRequest) -> Any:
         base_url = request.base_url or self.base_url
-        api_key = os.environ.get(request.api_key_env) if request.api_key_env else self.api_key
+        api_key = (os.environ.get(request.api_key_env) or None) if request.api_key_env \
+            else self.api_key
         if base_url is None and api_key is None:
             raise ModelError(
                 "no model endpoint: set OPENAI_API_KEY (and OPENAI_BASE_URL for another "

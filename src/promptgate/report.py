@@ -266,7 +266,13 @@ def to_junit(report: Mapping[str, Any]) -> str:
 # -- GitHub annotations and terminal ------------------------------------------------------
 
 def _gh_escape(text: str) -> str:
+    """A workflow command's message."""
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_prop(text: str) -> str:
+    """A workflow command's property value (file=, title=): also `,` and `:`."""
+    return _gh_escape(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def github_annotations(report: Mapping[str, Any]) -> list[str]:
@@ -276,11 +282,11 @@ def github_annotations(report: Mapping[str, Any]) -> list[str]:
         for c in s["cases"]:
             if c["passed"]:
                 continue
-            where = f"file={s['path']}" + (f",line={c['line']}" if c["line"] else "")
+            where = f"file={_gh_prop(s['path'])}" + (f",line={c['line']}" if c["line"] else "")
             why = c["error"] or "; ".join(f"{a['type']}: {a['reason']}"
                                           for a in c["failed_assertions"])
             title = f"promptgate {s['prompt']}/{c['id']}"
-            out.append(f"::error {where},title={_gh_escape(title)}::{_gh_escape(why[:900])}")
+            out.append(f"::error {where},title={_gh_prop(title)}::{_gh_escape(why[:900])}")
     for problem in report["problems"]:
         out.append(f"::error title=promptgate::{_gh_escape(problem)}")
     return out
