@@ -434,32 +434,30 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _refresher_main(ref: weakref.ref[PromptClient], stop: threading.Event, gen: int) -> None:
+def _refresher_main(ref: weakref.ref[PromptClient], stop: threading.Event, gen: int,
+                    delay: float) -> None:
     """The refresher thread: holds the client only weakly between steps, so an unreferenced
     client can be collected (and its thread ends)."""
     failures = 0
-    while not stop.is_set():
+    while not (delay > 0 and stop.wait(delay)) and not stop.is_set():
         client = ref()
         if client is None or client._gen != gen:
             return
         try:
             delay = client._step()
             failures = 0
-        except PromptAccessError as exc:
+        except Exception as exc:
+            if stop.is_set() or client._gen != gen:  # closed (or forked) mid-request
+                return
             failures += 1
-            client._denied(exc)
-            delay = client._backoff(failures, cap=max(client._max_backoff_s, 30.0))
-        except _Transient as exc:
-            failures += 1
-            client._went_down(str(exc))
-            delay = client._backoff(failures)
-        except Exception as exc:  # a bug or a surprising answer: keep serving, keep trying
-            failures += 1
-            client._went_down(f"{type(exc).__name__}: {exc}")
-            delay = client._backoff(failures)
+            if isinstance(exc, PromptAccessError):
+                client._denied(exc)
+                delay = client._backoff(failures, cap=max(client._max_backoff_s, 30.0))
+            else:  # _Transient, or a surprising answer: keep serving, keep trying
+                why = str(exc) if isinstance(exc, _Transient) else f"{type(exc).__name__}: {exc}"
+                client._went_down(why)
+                delay = client._backoff(failures)
         del client
-        if delay > 0:
-            stop.wait(delay)
 
 
 class PromptClient:
@@ -718,9 +716,15 @@ class PromptClient:
                 return
             self._next_resync = time.monotonic() + self._resync_every()
             self._thread = threading.Thread(
-                target=_refresher_main, args=(weakref.ref(self), self._stop, self._gen),
+                target=_refresher_main,
+                args=(weakref.ref(self), self._stop, self._gen, self._first_delay()),
                 name="promptgate-sdk-refresh", daemon=True)
             self._thread.start()
+
+    def _first_delay(self) -> float:
+        if self._needs_resync:  # serving a lock file: try the registry soon
+            return self._backoff(1)
+        return 0.0 if self._events else self.ttl_s
 
     def _resync_every(self) -> float:
         return 10 * self.ttl_s
@@ -917,7 +921,7 @@ class PromptClient:
         self._source.close()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=1.0)
+            thread.join(timeout=0.2)  # a long-poll in flight ends on its own (daemon thread)
         _LIVE.discard(self)
 
     def __enter__(self) -> PromptClient:

@@ -30,8 +30,9 @@ import difflib
 import hashlib
 import hmac
 import json
+import re
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import zip_longest
@@ -121,13 +122,15 @@ def _error_for(exc: Exception) -> PageError:
 class UiRoute(APIRoute):
     """Routes whose errors become HTML pages (the app's own handlers answer JSON for /v1)."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def run(request: Request) -> Response:
             try:
                 return await handler(request)
             except Redirect as exc:
+                if request.headers.get("HX-Request"):  # htmx: move the whole page
+                    return Response(status_code=204, headers={"HX-Redirect": exc.location})
                 return RedirectResponse(exc.location, status_code=303)
             except (PageError, ApiError, PromptgateError, RequestValidationError) as exc:
                 return _error_page(request, _error_for(exc))
@@ -144,15 +147,16 @@ def _error_page(request: Request, error: PageError) -> Response:
 
 # -- templates ------------------------------------------------------------------------------------
 
-def _when(value: Any) -> str:
+def _when(value: datetime | str | None) -> str:
     if value is None or value == "":
         return "-"
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
-            return value
-    return value.strftime("%Y-%m-%d %H:%M") + (" UTC" if value.utcoffset() is not None else "")
+            return str(value)
+    zone = " UTC" if value.utcoffset() is not None else ""
+    return value.strftime("%Y-%m-%d %H:%M") + zone
 
 
 def _dumps(value: Any) -> str:
@@ -225,9 +229,12 @@ def csrf_token(state: ServerState, session: Session) -> str:
 
 
 def _write_cookie(response: Response, request: Request, session: Session) -> None:
-    value = _serializer(request.app.state.pg).dumps({"n": session.nonce, "k": session.key})
+    state: ServerState = request.app.state.pg
+    value = _serializer(state).dumps({"n": session.nonce, "k": session.key})
+    secure = request.url.scheme == "https" or (state.settings.public_url or "").startswith(
+        "https://")
     response.set_cookie(COOKIE, value, max_age=SESSION_MAX_AGE, path="/", httponly=True,
-                        samesite="lax", secure=request.url.scheme == "https")
+                        samesite="lax", secure=secure)
 
 
 def _principal(state: ServerState, name: str) -> Principal | None:
@@ -377,14 +384,22 @@ class DiffRow:
 
 
 def _segments(a: str, b: str) -> tuple[list[tuple[bool, str]], list[tuple[bool, str]]]:
+    """The two lines cut into (changed?, text) runs, compared word by word."""
+    wa, wb = re.split(r"(\s+)", a), re.split(r"(\s+)", b)
+    matcher = difflib.SequenceMatcher(None, wa, wb, autojunk=False)
+    if matcher.ratio() < 0.3:  # little in common: the whole line changed
+        return [(True, a)], [(True, b)]
     left: list[tuple[bool, str]] = []
     right: list[tuple[bool, str]] = []
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        if a[i1:i2]:
-            left.append((op != "equal", a[i1:i2]))
-        if b[j1:j2]:
-            right.append((op != "equal", b[j1:j2]))
+        for out, text in ((left, "".join(wa[i1:i2])), (right, "".join(wb[j1:j2]))):
+            if not text:
+                continue
+            changed = op != "equal"
+            if out and out[-1][0] == changed:
+                out[-1] = (changed, out[-1][1] + text)
+            else:
+                out.append((changed, text))
     return left, right
 
 
@@ -395,7 +410,7 @@ def side_by_side(a: list[str], b: list[str]) -> list[DiffRow]:
         if op == "equal":
             rows += [DiffRow("equal", DiffLine(i + 1, [(False, a[i])]),
                              DiffLine(j + 1, [(False, b[j])]))
-                     for i, j in zip(range(i1, i2), range(j1, j2))]
+                     for i, j in zip(range(i1, i2), range(j1, j2), strict=True)]
             continue
         for i, j in zip_longest(range(i1, i2), range(j1, j2)):
             if i is not None and j is not None:

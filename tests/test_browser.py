@@ -1,0 +1,240 @@
+"""The web UI in a real headless Chromium (Playwright): edit -> gate -> request -> approve, as an
+editor and an approver in two browser contexts, over the worked example's prompts and suites.
+
+The model calls go to promptgate's local OpenAI-compatible server, answered by the worked
+example's scripted responder (examples/record.py). Screenshots of every step are saved under
+artifacts/screenshots/ for CI to keep. Nothing here is skipped: without Chromium the test fails.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+
+from promptgate.config import load_config
+from promptgate.domain import LabelMove
+from promptgate.registry import push_paths
+from promptgate.server import ServerSettings, create_app
+from promptgate.server.thread import ServerThread
+from promptgate.store import Store, create_key
+from promptgate.testing import OpenAITestServer
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+CONFIG = """\
+registry: {registry}
+prompts: prompts/
+evals: evals/
+protected_labels: [production]
+gate: {{label: production, concurrency: 16, timeout_s: 10, retries: 1}}
+judge: {{name: gpt-4o-mini-2024-07-18, temperature: 0}}
+pricing:
+  gpt-4o-mini-2024-07-18: {{input: 0.15, output: 0.60}}
+"""
+OLD_LINE = "Mention the order or invoice"
+NEW_LINE = "Lead with the customer's deadline when there is one, then the order or invoice"
+
+
+@dataclass
+class Example:
+    url: str
+    store: Store
+    editor_key: str
+    approver_key: str
+
+
+def _recorder() -> ModuleType:
+    """examples/record.py: the scripted answers the worked example's recording came from."""
+    spec = importlib.util.spec_from_file_location("promptgate_example_record",
+                                                  ROOT / "examples" / "record.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Example]:
+    shutil.copytree(ROOT / "prompts", tmp_path / "prompts")
+    shutil.copytree(ROOT / "evals", tmp_path / "evals")
+    registry = f"sqlite:///{tmp_path / 'registry.db'}"
+    (tmp_path / "promptgate.yaml").write_text(CONFIG.format(registry=registry))
+    config = load_config(tmp_path / "promptgate.yaml")
+    with OpenAITestServer(_recorder().respond, latency=0.4) as llm:  # slow enough to watch
+        monkeypatch.setenv("OPENAI_BASE_URL", llm.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "scripted")
+        app = create_app(ServerSettings(registry=registry, config=config))
+        store: Store = app.state.pg.store
+        pushed = push_paths(store, [tmp_path / "prompts"], message="first version",
+                            author="alice")
+        store.move_labels([LabelMove(r.version.name, "production", 1, None, "initial release")
+                           for r in pushed], actor="alice")
+        editor = create_key(store, "erin", "editor")
+        approver = create_key(store, "arthur", "approver")
+        with ServerThread(app) as server:
+            yield Example(url=server.url, store=store, editor_key=editor,
+                          approver_key=approver)
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: install Debian's chromium"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+class Shots:
+    """Numbered full-page screenshots of the walk."""
+
+    def __init__(self) -> None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        for old in SHOTS.glob("*.png"):
+            old.unlink()
+        self.n = 0
+
+    def __call__(self, page: Page, name: str) -> None:
+        self.n += 1
+        page.screenshot(path=str(SHOTS / f"{self.n:02d}-{name}.png"), full_page=True)
+
+
+def _new_page(browser: Browser, errors: list[str]) -> Page:
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            errors.append(message.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400
+            else None)
+    return page
+
+
+def _sign_in(page: Page, key: str) -> None:
+    expect(page).to_have_url(re.compile(r"/signin\?next="))
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_edit_gate_request_approve(example: Example, browser: Browser) -> None:
+    started = time.monotonic()
+    shot = Shots()
+    errors: list[str] = []
+
+    # -- the editor: sign in, edit summarize, save a new version ---------------------------------
+    editor = _new_page(browser, errors)
+    editor.goto(example.url + "/")
+    shot(editor, "signin")
+    _sign_in(editor, example.editor_key)
+    expect(editor.get_by_role("heading", name="Prompts")).to_be_visible()
+    expect(editor.locator("table.list")).to_contain_text("production → v1")
+    shot(editor, "prompts")
+
+    editor.get_by_role("link", name="summarize", exact=True).click()
+    expect(editor.get_by_role("heading", name="summarize")).to_be_visible()
+    shot(editor, "prompt")
+
+    editor.get_by_role("link", name="Edit").click()
+    yaml_box = editor.get_by_label("Prompt file (YAML)")
+    text = yaml_box.input_value()
+    assert text.startswith("name: summarize\n") and OLD_LINE in text
+    editor.get_by_label("Change message").fill("Lead with the customer's deadline")
+    # a mistake first: the error shows in the form and nothing is stored
+    yaml_box.fill(text.replace(OLD_LINE, NEW_LINE).replace("{{ facts }}", "{{ facts "))
+    editor.get_by_role("button", name="Save new version").click()
+    expect(editor.get_by_role("alert")).to_contain_text("Not saved")
+    assert len(example.store.history("summarize")) == 1
+    shot(editor, "edit-error")
+    assert all(" 422 " in e or e.startswith("422 ") for e in errors), errors
+    errors.clear()  # that 422 (and the console's note of it) was the point
+    yaml_box = editor.get_by_label("Prompt file (YAML)")
+    assert "{{ facts \n" in yaml_box.input_value()  # what they typed is kept
+    yaml_box.fill(text.replace(OLD_LINE, NEW_LINE))
+    shot(editor, "edit")
+    editor.get_by_role("button", name="Save new version").click()
+    expect(editor.get_by_role("status")).to_contain_text("Saved as a new version, v2")
+    assert example.store.get_version("summarize", 2).author == "erin"
+    shot(editor, "saved")
+
+    editor.get_by_role("button", name="Show diff").click()
+    expect(editor.locator("table.diff tr.replace")).not_to_have_count(0)
+    expect(editor.locator("table.diff mark").first).to_be_visible()
+    shot(editor, "diff")
+    editor.go_back()
+
+    # -- request promotion to production and watch the gate -------------------------------------
+    editor.get_by_role("link", name="Request promotion").click()
+    expect(editor.get_by_label("Version")).to_have_value("2")
+    expect(editor.get_by_label("Label")).to_have_value("production")
+    editor.get_by_label("Reason").fill("Agents asked for the deadline first")
+    shot(editor, "request-form")
+    editor.get_by_role("button", name="Request promotion and run the gate").click()
+    expect(editor).to_have_url(re.compile(r"/promotions/\d+$"))
+    pid = int(editor.url.rsplit("/", 1)[1])
+    shot(editor, "gating")
+    # htmx polls the progress fragment while the gate runs...
+    expect(editor.locator("#progress")).to_contain_text("cases done", timeout=10_000)
+    shot(editor, "gate-progress")
+    # ... and reloads the page when the gate is done
+    expect(editor.locator(".verdict")).to_contain_text("PASS", timeout=30_000)
+    expect(editor.locator(".badge.passed").first).to_be_visible()
+    expect(editor.locator(".report")).to_contain_text("reply")  # downstream, gated too
+    expect(editor.get_by_text("Waiting for an approver")).to_be_visible()
+    shot(editor, "gate-passed")
+
+    # -- the approver, in another browser context -----------------------------------------------
+    approver = _new_page(browser, errors)
+    approver.goto(example.url + "/promotions")
+    _sign_in(approver, example.approver_key)
+    expect(approver).to_have_url(example.url + "/promotions")
+    row = approver.locator("tr", has=approver.get_by_role("link", name=f"#{pid}"))
+    expect(row).to_contain_text("passed")
+    shot(approver, "approver-requests")
+    row.get_by_role("link", name=f"#{pid}").click()
+    approver.locator(".decision").get_by_placeholder("Comment (optional)").fill("Ship it")
+    shot(approver, "approver-request")
+    approver.locator(".decision").get_by_role("button", name="Approve").click()
+    expect(approver.get_by_role("status")).to_contain_text(
+        "Approved: production now points at summarize v2")
+    shot(approver, "approved")
+    assert example.store.label_version("summarize", "production") == 2
+
+    # -- the audit log shows the whole story ------------------------------------------------------
+    approver.get_by_role("link", name="Audit log").click()
+    approver.get_by_label("Prompt").fill("summarize")
+    approver.get_by_role("button", name="Filter").click()
+    table = approver.locator("table.audit")
+    for kind in ("push", "request", "decision", "move"):
+        expect(table.locator(f"tr.ev-{kind}").first).to_be_visible()
+    expect(table.locator("tr.ev-move").first).to_contain_text("arthur")
+    expect(table.locator("tr.ev-request").first).to_contain_text("erin")
+    expect(table.locator("tr.ev-decision").first).to_contain_text("approved")
+    shot(approver, "audit")
+
+    # the editor's page now shows the decision too
+    editor.reload()
+    expect(editor.locator(".badge.approved")).to_be_visible()
+
+    assert errors == []
+    assert time.monotonic() - started < 60

@@ -1,0 +1,550 @@
+"""The SDK (DESIGN §8) against the real registry server and directly against stores.
+
+Servers run in-process (ServerThread). They are stopped with `force_exit`, as a crash would
+stop them: a graceful uvicorn shutdown waits for the SDK's in-flight long-poll to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from promptgate.canonical import content_hash
+from promptgate.domain import LabelMove
+from promptgate.errors import RenderError, UnknownRef
+from promptgate.lockfile import LockfileError, read_lock, write_lock
+from promptgate.promptfile import validate_content
+from promptgate.providers import ChatRequest
+from promptgate.registry import push_specs
+from promptgate.render import render_messages
+from promptgate.sdk import (
+    AsyncPromptClient,
+    Prompt,
+    PromptAccessError,
+    PromptClient,
+    PromptNotFound,
+    PromptUnavailable,
+)
+from promptgate.server import ServerSettings, create_app
+from promptgate.server.thread import ServerThread
+from promptgate.store import Store, create_key, revoke_key
+
+# Test clients long-poll for a few seconds only, so that nothing waits long at teardown.
+FAST: dict[str, Any] = {"long_poll_s": 5.0, "max_backoff_s": 0.4}
+
+
+def content(i: int, *, template: bool = False) -> dict[str, Any]:
+    """Version i of a prompt: three messages, a default, parameters, a tool, a format."""
+    if template:
+        return {"model": {"name": "gpt-4o-mini"}, "template": f"v{i}: say {{{{ word }}}}"}
+    return {
+        "model": {"name": "gpt-4o-mini-2024-07-18", "temperature": 0.2, "max_tokens": 300},
+        "messages": [
+            {"role": "system", "content": f"You are a concise analyst (v{i})."},
+            {"role": "user", "content": "Summarize in at most {{ max_words }} words:"},
+            {"role": "user", "content": "{{ text }}"},
+        ],
+        "inputs": {"max_words": {"default": 60}},
+        "tools": [{"type": "function", "function": {"name": "lookup", "parameters": {
+            "type": "object", "properties": {"id": {"type": "string"}}}}}],
+        "response_format": {"type": "json_object"},
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 5.0) -> float:
+    """Seconds until check() holds; fails the test after `timeout`."""
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(0.002)
+    return time.monotonic() - start
+
+
+class Registry:
+    """A registry database with a server over it that can be stopped and restarted."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.store = Store(url, create=True)
+        self.store.migrate()
+        self.editor = create_key(self.store, "editor", "editor")
+        self.viewer = create_key(self.store, "viewer", "viewer")
+        self.server: ServerThread | None = None
+        self.app: Any = None
+        self.port = 0
+
+    def start(self, port: int | None = None) -> Registry:
+        self.app = create_app(ServerSettings(registry=self.url))
+        self.server = ServerThread(self.app, port=self.port if port is None else port).start()
+        self.port = int(self.server.url.rsplit(":", 1)[1])
+        return self
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        """Stop as a crash would (in-flight requests cut), then release what the app holds."""
+        if self.server is None:
+            return
+        self.server.server.force_exit = True
+        self.server.stop()
+        state = self.app.state.pg
+        if state.listener is not None:
+            state.listener.stop()
+        state.store.close()
+        self.server = None
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = httpx.request(method, self.http_url + path, timeout=10,
+                                 headers={"Authorization": f"Bearer {self.editor}"}, **kwargs)
+        assert response.status_code < 300, response.text
+        return response
+
+    def push(self, name: str, i: int, **kw: Any) -> dict[str, Any]:
+        body: dict[str, Any] = self.api("POST", f"/v1/prompts/{name}/versions",
+                                        json={"content": content(i, **kw), "message": "m"}
+                                        ).json()
+        return body
+
+    def move(self, name: str, label: str, version: int) -> None:
+        self.api("PUT", f"/v1/prompts/{name}/labels/{label}",
+                 json={"version": version, "reason": "test"})
+
+    def client(self, **kwargs: Any) -> PromptClient:
+        return PromptClient(self.http_url, api_key=self.viewer, **{**FAST, **kwargs})
+
+    def close(self) -> None:
+        self.stop()
+        self.store.close()
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """One SQLite-backed server for the tests that do not stop it (each uses its own names)."""
+    reg = Registry(f"sqlite:///{tmp_path_factory.mktemp('shared') / 'registry.db'}").start()
+    yield reg
+    reg.close()
+
+
+@pytest.fixture
+def own_sqlite(tmp_path: Path) -> Iterator[Registry]:
+    reg = Registry(f"sqlite:///{tmp_path / 'registry.db'}")
+    yield reg
+    reg.close()
+
+
+def seed(reg: Registry, name: str, versions: int = 3, label: str = "staging",
+         at: int = 1) -> dict[int, str]:
+    """Push `versions` versions of `name`, point `label` at `at`; version -> content hash."""
+    hashes = {}
+    for i in range(1, versions + 1):
+        body = reg.push(name, i)
+        hashes[body["version"]] = body["content_hash"]
+    reg.move(name, label, at)
+    return hashes
+
+
+# -- propagation ------------------------------------------------------------------------------
+
+def test_events_move_is_visible_within_a_second(registry_url: str) -> None:
+    """On both engines (PostgreSQL: the server wakes long-polls with LISTEN/NOTIFY)."""
+    reg = Registry(registry_url).start()
+    try:
+        hashes = seed(reg, "summarize")
+        with PromptClient(reg.http_url, api_key=reg.viewer) as client:  # default long-poll
+            first = client.get("summarize", label="staging")
+            assert (first.version, first.label, first.content_hash) == (1, "staging", hashes[1])
+            for target in (2, 3, 1):
+                reg.move("summarize", "staging", target)
+                lag = wait_for(lambda t=target: client.get("summarize", label="staging")
+                               .version == t, timeout=1.0)
+                assert lag < 1.0
+            # a write made straight to the database (another process, say) is seen too
+            reg.store.move_labels([LabelMove("summarize", "staging", 2, 1)], actor="ops")
+            wait_for(lambda: client.get("summarize", label="staging").version == 2,
+                     timeout=2.0)
+            # `latest` (no label, no version) follows pushes
+            assert client.get("summarize").version == 3
+            reg.push("summarize", 4)
+            wait_for(lambda: client.get("summarize").version == 4, timeout=1.0)
+            # version-pinned entries never change
+            assert client.get("summarize", version=1).content_hash == hashes[1]
+    finally:
+        reg.close()
+
+
+def test_poll_mode_uses_conditional_gets(shared: Registry) -> None:
+    seed(shared, "poll-me")
+    with shared.client(refresh="poll", ttl_s=0.1) as client:
+        first = client.get("poll-me", label="staging")
+        time.sleep(0.35)  # a few 304s: the cached object is kept, not rebuilt
+        assert client.get("poll-me", label="staging") is first
+        shared.move("poll-me", "staging", 2)
+        lag = wait_for(lambda: client.get("poll-me", label="staging").version == 2, 2.0)
+        assert lag < 1.0
+
+
+def test_get_after_the_first_fetch_does_no_io(shared: Registry, monkeypatch:
+                                               pytest.MonkeyPatch) -> None:
+    seed(shared, "no-io")
+    with shared.client() as client:
+        p = client.get("no-io", label="staging")
+
+        def boom(*a: Any, **k: Any) -> Any:
+            raise AssertionError("I/O on a cached get")
+
+        monkeypatch.setattr(httpx.Client, "send", boom)
+        assert client.get("no-io", label="staging") is p
+
+
+# -- failures ---------------------------------------------------------------------------------
+
+def test_outage_serves_last_good_warns_once_and_recovers(
+        own_sqlite: Registry, caplog: pytest.LogCaptureFixture) -> None:
+    reg = own_sqlite.start()
+    hashes = seed(reg, "summarize")
+    caplog.set_level(logging.INFO, logger="promptgate.sdk")
+    with reg.client() as client:
+        good = client.get("summarize", label="staging")
+        pinned = client.get("summarize", version=3)
+        reg.stop()
+
+        def sdk_warnings() -> list[logging.LogRecord]:
+            return [r for r in caplog.records
+                    if r.name == "promptgate.sdk" and r.levelno >= logging.WARNING]
+
+        wait_for(lambda: len(sdk_warnings()) == 1, timeout=5.0)
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:  # retries with backoff meanwhile
+            assert client.get("summarize", label="staging") is good
+            assert client.get("summarize", version=3) is pinned
+            time.sleep(0.01)
+        with pytest.raises(PromptUnavailable):
+            client.get("summarize", label="production")  # never fetched: nothing to serve
+        # the label moves while the client cannot see the registry ...
+        reg.store.move_labels([LabelMove("summarize", "staging", 2, 1)], actor="ops")
+        reg.start()  # same port
+        # ... and it catches up when the registry answers again
+        wait_for(lambda: client.get("summarize", label="staging").version == 2, timeout=5.0)
+        assert client.get("summarize", label="staging").content_hash == hashes[2]
+        reg.move("summarize", "staging", 3)  # the events feed is followed again
+        wait_for(lambda: client.get("summarize", label="staging").version == 3, timeout=1.0)
+        assert len(sdk_warnings()) == 1, [r.getMessage() for r in sdk_warnings()]
+        assert any("answers again" in r.getMessage() for r in caplog.records
+                   if r.name == "promptgate.sdk")
+
+
+def test_removed_label_raises_not_found_on_next_get(shared: Registry) -> None:
+    seed(shared, "removable")
+    with shared.client() as client:
+        assert client.get("removable", label="staging").version == 1
+        shared.api("DELETE", "/v1/prompts/removable/labels/staging",
+                   json={"reason": "retire"})
+
+        def gone() -> bool:
+            try:
+                client.get("removable", label="staging")
+            except PromptNotFound:
+                return True
+            return False
+
+        assert wait_for(gone, timeout=1.0) < 1.0
+        with pytest.raises(PromptNotFound, match="removed"):
+            client.get("removable", label="staging")
+        shared.move("removable", "staging", 2)  # set again: served again
+        wait_for(lambda: not gone(), timeout=1.0)
+        assert client.get("removable", label="staging").version == 2
+        with pytest.raises(PromptNotFound):
+            client.get("no-such-prompt", label="staging")
+        with pytest.raises(PromptNotFound):
+            client.get("removable", version=99)
+        with pytest.raises(PromptNotFound):
+            client.get("removable", label="never-set")
+
+
+def test_bad_key_raises_and_a_revoked_key_is_never_served_around(shared: Registry) -> None:
+    seed(shared, "guarded")
+    with PromptClient(shared.http_url, api_key="pg_wrong") as bad:
+        with pytest.raises(PromptAccessError, match="401"):
+            bad.get("guarded", label="staging")
+    key = create_key(shared.store, "app-guarded", "viewer")
+    with PromptClient(shared.http_url, api_key=key, **FAST) as client:
+        assert client.get("guarded", label="staging").version == 1
+        assert client.get("guarded", version=2).version == 2
+        revoke_key(shared.store, "app-guarded")
+        time.sleep(1.1)  # the server caches key lookups for a second
+        shared.move("guarded", "staging", 3)  # wakes the refresher, whose re-read gets 401
+
+        def refused() -> bool:
+            try:
+                client.get("guarded", label="staging")
+            except PromptAccessError:
+                return True
+            return False
+
+        wait_for(refused, timeout=2.0)
+        with pytest.raises(PromptAccessError):
+            client.get("guarded", version=2)
+
+
+# -- lock files -------------------------------------------------------------------------------
+
+def test_lockfile_fallback_when_the_registry_is_down_at_start(
+        own_sqlite: Registry, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    reg = own_sqlite.start()
+    seed(reg, "extract", versions=2)
+    seed(reg, "summarize", versions=2)
+    lock = tmp_path / "promptgate.lock.json"
+    doc = write_lock(reg.store, ["summarize", "extract"], "staging", lock)
+    assert doc["schema_version"] == 1 and doc["label"] == "staging"
+    assert list(doc["prompts"]) == ["extract", "summarize"]
+    assert read_lock(lock) == json.loads(lock.read_text())
+    with reg.client() as via_client:  # the same prompts read through a client
+        assert write_lock(via_client, None, "staging", tmp_path / "b.json")["prompts"] == \
+            doc["prompts"]
+    with pytest.raises(UnknownRef):
+        write_lock(reg.store, ["extract", "nope"], "staging", tmp_path / "c.json")
+    reg.move("summarize", "staging", 2)  # the registry moves on after the lock was written
+    reg.stop()
+
+    caplog.set_level(logging.INFO, logger="promptgate.sdk")
+    with PromptClient(reg.http_url, api_key=reg.viewer, fallback=lock, **FAST) as client:
+        p = client.get("summarize", label="staging")
+        assert (p.version, p.content_hash) == (1, doc["prompts"]["summarize"]["content_hash"])
+        assert client.get("extract", label="staging").version == 1
+        assert client.get("extract", version=1).version == 1
+        with pytest.raises(PromptUnavailable):
+            client.get("summarize", label="production")  # not what the file locked
+        warnings = [r for r in caplog.records
+                    if r.name == "promptgate.sdk" and r.levelno >= logging.WARNING]
+        assert len(warnings) == 1 and "lock file" in warnings[0].getMessage()
+        snap = client.snapshot(["extract", "summarize"], label="staging")
+        assert snap.seq is None and snap["summarize"].version == 1
+        reg.start()  # same port: the client switches to the registry
+        wait_for(lambda: client.get("summarize", label="staging").version == 2, timeout=5.0)
+        assert len([r for r in caplog.records if r.name == "promptgate.sdk"
+                    and r.levelno >= logging.WARNING]) == 1
+
+
+def test_lockfile_tampering_is_detected(shared: Registry, tmp_path: Path) -> None:
+    seed(shared, "tamper")
+    lock = tmp_path / "promptgate.lock.json"
+    write_lock(shared.store, ["tamper"], "staging", lock)
+    doc = json.loads(lock.read_text())
+    doc["prompts"]["tamper"]["content"]["model"]["temperature"] = 1.5
+    lock.write_text(json.dumps(doc))
+    with pytest.raises(LockfileError, match="content hash mismatch"):
+        read_lock(lock)
+    with pytest.raises(ValueError):  # LockfileError is a ValueError
+        PromptClient(shared.http_url, fallback=lock)
+    doc["prompts"]["tamper"]["content_hash"] = content_hash(
+        doc["prompts"]["tamper"]["content"])
+    doc["prompts"]["tamper"]["name"] = "other"
+    lock.write_text(json.dumps(doc))
+    with pytest.raises(LockfileError, match="does not match"):
+        read_lock(lock)
+    lock.write_text("{not json")
+    with pytest.raises(LockfileError):
+        read_lock(lock)
+    with pytest.raises(LockfileError):
+        read_lock(tmp_path / "missing.json")
+
+
+# -- direct stores ----------------------------------------------------------------------------
+
+def test_direct_store_mode(registry_url: str) -> None:
+    store = Store(registry_url, create=True)
+    store.migrate()
+    try:
+        specs = [validate_content("summarize", content(i)) for i in (1, 2)]
+        for spec in specs:
+            push_specs(store, [spec], message="m", author="me")
+        push_specs(store, [validate_content("extract", content(9, template=True))],
+                   message="m", author="me")
+        store.move_labels([LabelMove("summarize", "staging", 1, None),
+                           LabelMove("extract", "staging", 1, None)], actor="me")
+        with PromptClient(registry_url, ttl_s=0.1) as client:
+            p = client.get("summarize", label="staging")
+            assert (p.version, p.content_hash) == (1, specs[0].content_hash)
+            assert client.get("summarize", version=2).content_hash == specs[1].content_hash
+            assert client.get("extract", label="staging").template is not None
+            store.move_labels([LabelMove("summarize", "staging", 2, 1)], actor="me")
+            assert wait_for(lambda: client.get("summarize", label="staging").version == 2,
+                            timeout=2.0) < 1.0
+            snap = client.snapshot(["summarize", "extract"], label="staging")
+            assert {n: v.version for n, v in snap.items()} == {"summarize": 2, "extract": 1}
+            assert snap.seq == max(e.id for e in store.audit())
+            with pytest.raises(PromptNotFound):
+                client.snapshot(["summarize", "nope"], label="staging")
+            store.remove_label("summarize", "staging", expect=2, actor="me", reason="x")
+            with pytest.raises(PromptNotFound):
+                wait_for(lambda: client.get("summarize", label="staging") is None, timeout=2.0)
+    finally:
+        store.close()
+
+
+# -- concurrency, fork, asyncio ---------------------------------------------------------------
+
+def test_32_threads_never_see_a_torn_prompt(shared: Registry) -> None:
+    hashes = seed(shared, "hot")
+    with shared.client() as client:
+        client.get("hot", label="staging")
+        stop = threading.Event()
+        errors: list[str] = []
+        seen: set[int] = set()
+
+        def reader() -> None:
+            n = 0
+            while not stop.is_set():
+                p = client.get("hot", label="staging")
+                n += 1
+                if p.content_hash != hashes[p.version] or p.label != "staging":
+                    errors.append(f"torn: {p!r}")
+                if n % 200 == 0:
+                    if content_hash(p.content) != p.content_hash:
+                        errors.append(f"content does not hash to its hash: {p!r}")
+                    seen.add(p.version)
+                if n % 50 == 0:  # the server runs in this process: leave it some GIL
+                    time.sleep(0.001)
+            seen.add(p.version)
+
+        threads = [threading.Thread(target=reader) for _ in range(32)]
+        for t in threads:
+            t.start()
+        try:
+            for i in range(15):
+                shared.move("hot", "staging", i % 3 + 1)
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        assert not errors, errors[:3]
+        assert len(seen) >= 2  # refreshes happened while the readers read
+        wait_for(lambda: client.get("hot", label="staging").version == 3, timeout=1.0)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_restarts_the_refresher(shared: Registry) -> None:
+    seed(shared, "forky")
+    with shared.client() as client:
+        assert client.get("forky", label="staging").version == 1
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: must leave through os._exit whatever happens
+            code = 1
+            try:
+                os.close(read_end)
+                os.write(write_end, b"r")  # ready
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:
+                    if client.get("forky", label="staging").version == 2:
+                        code = 0
+                        break
+                    time.sleep(0.005)
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        assert os.read(read_end, 1) == b"r"
+        os.close(read_end)
+        time.sleep(0.2)  # let the child's refresher start its long-poll
+        shared.move("forky", "staging", 2)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, "the child never saw the move"
+        wait_for(lambda: client.get("forky", label="staging").version == 2, timeout=1.0)
+
+
+def test_async_client(shared: Registry) -> None:
+    seed(shared, "asyncy")
+
+    async def main() -> None:
+        async with AsyncPromptClient(shared.http_url, api_key=shared.viewer, **FAST) as client:
+            first = await client.get("asyncy", label="staging")
+            assert first.version == 1
+            assert await client.get("asyncy", label="staging") is first
+            got = await asyncio.gather(*(client.get("asyncy", version=2) for _ in range(20)))
+            assert {p.version for p in got} == {2}
+            snap = await client.snapshot(["asyncy"], label="staging")
+            assert snap["asyncy"] == first
+            shared.move("asyncy", "staging", 3)
+            for _ in range(500):
+                if (await client.get("asyncy", label="staging")).version == 3:
+                    break
+                await asyncio.sleep(0.002)
+            assert (await client.get("asyncy", label="staging")).version == 3
+            with pytest.raises(PromptNotFound):
+                await client.get("asyncy", label="gone")
+
+    asyncio.run(main())
+
+
+# -- the Prompt value -------------------------------------------------------------------------
+
+def test_prompt_renders_like_the_cli_and_builds_openai_kwargs(shared: Registry) -> None:
+    seed(shared, "valued", versions=1)
+    shared.push("valued-t", 1, template=True)
+    with shared.client() as client:
+        p = client.get("valued", label="staging")
+        raw = content(1)
+        assert isinstance(p, Prompt) and p.template is None and len(p.messages or ()) == 3
+        assert p.model == "gpt-4o-mini-2024-07-18"
+        assert dict(p.parameters) == {"temperature": 0.2, "max_tokens": 300}
+        assert p.tools[0]["function"]["name"] == "lookup"
+        assert p.response_format == {"type": "json_object"}
+        assert p.trace_attributes == {"name": "valued", "version": 1, "label": "staging",
+                                      "content_hash": p.content_hash}
+        assert p.render(text="T") == render_messages(raw, {"max_words": 60, "text": "T"})
+        assert p.render(text="T", max_words=5)[1]["content"] == \
+            "Summarize in at most 5 words:"
+        kwargs = p.openai_kwargs(text="T")
+        assert kwargs == ChatRequest.for_content(
+            raw, render_messages(raw, {"max_words": 60, "text": "T"})).api_kwargs()
+        assert kwargs["temperature"] == 0.2 and kwargs["response_format"] == {
+            "type": "json_object"}
+        kwargs["tools"][0]["function"]["name"] = "changed"  # a fresh copy every call
+        assert p.openai_kwargs(text="T")["tools"][0]["function"]["name"] == "lookup"
+        with pytest.raises(RenderError, match="text"):
+            p.render()  # StrictUndefined: a missing variable is an error
+        with pytest.raises(TypeError):
+            p.content["model"]["temperature"] = 1  # type: ignore[index]
+        with pytest.raises(AttributeError):
+            p.version = 2  # type: ignore[misc]
+        assert content_hash(p.content) == p.content_hash
+        assert json.loads(json.dumps(p.parameters)) == {"temperature": 0.2, "max_tokens": 300}
+        t = client.get("valued-t")  # no label, no version: latest
+        assert t.label == "latest" and t.messages is None
+        assert t.render(word="hi") == [{"role": "user", "content": "v1: say hi"}]
+        assert t.openai_kwargs(word="hi") == {"model": "gpt-4o-mini", "messages": [
+            {"role": "user", "content": "v1: say hi"}]}
+        pinned = client.get("valued", version=1)
+        assert pinned.label is None and "label" not in pinned.trace_attributes
+        with pytest.raises(ValueError):
+            client.get("valued", label="staging", version=1)
+
+
+def test_importing_the_sdk_loads_no_server_or_cli() -> None:
+    code = ("import sys, promptgate.sdk, promptgate.lockfile; "
+            "bad = [m for m in ('fastapi', 'uvicorn', 'click', 'starlette') if m in sys.modules];"
+            " assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,533 @@
+"""The web UI over HTTP: sessions, CSRF, roles, escaping, the edit form and approvals.
+
+A real server (ServerThread) over a fresh SQLite registry; the gate's model calls go to the local
+OpenAI-compatible test server."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+from promptgate.config import Config, GateConfig
+from promptgate.domain import LabelMove
+from promptgate.promptfile import validate_content
+from promptgate.registry import push_specs
+from promptgate.report import to_markdown
+from promptgate.server import ServerSettings, create_app
+from promptgate.server.thread import ServerThread
+from promptgate.store import (
+    Store,
+    create_key,
+    get_promotion,
+    get_report,
+    list_promotions,
+    revoke_key,
+)
+from promptgate.testing import OpenAITestServer
+
+GREET_SUITE = """\
+prompt: greet
+cases:
+  - id: hello
+    vars: {who: world}
+    assert: [{type: contains, value: world}]
+"""
+XSS_SUITE = """\
+prompt: xss
+cases:
+  - id: fails-and-shows-output
+    assert: [{type: contains, value: "never in the output"}]
+"""
+SCRIPT = "<script>alert(1)</script>"
+ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
+
+
+@dataclass
+class Site:
+    url: str
+    store: Store
+    keys: dict[str, str]
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, follow_redirects=False)
+
+    @contextmanager
+    def signed_in(self, who: str) -> Iterator[httpx.Client]:
+        with self.client() as c:
+            r = c.post("/signin", data={"key": self.keys[who], "next": "/",
+                                        "csrf": csrf_of(c.get("/signin"))})
+            assert r.status_code == 303, r.text
+            yield c
+
+
+def csrf_of(response: httpx.Response) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-zA-Z_-]+)"', response.text)
+    assert found, response.text
+    return found.group(1)
+
+
+def push(store: Store, name: str, content: dict[str, Any], message: str = "m",
+         author: str = "tester") -> int:
+    [result] = push_specs(store, [validate_content(name, content)], message=message,
+                          author=author)
+    return result.version.version
+
+
+def greet(text: str = "Hello {{ who }}") -> dict[str, Any]:
+    return {"model": {"name": "gpt-test"}, "template": text}
+
+
+def wait_for_gate(store: Store, pid: int, timeout: float = 20) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        promotion = get_promotion(store, pid)
+        if promotion["state"] != "gating":
+            return promotion
+        assert time.monotonic() < deadline, "the gate did not finish"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[OpenAITestServer]:
+    with OpenAITestServer() as server:
+        yield server
+
+
+@pytest.fixture
+def site(tmp_path: Path, llm: OpenAITestServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+    monkeypatch.setenv("OPENAI_BASE_URL", llm.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "test")
+    llm.reset()
+    (tmp_path / "evals").mkdir()
+    (tmp_path / "evals" / "greet.yaml").write_text(GREET_SUITE)
+    (tmp_path / "evals" / "xss.yaml").write_text(XSS_SUITE)
+    config = Config(root=tmp_path, gate=GateConfig(concurrency=4, retries=0, backoff_s=0.01))
+    app = create_app(ServerSettings(registry=f"sqlite:///{tmp_path / 'registry.db'}",
+                                    config=config))
+    store = app.state.pg.store
+    keys = {name: create_key(store, name, role) for name, role in (
+        ("viewer", "viewer"), ("editor", "editor"), ("approver", "approver"),
+        ("approver2", "approver"), ("admin", "admin"))}
+    push(store, "greet", greet())
+    with ServerThread(app) as server:
+        yield Site(url=server.url, store=store, keys=keys)
+
+
+# -- sessions -------------------------------------------------------------------------------------
+
+def test_signin_sets_an_httponly_samesite_session_cookie(site: Site) -> None:
+    with site.client() as c:
+        form = c.get("/signin")
+        assert form.status_code == 200 and 'name="key"' in form.text
+        r = c.post("/signin", data={"key": site.keys["editor"], "next": "/prompts/greet",
+                                    "csrf": csrf_of(form)})
+        assert r.status_code == 303 and r.headers["location"] == "/prompts/greet"
+        cookie = r.headers["set-cookie"]
+        assert cookie.startswith("promptgate_session=")
+        attrs = {a.strip().lower() for a in cookie.split(";")[1:]}
+        assert "httponly" in attrs and "samesite=lax" in attrs and "path=/" in attrs
+        assert site.keys["editor"] not in cookie  # the key itself never goes in the cookie
+        page = c.get("/prompts/greet")
+        assert page.status_code == 200 and "editor" in page.text
+        assert page.headers["cache-control"] == "no-store"
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        # signing out ends the session
+        out = c.post("/signout", data={"csrf": csrf_of(page)})
+        assert out.status_code == 303 and out.headers["location"] == "/signin"
+        assert c.get("/").status_code == 303
+
+
+def test_a_bad_key_is_refused_on_the_form(site: Site) -> None:
+    with site.client() as c:
+        r = c.post("/signin", data={"key": "pg_nope", "csrf": csrf_of(c.get("/signin"))})
+        assert r.status_code == 401 and "unknown or has been revoked" in r.text
+        assert c.get("/").status_code == 303
+
+
+def test_open_redirects_are_refused(site: Site) -> None:
+    with site.client() as c:
+        r = c.post("/signin", data={"key": site.keys["viewer"], "next": "//evil.example/x",
+                                    "csrf": csrf_of(c.get("/signin"))})
+        assert r.status_code == 303 and r.headers["location"] == "/"
+
+
+@pytest.mark.parametrize("path", [
+    "/", "/prompts/greet", "/prompts/greet/diff?a=1&b=1", "/prompts/greet/edit", "/new",
+    "/promotions", "/promotions/new?prompt=greet", "/promotions/1", "/promotions/1/progress",
+    "/promotions/1/report.md", "/audit?prompt=greet", "/prompts/unknown"])
+def test_pages_redirect_to_signin_without_a_session(site: Site, path: str) -> None:
+    with site.client() as c:
+        r = c.get(path)
+        assert r.status_code == 303
+        assert r.headers["location"] == "/signin?" + urlencode({"next": path})
+        assert "greet" not in r.text
+        # a forged (unsigned) cookie is no session either
+        c.cookies.set("promptgate_session", '{"n": "x", "k": "admin"}')
+        assert c.get(path).status_code == 303
+
+
+def test_htmx_polls_without_a_session_are_sent_to_signin(site: Site) -> None:
+    with site.client() as c:
+        r = c.get("/promotions/1/progress", headers={"HX-Request": "true"})
+        assert r.status_code == 204
+        assert r.headers["hx-redirect"].startswith("/signin?next=")
+
+
+def test_signin_and_static_files_need_no_session(site: Site) -> None:
+    with site.client() as c:
+        assert c.get("/signin").status_code == 200
+        css = c.get("/static/ui.css")
+        assert css.status_code == 200 and "text/css" in css.headers["content-type"]
+        js = c.get("/static/htmx.min.js")
+        assert js.status_code == 200 and "htmx" in js.text[:200]
+
+
+def test_posts_without_the_csrf_token_are_403(site: Site) -> None:
+    with site.signed_in("editor") as c:
+        text = "name: greet\nmodel: {name: gpt-test}\ntemplate: 'Hi {{ who }}'\n"
+        for data in ({"yaml": text, "message": "m"},
+                     {"yaml": text, "message": "m", "csrf": "0" * 64}):
+            r = c.post("/prompts/greet/edit", data=data)
+            assert r.status_code == 403 and "security token" in r.text
+        assert [v.version for v in site.store.history("greet")] == [1]
+        assert c.post("/signout").status_code == 403
+        assert c.post("/promotions", data={"prompt": "greet", "version": "1",
+                                           "label": "production",
+                                           "reason": "r"}).status_code == 403
+        assert c.get("/").status_code == 200  # still signed in
+    with site.client() as c:  # sign-in itself needs the token of the page it came from
+        r = c.post("/signin", data={"key": site.keys["editor"]})
+        assert r.status_code == 403
+        assert c.get("/").status_code == 303  # not signed in
+    with site.signed_in("editor") as c, site.signed_in("approver") as other:
+        # a token belongs to its session: another session's token is refused
+        r = c.post("/prompts/greet/edit", data={"yaml": text, "message": "m",
+                                                "csrf": csrf_of(other.get("/"))})
+        assert r.status_code == 403
+
+
+def test_signing_in_again_rotates_the_csrf_token(site: Site) -> None:
+    with site.client() as c:
+        before = csrf_of(c.get("/signin"))
+        c.post("/signin", data={"key": site.keys["viewer"], "csrf": before})
+        assert csrf_of(c.get("/")) != before
+
+
+def test_a_revoked_keys_session_goes_back_to_signin(site: Site) -> None:
+    with site.signed_in("editor") as c:
+        assert c.get("/").status_code == 200
+        revoked = httpx.delete(site.url + "/v1/keys/editor",
+                               headers={"Authorization": f"Bearer {site.keys['admin']}"})
+        assert revoked.status_code == 200
+        r = c.get("/")
+        assert r.status_code == 303 and r.headers["location"].startswith("/signin")
+        form = c.get("/signin")
+        assert form.status_code == 200  # a fresh, signed-out session
+        again = c.post("/signin", data={"key": site.keys["editor"], "csrf": csrf_of(form)})
+        assert again.status_code == 401
+    with site.signed_in("viewer") as c:  # revoked in the store by another process (the CLI)
+        revoke_key(site.store, "viewer")
+        assert c.get("/audit").status_code == 303
+
+
+def test_roles_are_enforced_with_a_403_page(site: Site) -> None:
+    with site.signed_in("viewer") as c:
+        assert c.get("/prompts/greet").status_code == 200
+        r = c.get("/prompts/greet/edit")
+        assert r.status_code == 403 and "viewer" in r.text and "<html" in r.text
+        assert c.get("/promotions/new?prompt=greet").status_code == 403
+        token = csrf_of(c.get("/"))
+        r = c.post("/prompts/greet/edit", data={"csrf": token, "yaml": "x", "message": "m"})
+        assert r.status_code == 403
+        assert "Edit" not in c.get("/prompts/greet").text.split("<main>")[1].split("Labels")[0]
+
+
+def test_unknown_things_are_404_pages(site: Site) -> None:
+    with site.signed_in("viewer") as c:
+        for path in ("/prompts/nope", "/prompts/Bad%20Name", "/prompts/greet?v=9",
+                     "/prompts/nope/diff", "/promotions/999", "/promotions/999/report.md"):
+            r = c.get(path)
+            assert r.status_code == 404, path
+            assert "<html" in r.text and "Not found" in r.text
+        r = c.get("/promotions/abc")
+        assert r.status_code == 400 and "<html" in r.text
+
+
+# -- pages ----------------------------------------------------------------------------------------
+
+def test_prompt_page_shows_versions_labels_and_label_history(site: Site) -> None:
+    push(site.store, "greet", greet("Hi {{ who }}"), message="friendlier", author="bob")
+    site.store.move_labels([LabelMove("greet", "staging", 1, None, "try it")], actor="carol")
+    site.store.move_labels([LabelMove("greet", "staging", 2, 1, "ship v2")], actor="carol")
+    with site.signed_in("viewer") as c:
+        page = c.get("/prompts/greet").text
+        assert "friendlier" in page and "bob" in page
+        history = page.split("Label history")[1]
+        assert "staging" in history and "ship v2" in history and "try it" in history
+        assert "v1 → v2" in history and "carol" in history
+        old = c.get("/prompts/greet?v=1").text
+        assert "Hello {{ who }}" in old
+        listing = c.get("/").text
+        assert "staging → v2" in listing and "Hi {{ who }}" in listing
+
+
+def test_side_by_side_diff_marks_the_change(site: Site) -> None:
+    push(site.store, "greet", greet("Hello there {{ who }}"))
+    with site.signed_in("viewer") as c:
+        r = c.get("/prompts/greet/diff", params={"a": 1, "b": 2})
+        assert r.status_code == 200
+        row = next(x for x in r.text.split("<tr") if 'class="replace"' in x)
+        assert "<mark>there </mark>" in row or "<mark> there</mark>" in row
+        same = c.get("/prompts/greet/diff", params={"a": 2, "b": 2})
+        assert "identical content" in same.text
+
+
+def test_edit_creates_a_version_by_the_signed_in_key(site: Site) -> None:
+    with site.signed_in("editor") as c:
+        form = c.get("/prompts/greet/edit")
+        text = re.search(r"<textarea[^>]*name=\"yaml\"[^>]*>(.*?)</textarea>", form.text,
+                         re.S).group(1)
+        assert text.startswith("name: greet\n") and "Hello {{ who }}" in text
+        r = c.post("/prompts/greet/edit", data={
+            "csrf": csrf_of(form), "yaml": text.replace("Hello", "Howdy"),
+            "message": "cowboy greeting"})
+        assert r.status_code == 303 and r.headers["location"] == "/prompts/greet?v=2&saved=new"
+        v2 = site.store.get_version("greet", 2)
+        assert v2.author == "editor" and v2.message == "cowboy greeting"
+        assert v2.content["template"] == "Howdy {{ who }}"
+        assert "Saved as a new version" in c.get(r.headers["location"]).text
+        # saving the form unchanged stores nothing new
+        same = c.post("/prompts/greet/edit", data={
+            "csrf": csrf_of(form), "yaml": text.replace("Hello", "Howdy"), "message": "again"})
+        assert same.headers["location"].endswith("saved=same")
+        assert len(site.store.history("greet")) == 2
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ("name: greet\nmodel: [unclosed\n", "greet.yaml"),
+    ("name: greet\nmodel: {name: m}\ntemplate: 'Hello {{ who '\n", "template"),
+    ("name: greet\ntemplate: hi\n", "model"),
+    ("name: other\nmodel: {name: m}\ntemplate: hi\n", "the YAML names 'other'"),
+    ("name: greet\nmodel: {name: m}\ntemplate: '{{ x }}'\ninputs: {x: {from: nowhere}}\n",
+     "nowhere"),
+])
+def test_invalid_edits_show_the_error_inline_and_store_nothing(site: Site, text: str,
+                                                               error: str) -> None:
+    with site.signed_in("editor") as c:
+        token = csrf_of(c.get("/prompts/greet/edit"))
+        r = c.post("/prompts/greet/edit", data={"csrf": token, "yaml": text, "message": "m"})
+        assert r.status_code == 422
+        assert 'role="alert"' in r.text and "Not saved" in r.text
+        assert error.replace("'", "&#39;") in r.text
+        kept = text.replace("'", "&#39;").replace("<", "&lt;")
+        assert kept in r.text  # the text stays in the form
+    assert [v.version for v in site.store.history("greet")] == [1]
+    assert [e.type for e in site.store.audit(prompt="greet")] == ["push"]
+
+
+def test_an_edit_needs_a_message(site: Site) -> None:
+    with site.signed_in("editor") as c:
+        form = c.get("/prompts/greet/edit")
+        r = c.post("/prompts/greet/edit", data={
+            "csrf": csrf_of(form), "yaml": "name: greet\nmodel: {name: m}\ntemplate: x\n",
+            "message": "  "})
+        assert r.status_code == 422 and "change message is required" in r.text
+    assert len(site.store.history("greet")) == 1
+
+
+def test_new_prompt_form(site: Site) -> None:
+    with site.signed_in("editor") as c:
+        token = csrf_of(c.get("/new"))
+        r = c.post("/new", data={"csrf": token, "message": "first",
+                                 "yaml": "name: fresh\nmodel: {name: m}\ntemplate: hi\n"})
+        assert r.status_code == 303 and r.headers["location"].startswith("/prompts/fresh?v=1")
+        dup = c.post("/new", data={"csrf": token, "message": "again",
+                                   "yaml": "name: greet\nmodel: {name: m}\ntemplate: hi\n"})
+        assert dup.status_code == 422 and "exists already" in dup.text
+    assert len(site.store.history("greet")) == 1
+
+
+def test_audit_log_filters_and_pages(site: Site) -> None:
+    for i in range(60):
+        push(site.store, "greet", greet(f"Hello {i} {{{{ who }}}}"), message=f"change {i}")
+    push(site.store, "other", greet(), message="other prompt")
+    with site.signed_in("viewer") as c:
+        first = c.get("/audit")
+        assert first.status_code == 200
+        assert first.text.count('class="ev-') == 50 and "other prompt" in first.text
+        older = re.search(r'href="/audit\?([^"]+)">Older events', first.text).group(1)
+        second = c.get("/audit?" + older.replace("&amp;", "&"))
+        assert second.text.count('class="ev-') == 12 and "Older events" not in second.text
+        assert "Newest" in second.text
+        only = c.get("/audit", params={"prompt": "other"})
+        assert only.text.count('class="ev-') == 1
+        labelled = c.get("/audit", params={"prompt": "greet", "label": "latest"})
+        assert labelled.text.count('class="ev-') == 50
+        assert "prompt=greet" in labelled.text.split("Older events")[0].rsplit("href=", 1)[1]
+        assert c.get("/audit", params={"type": "move"}).text.count('class="ev-') == 0
+
+
+# -- promotions -----------------------------------------------------------------------------------
+
+def file_via_form(c: httpx.Client, name: str, version: int, label: str = "production",
+                  reason: str = "ship it") -> int:
+    form = c.get("/promotions/new", params={"prompt": name})
+    assert form.status_code == 200
+    r = c.post("/promotions", data={"csrf": csrf_of(form), "prompt": name,
+                                    "version": str(version), "label": label, "reason": reason})
+    assert r.status_code == 303, r.text
+    return int(r.headers["location"].rsplit("/", 1)[1])
+
+
+def test_request_form_runs_the_gate_and_shows_progress_then_report(site: Site) -> None:
+    push(site.store, "greet", greet("Hello dear {{ who }}"))
+    with site.signed_in("editor") as c:
+        pid = file_via_form(c, "greet", 2)
+        page = c.get(f"/promotions/{pid}")
+        assert page.status_code == 200
+        promotion = wait_for_gate(site.store, pid)
+        assert promotion["state"] == "passed" and promotion["author"] == "editor"
+        fragment = c.get(f"/promotions/{pid}/progress")
+        assert fragment.headers["hx-refresh"] == "true"
+        page = c.get(f"/promotions/{pid}").text
+        assert "PASS" in page and "greet@v2" in page and "greet.yaml" in page
+        assert "Waiting for an approver" in page
+        md = c.get(f"/promotions/{pid}/report.md")
+        report = get_report(site.store, promotion["report"])
+        assert md.text == to_markdown(report)
+
+
+def test_gating_request_polls_with_htmx_and_falls_back_without_js(site: Site,
+                                                                  llm: OpenAITestServer) -> None:
+    llm.latency = 1.0
+    try:
+        push(site.store, "greet", greet("Hello slow {{ who }}"))
+        with site.signed_in("editor") as c:
+            pid = file_via_form(c, "greet", 2)
+            page = c.get(f"/promotions/{pid}").text
+            assert f'hx-get="/promotions/{pid}/progress"' in page
+            assert 'hx-trigger="every 1s"' in page
+            assert '<noscript><meta http-equiv="refresh"' in page
+            fragment = c.get(f"/promotions/{pid}/progress")
+            assert "hx-refresh" not in fragment.headers and "<progress" in fragment.text
+            wait_for_gate(site.store, pid)
+    finally:
+        llm.latency = 0.0
+
+
+def test_request_form_errors_stay_in_the_form(site: Site) -> None:
+    with site.signed_in("editor") as c:
+        token = csrf_of(c.get("/promotions/new", params={"prompt": "greet"}))
+        for data, error in (({"label": "latest", "reason": "r"}, "latest"),
+                            ({"label": "v2", "reason": "r"}, "label"),
+                            ({"label": "production", "reason": " "}, "reason is required")):
+            r = c.post("/promotions", data={"csrf": token, "prompt": "greet", "version": "1",
+                                            **data})
+            assert r.status_code == 422 and error in r.text and 'role="alert"' in r.text
+    assert list_promotions(site.store) == []
+
+
+def test_author_cannot_approve_their_own_request(site: Site) -> None:
+    push(site.store, "greet", greet("Hello again {{ who }}"))
+    with site.signed_in("approver") as author:
+        pid = file_via_form(author, "greet", 2)
+        assert wait_for_gate(site.store, pid)["state"] == "passed"
+        page = author.get(f"/promotions/{pid}")
+        assert "you cannot approve it" in page.text
+        assert f'action="/promotions/{pid}/approve"' not in page.text
+        listing = author.get("/promotions").text
+        assert "you cannot approve it" in listing
+        token = csrf_of(page)
+        for verb in ("approve", "reject"):
+            r = author.post(f"/promotions/{pid}/{verb}", data={"csrf": token})
+            assert r.status_code == 403 and "author" in r.text
+    assert get_promotion(site.store, pid)["state"] == "passed"
+    assert site.store.label_version("greet", "production") is None
+    with site.signed_in("editor") as editor:  # an editor may not decide at all
+        r = editor.post(f"/promotions/{pid}/approve", data={"csrf": csrf_of(editor.get("/"))})
+        assert r.status_code == 403
+    with site.signed_in("approver2") as other:
+        page = other.get(f"/promotions/{pid}")
+        assert f'action="/promotions/{pid}/approve"' in page.text
+        r = other.post(f"/promotions/{pid}/approve", data={"csrf": csrf_of(page),
+                                                          "comment": "looks good"})
+        assert r.status_code == 303
+        done = other.get(f"/promotions/{pid}").text
+        assert "Approved" in done and "looks good" in done
+        again = other.post(f"/promotions/{pid}/approve", data={"csrf": csrf_of(page)})
+        assert again.status_code == 409
+    assert site.store.label_version("greet", "production") == 2
+    [move] = site.store.audit(prompt="greet", label="production", types=("move",))
+    assert move.actor == "approver2" and move.details["requester"] == "approver"
+
+
+def test_reject_moves_nothing(site: Site) -> None:
+    push(site.store, "greet", greet("Yo {{ who }}"))
+    with site.signed_in("editor") as author:
+        pid = file_via_form(author, "greet", 2)
+    wait_for_gate(site.store, pid)
+    with site.signed_in("approver") as c:
+        page = c.get("/promotions")
+        r = c.post(f"/promotions/{pid}/reject", data={"csrf": csrf_of(page), "comment": "no"})
+        assert r.status_code == 303
+    assert get_promotion(site.store, pid)["state"] == "rejected"
+    assert site.store.label_version("greet", "production") is None
+
+
+def test_approval_after_the_label_moved_shows_stale(site: Site) -> None:
+    push(site.store, "greet", greet("Hey {{ who }}"))
+    with site.signed_in("editor") as author:
+        pid = file_via_form(author, "greet", 2)
+    wait_for_gate(site.store, pid)
+    site.store.move_labels([LabelMove("greet", "production", 1, None, "hotfix")],
+                           actor="someone")
+    with site.signed_in("approver") as c:
+        r = c.post(f"/promotions/{pid}/approve", data={"csrf": csrf_of(c.get("/"))})
+        assert r.status_code == 409 and "stale" in r.text
+        page = c.get(f"/promotions/{pid}").text
+        assert 'class="badge stale"' in page and "moved after the gate judged" in page
+    assert site.store.label_version("greet", "production") == 1
+
+
+# -- escaping -------------------------------------------------------------------------------------
+
+def test_prompt_text_is_always_escaped(site: Site) -> None:
+    store = site.store
+    content = {"model": {"name": "gpt-test"}, "template": SCRIPT,
+               "description": f"desc {SCRIPT}"}
+    push(store, "xss", content, message=f"msg {SCRIPT}")
+    store.move_labels([LabelMove("xss", "production", 1, None, "base")], actor="setup")
+    push(store, "xss", {**content, "template": SCRIPT + "\nmore"}, message="v2")
+    with site.signed_in("editor") as c:
+        pid = file_via_form(c, "xss", 2, reason=f"reason {SCRIPT}")
+        promotion = wait_for_gate(store, pid)
+        assert promotion["state"] == "failed"
+        pages = {
+            "list": c.get("/"),
+            "prompt": c.get("/prompts/xss?v=1"),
+            "diff": c.get("/prompts/xss/diff?a=1&b=2"),
+            "edit": c.get("/prompts/xss/edit"),
+            "report": c.get(f"/promotions/{pid}"),
+            "requests": c.get("/promotions"),
+            "audit": c.get("/audit"),
+        }
+        for where, page in pages.items():
+            assert page.status_code == 200, where
+            assert "<script>alert" not in page.text, where
+            assert ESCAPED in page.text, where
+        report = pages["report"].text
+        assert "FAIL" in report and "fails-and-shows-output" in report
+        assert report.count("&lt;script&gt;") >= 3  # the diff, the output and the reason
+        # an invalid edit echoes the text back escaped as well
+        bad = c.post("/prompts/xss/edit", data={"csrf": csrf_of(pages["edit"]), "message": "m",
+                                                "yaml": f"name: xss\nmodel: [{SCRIPT}"})
+        assert bad.status_code == 422 and "<script>alert" not in bad.text
