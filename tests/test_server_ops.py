@@ -12,6 +12,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -150,21 +151,24 @@ def test_schemathesis_finds_no_server_errors(tmp_path: Path) -> None:
                                                     "message": "m"})
         schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
         failures: list[str] = []
+
+        def make_test(op: Any) -> Any:
+            @settings(max_examples=15, deadline=None,
+                      suppress_health_check=list(HealthCheck), database=None)
+            @given(case=op.as_strategy())
+            def run(case: Any) -> None:
+                response = case.call(base_url=server.url,
+                                     headers={"Authorization": f"Bearer {key}"})
+                if response.status_code >= 500:
+                    failures.append(f"{op.method.upper()} {op.path}: {response.status_code} "
+                                    f"{response.text[:200]}")
+
+            return run
+
         for operation in schema.get_all_operations():
             op = operation.ok()
             if op.path.endswith("/events"):
                 continue  # long-poll: covered by its own tests
-
-            @settings(max_examples=15, deadline=None,
-                      suppress_health_check=list(HealthCheck), database=None)
-            @given(case=op.as_strategy())
-            def run(case: object, op: object = op) -> None:
-                response = case.call(base_url=server.url,  # type: ignore[attr-defined]
-                                     headers={"Authorization": f"Bearer {key}"})
-                if response.status_code >= 500:
-                    failures.append(f"{op.method.upper()} {op.path}: {response.status_code} "  # type: ignore[attr-defined]
-                                    f"{response.text[:200]}")
-
-            run()
+            make_test(op)()
         client.close()
     assert not failures, failures[:5]
