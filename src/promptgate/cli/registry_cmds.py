@@ -282,3 +282,26 @@ def render(app: AppContext, ref: str, variables: tuple[str, ...], as_json: bool)
 
 
 COMMANDS.append(render)
+
+
+@click.command()
+@click.argument("names", nargs=-1)
+@click.option("--label", "label_name", default="production", show_default=True,
+              help="Lock the versions this label points at.")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              default=Path("promptgate.lock.json"), show_default=True,
+              help="Where to write the lock file.")
+@pass_app
+def lock(app: AppContext, names: tuple[str, ...], label_name: str, output: Path) -> None:
+    """Write a lock file (prompts with their content hashes) for the SDK's cold starts."""
+    from ..lockfile import write_lock
+    from ..refs import check_label_name
+
+    check_label_name(label_name)
+    document = write_lock(app.store(), list(names) or None, label_name, output)
+    for name, version in document["prompts"].items():
+        click.echo(f"{name}@v{version['version']}  {version['content_hash'][:12]}")
+    note(f"wrote {output} ({len(document['prompts'])} prompts at {label_name})")
+
+
+COMMANDS.append(lock)
