@@ -176,6 +176,7 @@ async def _run_async(plan: Plan, client: ModelClient, judge: Mapping[str, Any],
                      workers: int) -> tuple[dict[str, list[SuiteResult]],
                                             dict[str, list[SuiteResult]]]:
     runner = Runner(client, judge)
+    client.prepare()
     jobs = []
     for name in plan.affected:
         if name not in plan.candidate_side:

@@ -292,6 +292,12 @@ class ModelClient:
                 timeout=self.timeout_s)
         return self._clients[client_key]
 
+    def prepare(self) -> None:
+        """Build the default endpoint's client now (~70 ms of setup), before a run's clock and
+        its first requests, rather than on the first cache miss."""
+        if self.base_url is not None or self.api_key is not None:
+            self._client(ChatRequest(model="", messages=()))
+
     async def aclose(self) -> None:
         for client in self._clients.values():
             await client.close()

@@ -40,12 +40,17 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from . import render as _render
 from .canonical import content_hash
 from .errors import PromptgateError, UnknownRef
 from .lockfile import LockfileError, read_lock
 from .promptfile import prompt_inputs
 from .providers import ENDPOINT_KEYS, ChatRequest
 from .render import render_messages
+
+# The CLI's compiled-template cache: the same SandboxedEnvironment and StrictUndefined. Should
+# render.py be reorganised without it, prompts render through render_messages only.
+_compile_template: Any = getattr(_render, "_compiled", None)
 
 __all__ = [
     "AsyncPromptClient",
@@ -111,7 +116,7 @@ class _FrozenDict(dict):  # type: ignore[type-arg]
         raise TypeError("a Prompt is immutable: copy it with dict(...) to change it")
 
     __setitem__ = __delitem__ = _refuse
-    clear = pop = popitem = setdefault = update = __ior__ = _refuse  # type: ignore[assignment]
+    clear = pop = popitem = setdefault = update = __ior__ = _refuse
 
     def __reduce__(self) -> Any:
         return (_FrozenDict, (dict(self),))
@@ -147,6 +152,9 @@ class Prompt:
     `label` is the label it was fetched by (None when fetched by version). Exactly one of
     `messages` (the raw message templates) and `template` (a single user-message template) is
     set. `parameters` are the model parameters sent to the API (temperature, max_tokens, ...).
+    `trace_attributes` = {name, version, label, content_hash} for spans and logs (no `label`
+    key when fetched by version: OpenTelemetry attributes cannot be None). Mappings in a
+    Prompt refuse mutation (they are shared between threads); `dict(...)` copies one.
     """
 
     name: str
@@ -163,24 +171,35 @@ class Prompt:
     trace_attributes: Mapping[str, Any]
     _defaults: Mapping[str, Any] = field(default_factory=dict)
     _copy_defaults: bool = False
-    _request: Mapping[str, Any] = field(default_factory=dict)
+    _kwargs: Mapping[str, Any] = field(default_factory=dict)
     _source: Mapping[str, Any] = field(default_factory=dict)
+    _parts: tuple[Any, ...] | None = None
 
     def render(self, /, **variables: Any) -> list[dict[str, Any]]:
         """The chat messages with `variables` filled in (declared defaults applied), rendered in
         the same Jinja2 sandbox with StrictUndefined as the CLI: a missing variable or an
-        attribute escape raises promptgate.errors.RenderError."""
+        attribute escape raises promptgate.errors.RenderError. Fresh dicts on every call."""
         if self._defaults:
             defaults = copy.deepcopy(self._defaults) if self._copy_defaults else self._defaults
             variables = {**defaults, **variables}
+        parts = self._parts
+        if parts is not None:
+            try:
+                return _render_parts(parts, variables)
+            except Exception:  # let the canonical path raise the canonical RenderError
+                pass
         return render_messages(self.content, variables, self.name)
 
     def openai_kwargs(self, /, **variables: Any) -> dict[str, Any]:
         """Keyword arguments for `openai_client.chat.completions.create(**kwargs)`: model,
         rendered messages, parameters, tools and response_format, exactly as the gate sends
-        them. A fresh, plain (mutable) structure on every call."""
-        return ChatRequest.for_content(_thaw(self._request),
-                                       self.render(**variables)).api_kwargs()
+        them (providers.ChatRequest). A fresh, plain (mutable) structure on every call."""
+        base = self._kwargs
+        kwargs: dict[str, Any] = {"model": base["model"], "messages": self.render(**variables)}
+        for key, value in base.items():
+            if key != "model" and key != "messages":
+                kwargs[key] = value if _is_flat(value) else _thaw(value)
+        return kwargs
 
     def to_json(self) -> dict[str, Any]:
         """The version object this prompt was read from (the `show --json` shape)."""
@@ -205,8 +224,53 @@ class Prompt:
                 f"content_hash={self.content_hash[:12]!r}...)")
 
 
+def _render_parts(parts: tuple[Any, ...], variables: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """render_messages, minus Template.render's per-call overhead (which copies the template's
+    globals ChainMap): the same compiled template in the same sandboxed environment, given the
+    same context a render() call builds. Any failure falls back to render_messages."""
+    out = []
+    for base, template, text, glob in parts:
+        message = dict(base)
+        if template is not None:
+            env = template.environment
+            ctx = env.context_class(env, {**glob, **variables}, template.name, template.blocks)
+            text = env.concat(template.root_render_func(ctx))
+        message["content"] = text
+        out.append(message)
+    return out
+
+
+def _compile_parts(raw: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """Per message: (message without content, compiled template or None, static text, globals).
+    A message with no Jinja syntax at all renders to a constant, computed once the canonical
+    way."""
+    if _compile_template is None:
+        return None
+    try:
+        if "template" in raw:
+            messages: list[Mapping[str, Any]] = [{"role": "user", "content": raw["template"]}]
+        else:
+            messages = list(raw["messages"])
+        parts: list[tuple[Any, ...]] = []
+        for message in messages:
+            source = message.get("content")
+            base = {k: _thaw(v) for k, v in message.items()}
+            if not isinstance(source, str):
+                return None
+            if "{" not in source:
+                static = render_messages({"template": source}, {})[0]["content"]
+                parts.append((base, None, static, None))
+            else:
+                template = _compile_template(source)
+                parts.append((base, template, None, dict(template.globals)))
+        return tuple(parts)
+    except Exception:  # anything unusual: the canonical path only
+        return None
+
+
 def _make_prompt(data: Mapping[str, Any], label: str | None) -> Prompt:
-    """A Prompt from a version object; refuses one whose content does not hash to its hash."""
+    """A Prompt from a version object. One whose content does not hash to its content_hash,
+    or that is malformed, is refused like a failed request (the last good one is kept)."""
     try:
         name, version, digest = data["name"], int(data["version"]), data["content_hash"]
         raw = data["content"]
@@ -215,13 +279,23 @@ def _make_prompt(data: Mapping[str, Any], label: str | None) -> Prompt:
         raise _Transient(f"malformed version object from the registry: {exc!r}") from None
     if actual != digest:
         raise _Transient(f"{name}@v{version}: content hash mismatch ({digest} != {actual})")
+    try:
+        return _build_prompt(name, version, digest, raw, data, label)
+    except Exception as exc:
+        raise _Transient(f"{name}@v{version}: malformed content: {exc!r}") from None
+
+
+def _build_prompt(name: str, version: int, digest: str, raw: Mapping[str, Any],
+                  data: Mapping[str, Any], label: str | None) -> Prompt:
     content = _freeze(raw)
     model = content["model"]
     defaults = {n: s.default for n, s in prompt_inputs(raw).items() if s.has_default}
+    flat_defaults = all(_is_flat(v) for v in defaults.values())
     attrs: dict[str, Any] = {"name": name, "version": version}
     if label is not None:
         attrs["label"] = label
     attrs["content_hash"] = digest
+    kwargs = ChatRequest.for_content(_thaw(raw), []).api_kwargs()  # messages filled per call
     return Prompt(
         name=name, version=version, label=label, content_hash=digest, content=content,
         messages=content.get("messages"), template=content.get("template"),
@@ -229,12 +303,11 @@ def _make_prompt(data: Mapping[str, Any], label: str | None) -> Prompt:
         parameters=_FrozenDict({k: v for k, v in model.items() if k not in ENDPOINT_KEYS}),
         tools=content.get("tools") or (), response_format=content.get("response_format"),
         trace_attributes=_FrozenDict(attrs),
-        _defaults=_freeze(defaults) if all(_is_flat(v) for v in defaults.values())
-        else defaults,
-        _copy_defaults=not all(_is_flat(v) for v in defaults.values()),
-        _request=_FrozenDict({k: content[k] for k in ("model", "tools", "response_format")
-                              if k in content}),
+        _defaults=_FrozenDict(defaults) if flat_defaults else _thaw(defaults),
+        _copy_defaults=not flat_defaults,
+        _kwargs=_freeze(kwargs),
         _source=_freeze(dict(data)),
+        _parts=_compile_parts(raw),
     )
 
 
@@ -268,7 +341,7 @@ def _detail(response: Any) -> str:
         body = response.json()
         return str(body.get("detail") or body)
     except Exception:
-        return response.text[:200]
+        return str(response.text[:200])
 
 
 class _HttpSource:
@@ -292,15 +365,17 @@ class _HttpSource:
                                  timeout=self.timeout_s)
 
     def after_fork(self) -> None:
-        # The parent's sockets are shared with it: abandon them (never close them from here).
+        # The parent's connections are shared with it and their pool locks may have been held
+        # at the fork: abandon them, never touch them (kept referenced: no ResourceWarning).
+        _ABANDONED.extend((self.front, self.back))
         self.front = self._client()
         self.back = self._client()
 
-    def close(self) -> None:
-        for client in (self.front, self.back):
+    def close(self, front: bool = True, back: bool = True) -> None:
+        for client in ([self.front] if front else []) + ([self.back] if back else []):
             try:
                 client.close()
-            except Exception:  # closing while the refresher is mid-request
+            except Exception:
                 pass
 
     def _get(self, client: Any, path: str, params: dict[str, Any] | None = None,
@@ -369,6 +444,9 @@ class _HttpSource:
             raise _Transient("malformed events from the registry") from None
 
 
+_ABANDONED: list[Any] = []  # a forked child's copies of its parent's connections
+
+
 class _StoreSource:
     """A registry database read directly through promptgate.store.Store."""
 
@@ -388,8 +466,9 @@ class _StoreSource:
         # The parent's pooled connections belong to the parent: drop them without closing.
         self.store.engine.dispose(close=False)
 
-    def close(self) -> None:
-        self.store.close()
+    def close(self, front: bool = True, back: bool = True) -> None:
+        if front and back:
+            self.store.close()
 
     def _call(self, fn: Any, *args: Any) -> Any:
         try:
@@ -434,30 +513,36 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _refresher_main(ref: weakref.ref[PromptClient], stop: threading.Event, gen: int,
-                    delay: float) -> None:
-    """The refresher thread: holds the client only weakly between steps, so an unreferenced
-    client can be collected (and its thread ends)."""
+def _refresher_main(ref: weakref.ref[PromptClient], source: _HttpSource | _StoreSource,
+                    stop: threading.Event, gen: int, delay: float) -> None:
+    """The refresher thread. It holds the client only weakly between steps, so an unreferenced
+    client can be collected (and its thread ends). Its own connections are closed here, when
+    it ends: a long-poll in flight at `close()` is never cut from another thread."""
     failures = 0
-    while not (delay > 0 and stop.wait(delay)) and not stop.is_set():
-        client = ref()
-        if client is None or client._gen != gen:
-            return
-        try:
-            delay = client._step()
-            failures = 0
-        except Exception as exc:
-            if stop.is_set() or client._gen != gen:  # closed (or forked) mid-request
+    try:
+        while not (delay > 0 and stop.wait(delay)) and not stop.is_set():
+            client = ref()
+            if client is None or client._gen != gen:
                 return
-            failures += 1
-            if isinstance(exc, PromptAccessError):
-                client._denied(exc)
-                delay = client._backoff(failures, cap=max(client._max_backoff_s, 30.0))
-            else:  # _Transient, or a surprising answer: keep serving, keep trying
-                why = str(exc) if isinstance(exc, _Transient) else f"{type(exc).__name__}: {exc}"
-                client._went_down(why)
-                delay = client._backoff(failures)
-        del client
+            try:
+                delay = client._step()
+                failures = 0
+            except Exception as exc:
+                if stop.is_set() or client._gen != gen:  # closed (or forked) mid-request
+                    return
+                failures += 1
+                if isinstance(exc, PromptAccessError):
+                    client._denied(exc)
+                    delay = client._backoff(failures, cap=max(client._max_backoff_s, 30.0))
+                else:  # _Transient, or a surprising answer: keep serving, keep trying
+                    why = (str(exc) if isinstance(exc, _Transient)
+                           else f"{type(exc).__name__}: {exc}")
+                    client._went_down(why)
+                    delay = client._backoff(failures)
+            del client
+    finally:
+        if stop.is_set():
+            source.close(front=False, back=True)
 
 
 class PromptClient:
@@ -505,6 +590,7 @@ class PromptClient:
         self._good: dict[_Key, Prompt] = {}  # last good prompt per key (kept while refused)
         self._watched: dict[_Key, str] = {}  # label entries -> effective label
         self._etags: dict[_Key, str | None] = {}
+        self._watch_gen = 0  # bumped whenever a label entry starts being watched
         self._from_lock: set[_Key] = set()
         self._snapshots: dict[tuple[str, tuple[str, ...] | None], PromptSnapshot] = {}
         self._cursor: int | None = None
@@ -531,7 +617,7 @@ class PromptClient:
         a (name, label|version) this is a dict read: no I/O, no lock."""
         entry = self._cache.get((name, label, version))
         if entry.__class__ is Prompt:
-            return entry  # type: ignore[return-value]
+            return entry
         return self._get_slow((name, label, version), entry)
 
     def _get_slow(self, key: _Key, entry: Prompt | _Failure | None) -> Prompt:
@@ -565,14 +651,25 @@ class PromptClient:
                 prompt = _make_prompt(self._source.version(name, version), None)
                 etag = None
             elif self._events:
-                seq, found = self._source.snapshot(effective, [name])  # type: ignore[arg-type]
-                if name not in found:
-                    raise _NotFound(f"unknown ref {name}@{effective}")
-                prompt = _make_prompt(found[name], effective)
-                etag = None
-                with self._wlock:
-                    if self._cursor is None:
-                        self._cursor = seq
+                assert effective is not None
+                for attempt in range(4):
+                    seq, found = self._source.snapshot(effective, [name])
+                    if name not in found:
+                        raise _NotFound(f"unknown ref {name}@{effective}")
+                    prompt = _make_prompt(found[name], effective)
+                    with self._wlock:
+                        if self._cursor is None:
+                            self._cursor = seq
+                        if self._cursor <= seq or attempt == 3:
+                            # every event after `seq` is yet to be matched against _watched
+                            self._install(key, prompt, effective, None)
+                            if self._cursor > seq:
+                                self._needs_resync = True
+                            break
+                    # the refresher consumed events past `seq` without this key: read again
+                self._mark_up()
+                self._ensure_refresher()
+                return prompt
             else:
                 data, etag = self._source.label(name, effective)  # type: ignore[arg-type]
                 assert data is not None
@@ -587,15 +684,21 @@ class PromptClient:
                 f"registry {self.registry} unreachable and {self._describe(key)} is not cached"
                 + (" or locked" if self._lock_doc is not None else "") + f": {exc}") from None
         with self._wlock:
-            self._put(key, prompt)
-            self._from_lock.discard(key)
-            if effective is not None:
-                self._watched[key] = effective
-                self._etags[key] = etag
+            self._install(key, prompt, effective, etag)
         self._mark_up()
         if effective is not None:
             self._ensure_refresher()
         return prompt
+
+    def _install(self, key: _Key, prompt: Prompt, effective: str | None,
+                 etag: str | None) -> None:
+        """A first fetch's result into the cache (caller holds _wlock)."""
+        self._put(key, prompt)
+        self._from_lock.discard(key)
+        if effective is not None:
+            self._watched[key] = effective
+            self._etags[key] = etag
+            self._watch_gen += 1
 
     @staticmethod
     def _describe(key: _Key) -> str:
@@ -624,11 +727,8 @@ class PromptClient:
             announce = not self._down
             if announce:
                 self._down, self._down_since, self._needs_resync = True, time.monotonic(), True
-            self._put(key, prompt)
+            self._install(key, prompt, effective, None)
             self._from_lock.add(key)
-            if effective is not None:
-                self._watched[key] = effective
-                self._etags[key] = None
         if announce:
             log.warning("promptgate: registry %s unreachable (%s); serving prompts from lock "
                         "file %s (label %s, written %s) until it answers", self.registry,
@@ -717,7 +817,8 @@ class PromptClient:
             self._next_resync = time.monotonic() + self._resync_every()
             self._thread = threading.Thread(
                 target=_refresher_main,
-                args=(weakref.ref(self), self._stop, self._gen, self._first_delay()),
+                args=(weakref.ref(self), self._source, self._stop, self._gen,
+                      self._first_delay()),
                 name="promptgate-sdk-refresh", daemon=True)
             self._thread.start()
 
@@ -752,11 +853,14 @@ class PromptClient:
 
     def _groups(self) -> dict[str, dict[str, list[_Key]]]:
         """Watched label entries: label -> name -> cache keys."""
+        return self._groups_gen()[0]
+
+    def _groups_gen(self) -> tuple[dict[str, dict[str, list[_Key]]], int]:
         out: dict[str, dict[str, list[_Key]]] = {}
         with self._wlock:
             for key, label in self._watched.items():
                 out.setdefault(label, {}).setdefault(key[0], []).append(key)
-        return out
+            return out, self._watch_gen
 
     def _poll_all(self) -> None:
         if isinstance(self._source, _StoreSource):
@@ -835,28 +939,28 @@ class PromptClient:
         cursor = self._cursor
         assert cursor is not None
         events = self._source.events(cursor, self._long_poll_s)  # type: ignore[union-attr]
-        if not events:
-            return
-        groups = self._groups()
-        touched: dict[str, set[str]] = {}
-        top = cursor
-        for event in events:
-            seq = event.get("seq")
-            if isinstance(seq, int) and seq > top:
-                top = seq
-            if event.get("type") in _NO_LABEL_MOVE:
-                continue
-            label, name = event.get("label"), event.get("prompt")
-            if label in groups and name in groups[label]:
-                touched.setdefault(label, set()).add(name)
-        for label, names in touched.items():
-            _seq, found = self._fetch_labels(label, sorted(names))
-            for name in names:
-                for key in groups[label][name]:
-                    self._swap(key, found.get(name), label)
-        with self._wlock:
-            if self._cursor == cursor:
-                self._cursor = top
+        top = max([cursor] + [e["seq"] for e in events if isinstance(e.get("seq"), int)])
+        moved = {(e.get("label"), e.get("prompt")) for e in events
+                 if e.get("type") not in _NO_LABEL_MOVE}
+        done: set[tuple[str, str]] = set()
+        while True:
+            groups, gen = self._groups_gen()
+            touched: dict[str, set[str]] = {}
+            for label, name in moved:
+                if label in groups and name in groups[label] and (label, name) not in done:
+                    touched.setdefault(label, set()).add(name)
+            for label, names in touched.items():
+                _seq, found = self._fetch_labels(label, sorted(names))
+                for name in names:
+                    for key in groups[label][name]:
+                        self._swap(key, found.get(name), label)
+                    done.add((label, name))
+            with self._wlock:
+                if self._watch_gen == gen:  # no entry started being watched meanwhile
+                    if self._cursor == cursor:
+                        self._cursor = top
+                    return
+            # entries fetched while this batch was in flight may be touched by it: look again
 
     # -- health -------------------------------------------------------------------------------
 
@@ -880,11 +984,9 @@ class PromptClient:
                     if isinstance(entry, _Failure) and entry.cls is PromptAccessError:
                         self._cache[key] = prompt
                 self._needs_resync = True
-            locked = bool(self._from_lock)
         if was_down:
-            log.info("promptgate: registry %s answers again after %.1f s%s", self.registry,
-                     time.monotonic() - self._down_since,
-                     "; leaving the lock file once every prompt is re-read" if locked else "")
+            log.info("promptgate: registry %s answers again after %.1f s; re-reading prompts",
+                     self.registry, time.monotonic() - self._down_since)
 
     def _denied(self, exc: PromptAccessError) -> None:
         with self._wlock:
@@ -918,10 +1020,15 @@ class PromptClient:
         self._closed = True
         self._stop.set()
         self._gen += 1
-        self._source.close()
         thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=0.2)  # a long-poll in flight ends on its own (daemon thread)
+        if thread is None or not thread.is_alive():
+            self._source.close()
+        else:  # the refresher closes its own connection when its request returns
+            self._source.close(front=True, back=False)
+            if thread is not threading.current_thread():
+                thread.join(timeout=0.2)  # a long-poll in flight ends on its own (daemon)
+            if isinstance(self._source, _StoreSource):
+                self._source.close()
         _LIVE.discard(self)
 
     def __enter__(self) -> PromptClient:
@@ -949,7 +1056,7 @@ class AsyncPromptClient:
                   version: int | None = None) -> Prompt:
         entry = self.sync._cache.get((name, label, version))
         if entry.__class__ is Prompt:
-            return entry  # type: ignore[return-value]
+            return entry
         if isinstance(entry, _Failure):
             return entry.raise_()  # type: ignore[no-any-return]
         return await asyncio.to_thread(self.sync.get, name, label, version)
