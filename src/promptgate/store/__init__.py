@@ -48,6 +48,22 @@ NOTIFY_CHANNEL = "promptgate_events"
 LATEST = "latest"
 
 
+def _resolve_statement() -> sa.Select[Any]:
+    """Built once: constructing it per call cost more than running it."""
+    here, on = labels.alias("here"), labels.alias("on_version")
+    return (
+        sa.select(versions, on.c.label.label("on_label"))
+        .select_from(
+            here.join(versions, sa.and_(versions.c.prompt == here.c.prompt,
+                                        versions.c.version == here.c.version))
+            .outerjoin(on, sa.and_(on.c.prompt == versions.c.prompt,
+                                   on.c.version == versions.c.version)))
+        .where(here.c.prompt == sa.bindparam("name"), here.c.label == sa.bindparam("label")))
+
+
+_RESOLVE = _resolve_statement()
+
+
 def utcnow() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
@@ -235,19 +251,10 @@ class Store:
         One statement (the version joined with every label on it), outside an explicit
         transaction: the hot path of every application that asks for `name@production`.
         """
-        here, on = labels.alias("here"), labels.alias("on_version")
-        query = (
-            sa.select(versions, on.c.label.label("on_label"))
-            .select_from(
-                here.join(versions, sa.and_(versions.c.prompt == here.c.prompt,
-                                            versions.c.version == here.c.version))
-                .outerjoin(on, sa.and_(on.c.prompt == versions.c.prompt,
-                                       on.c.version == versions.c.version)))
-            .where(here.c.prompt == name, here.c.label == label))
         with self.engine.connect() as conn:
             if self.dialect == "postgresql":
                 conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            rows = conn.execute(query).all()
+            rows = conn.execute(_RESOLVE, {"name": name, "label": label}).all()
             if not rows:
                 if not self._exists(conn, name):
                     raise UnknownRef(f"unknown prompt {name!r}")
