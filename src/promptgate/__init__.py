@@ -45,6 +45,17 @@ _EXPORTS: dict[str, str] = {
     "check": "promptgate.gate",
     "CheckOutcome": "promptgate.gate",
     "ModelClient": "promptgate.providers",
+    # the application SDK
+    "PromptClient": "promptgate.sdk",
+    "AsyncPromptClient": "promptgate.sdk",
+    "Prompt": "promptgate.sdk",
+    "PromptSnapshot": "promptgate.sdk",
+    "PromptNotFound": "promptgate.sdk",
+    "PromptAccessError": "promptgate.sdk",
+    "PromptUnavailable": "promptgate.sdk",
+    "write_lock": "promptgate.lockfile",
+    "read_lock": "promptgate.lockfile",
+    "LockfileError": "promptgate.lockfile",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -82,4 +93,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .remote import open_store
     from .render import render_messages
     from .store import Store
+    from .lockfile import LockfileError, read_lock, write_lock
+    from .sdk import (
+        AsyncPromptClient,
+        Prompt,
+        PromptAccessError,
+        PromptClient,
+        PromptNotFound,
+        PromptSnapshot,
+        PromptUnavailable,
+    )
     from .suites import Suite, load_suites

@@ -218,6 +218,9 @@ class Prompt:
     def __hash__(self) -> int:
         return hash((self.name, self.version, self.label, self.content_hash))
 
+    def __reduce__(self) -> Any:  # pickle / deepcopy: rebuilt from its version object
+        return (_make_prompt, (self.to_json(), self.label))
+
     def __repr__(self) -> str:
         at = f", label={self.label!r}" if self.label is not None else ""
         return (f"Prompt(name={self.name!r}, version={self.version}{at}, "

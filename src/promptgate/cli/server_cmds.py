@@ -23,7 +23,10 @@ def serve(app: AppContext, host: str, port: int, public_url: str | None) -> None
     settings = ServerSettings(registry=app.registry_url, config=app.config,
                               public_url=public_url or f"http://{host}:{port}")
     note(f"promptgate registry on http://{host}:{port} (registry {app.registry_url})")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    # long-polls end within a second of a stop (they re-check every second), so a short
+    # graceful timeout never cuts a normal request
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
+                timeout_graceful_shutdown=5)
 
 
 @click.group()

@@ -296,12 +296,13 @@ async def events(request: Request, since: int = Query(default=0, ge=0, le=MAX_ID
     await run_in_threadpool(_principal, request, authorization)
     deadline = time.monotonic() + timeout
     while True:
+        wake = state.hub.current()
         found = await run_in_threadpool(state.store.audit, since=since, oldest_first=True,
                                         limit=500)
         remaining = deadline - time.monotonic()
-        if found or remaining <= 0 or await request.is_disconnected():
+        if found or remaining <= 0 or state.stopping or await request.is_disconnected():
             return {"events": [e.to_json() for e in found]}
-        await state.hub.wait(min(remaining, 1.0))
+        await state.hub.wait(min(remaining, 1.0), wake)
 
 
 # -- promotion requests -------------------------------------------------------------------------

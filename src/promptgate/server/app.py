@@ -113,6 +113,7 @@ class ServerState:
     listener: PgListener | None = None
     webhooks: Any = None
     resolved: ResolveCache = field(default_factory=ResolveCache)
+    stopping: bool = False
 
 
 def create_app(settings: ServerSettings) -> FastAPI:

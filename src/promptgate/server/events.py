@@ -37,12 +37,18 @@ class EventHub:
         self._event.set()
         self._event = asyncio.Event()
 
-    async def wait(self, timeout: float) -> None:
-        if self._event is None:
+    def current(self) -> asyncio.Event | None:
+        """Take this before reading the store, then `wait(timeout, it)`: a notify between the
+        read and the wait is not missed."""
+        return self._event
+
+    async def wait(self, timeout: float, event: asyncio.Event | None = None) -> None:
+        event = event or self._event
+        if event is None:
             await asyncio.sleep(timeout)
             return
         try:
-            await asyncio.wait_for(self._event.wait(), timeout)
+            await asyncio.wait_for(event.wait(), timeout)
         except asyncio.TimeoutError:
             pass
 

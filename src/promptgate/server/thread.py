@@ -14,7 +14,8 @@ class ServerThread:
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
         self.config = uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                     lifespan="on", access_log=False)
+                                     lifespan="on", access_log=False,
+                                     timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(self.config)
         self.thread = threading.Thread(target=self.server.run, daemon=True,
                                        name="promptgate-server")
@@ -35,6 +36,9 @@ class ServerThread:
         return f"http://{host}:{port}"
 
     def stop(self) -> None:
+        state = getattr(getattr(self.config.app, "state", None), "pg", None)
+        if state is not None:
+            state.stopping = True  # open long-polls answer at once instead of holding the stop
         self.server.should_exit = True
         self.thread.join(timeout=20)
 

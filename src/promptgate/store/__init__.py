@@ -443,6 +443,10 @@ class Store:
         conn: Connection, type_: str, name: str, label: str | None, from_v: int | None,
         to_v: int | None, actor: str, reason: str, now: str, details: dict[str, Any]
     ) -> int:
+        if conn.dialect.name == "postgresql":
+            # Event ids are the feed's order: take them under one lock held to commit, so
+            # they commit in id order and a reader past seq N never misses a lower id later.
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7072)")
         result = conn.execute(audit_events.insert().values(
             type=type_, prompt=name, label=label, from_version=from_v, to_version=to_v,
             actor=actor, reason=reason, at=now,
