@@ -238,6 +238,14 @@ class Store:
             return None
         return self._version_from_row(row, self._labels_of(conn, name).get(version, []))
 
+    @staticmethod
+    def _all_labels(conn: Connection) -> dict[tuple[str, int], list[str]]:
+        """Label names by (prompt, version), for version objects' `labels`."""
+        out: dict[tuple[str, int], list[str]] = {}
+        for row in conn.execute(sa.select(labels.c.prompt, labels.c.version, labels.c.label)):
+            out.setdefault((row.prompt, row.version), []).append(row.label)
+        return out
+
     def get_version(self, name: str, version: int) -> PromptVersion:
         with self._read() as conn:
             v = self._get(conn, name, version)
@@ -307,9 +315,7 @@ class Store:
                                     newest.c.v == versions.c.version))
                 .order_by(versions.c.prompt)
             ).all()
-            all_labels: dict[tuple[str, int], list[str]] = {}
-            for row in conn.execute(sa.select(labels)):
-                all_labels.setdefault((row.prompt, row.version), []).append(row.label)
+            all_labels = self._all_labels(conn)
         return [self._version_from_row(r, all_labels.get((r.prompt, r.version), [])) for r in rows]
 
     def labels(self, name: str | None = None) -> list[Label]:
@@ -338,9 +344,7 @@ class Store:
             if names:
                 query = query.where(versions.c.prompt.in_(list(names)))
             rows = conn.execute(query).all()
-            all_labels: dict[tuple[str, int], list[str]] = {}
-            for row in conn.execute(sa.select(labels)):
-                all_labels.setdefault((row.prompt, row.version), []).append(row.label)
+            all_labels = self._all_labels(conn)
         return seq, {r.prompt: self._version_from_row(r, all_labels.get((r.prompt, r.version), []))
                      for r in rows}
 
@@ -365,9 +369,7 @@ class Store:
                 .where(labels.c.label == label)
                 .order_by(versions.c.prompt)
             ).all()
-            all_labels: dict[tuple[str, int], list[str]] = {}
-            for row in conn.execute(sa.select(labels)):
-                all_labels.setdefault((row.prompt, row.version), []).append(row.label)
+            all_labels = self._all_labels(conn)
         return [self._version_from_row(r, all_labels.get((r.prompt, r.version), [])) for r in rows]
 
     def push(
