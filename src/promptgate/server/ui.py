@@ -55,7 +55,7 @@ from ..promptfile import NAME_RE, parse_prompt_text
 from ..refs import check_label_name
 from ..registry import push_specs
 from ..report import _stats_line, to_markdown
-from ..store import ROLES, get_promotion, get_report, list_keys, list_promotions
+from ..store import ROLES, get_promotion, get_report, key_by_name, list_promotions
 from .app import ApiError, ServerState, _status_for
 from .auth import Principal
 
@@ -239,10 +239,10 @@ def _write_cookie(response: Response, request: Request, session: Session) -> Non
 
 def _principal(state: ServerState, name: str) -> Principal | None:
     """The live key named `name` (names are never reused, revoked keys stay listed)."""
-    for key in list_keys(state.store):
-        if key["name"] == name and key["revoked_at"] is None and key["role"] in ROLES:
-            return Principal(key["name"], key["role"])
-    return None
+    found = key_by_name(state.store, name)
+    if found is None or found[1] not in ROLES:
+        return None
+    return Principal(*found)
 
 
 @dataclass

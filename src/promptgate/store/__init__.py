@@ -672,6 +672,14 @@ def lookup_key(store: Store, key: str) -> tuple[str, str] | None:
     return (row.name, row.role) if row else None
 
 
+def key_by_name(store: Store, name: str) -> tuple[str, str] | None:
+    """(name, role) of the live key named `name` (a signed-in session holds the name)."""
+    with store._read() as conn:
+        row = conn.execute(sa.select(api_keys.c.name, api_keys.c.role).where(
+            api_keys.c.name == name, api_keys.c.revoked_at.is_(None))).first()
+    return (row.name, row.role) if row else None
+
+
 def list_keys(store: Store) -> list[dict[str, Any]]:
     with store._read() as conn:
         return [{"name": r.name, "role": r.role, "created_at": r.created_at,
