@@ -87,13 +87,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     )
     from .gate import CheckOutcome, check
     from .graph import build_graph
+    from .lockfile import LockfileError, read_lock, write_lock
     from .promptfile import PromptSpec, load_prompt_file
     from .providers import ModelClient
     from .registry import push_paths, resolve, rollback, set_label
     from .remote import open_store
     from .render import render_messages
-    from .store import Store
-    from .lockfile import LockfileError, read_lock, write_lock
     from .sdk import (
         AsyncPromptClient,
         Prompt,
@@ -103,4 +102,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         PromptSnapshot,
         PromptUnavailable,
     )
+    from .store import Store
     from .suites import Suite, load_suites

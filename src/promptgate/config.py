@@ -89,7 +89,8 @@ def parse_config(data: Any, root: Path, where: str) -> Config:
         raise ConfigError(f"{where}: must be a mapping")
     unknown = sorted(set(data) - _TOP)
     if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(_TOP))})")
+        allowed = ", ".join(sorted(_TOP))
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {allowed})")
     kw: dict[str, Any] = {"root": root}
     if "registry" in data:
         kw["registry"] = _type(f"{where}: registry", data["registry"], str, "a URL")

@@ -316,7 +316,8 @@ def check(store: Store, config: Config, refs: Sequence[str], *, label: str | Non
             return CheckOutcome(plan=None, report=nothing_changed_report(label), passed=True)
     if not refs:
         raise BadInput("nothing to check: give at least one ref, or --changed")
-    plan = plan_check(store, refs, label=label, suites_dir=_display_path(config.root / config.evals),
+    suites_dir = _display_path(config.root / config.evals)
+    plan = plan_check(store, refs, label=label, suites_dir=suites_dir,
                       allow_missing_suites=config.gate.allow_missing_suites)
     if on_plan is not None:
         on_plan(plan)

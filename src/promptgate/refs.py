@@ -29,7 +29,9 @@ class Ref:
     def __str__(self) -> str:
         if self.path is not None:
             return str(self.path)
-        return f"{self.name}@v{self.version}" if self.version is not None else f"{self.name}@{self.label}"
+        if self.version is not None:
+            return f"{self.name}@v{self.version}"
+        return f"{self.name}@{self.label}"
 
 
 def check_label_name(label: str) -> str:

@@ -45,7 +45,8 @@ def load_specs(paths: Sequence[Path]) -> list[PromptSpec]:
     for path in discover_prompt_files(list(paths)):
         spec = load_prompt_file(path)
         if spec.name in seen:
-            raise PromptFileError(f"{path}: prompt {spec.name!r} is also defined in {seen[spec.name]}")
+            raise PromptFileError(
+                f"{path}: prompt {spec.name!r} is also defined in {seen[spec.name]}")
         seen[spec.name] = str(path)
         specs.append(spec)
     if not specs:

@@ -141,7 +141,8 @@ def _case(doc: Located, raw: Any, index: int, defaults: Mapping[str, Any],
         raise SuiteError(f"{at}: a case must be a mapping with `vars` and `assert`")
     unknown = sorted(set(raw) - CASE_KEYS)
     if unknown:
-        raise SuiteError(f"{at}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(CASE_KEYS))})")
+        allowed = ", ".join(sorted(CASE_KEYS))
+        raise SuiteError(f"{at}: unknown key {unknown[0]!r} (allowed: {allowed})")
     case_id = str(raw.get("id") or raw.get("description") or f"case-{index + 1}")
     if case_id in seen:
         raise SuiteError(f"{at}: duplicate case id {case_id!r}")
