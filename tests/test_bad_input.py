@@ -107,3 +107,17 @@ def test_missing_variable_at_render(project: Project) -> None:
     assert result.exit_code == 2 and "'ticket' is undefined" in result.stderr
     ok = project.run("render", "extract", "--var", "ticket=broken box", "--json")
     assert ok.exit_code == 0 and "broken box" in ok.stdout
+
+
+def test_unreachable_database_is_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from promptgate.cli import cli
+
+    result = CliRunner().invoke(
+        cli, ["--registry", "postgresql://postgres@127.0.0.1:1/test", "list"],
+        catch_exceptions=False)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: registry database: ")
+    assert "Traceback" not in result.stderr

@@ -7,6 +7,7 @@ mapped to exit codes here and nowhere else: 0 ok, 1 gate failed, 2 bad input, 3 
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 
@@ -26,6 +27,20 @@ class PromptgateGroup(click.Group):
                 raise
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except Exception as exc:
+            # A database that cannot be reached (or refuses us) is not a bug in promptgate:
+            # one line, exit 2, nothing written. Anything else keeps its traceback.
+            if os.environ.get("PROMPTGATE_DEBUG") == "1" or not _is_database_error(exc):
+                raise
+            orig = getattr(exc, "orig", None) or exc
+            detail = " ".join(str(orig).split())
+            click.echo(f"error: registry database: {detail}", err=True)
+            ctx.exit(2)
+
+
+def _is_database_error(exc: Exception) -> bool:
+    sqlalchemy = sys.modules.get("sqlalchemy.exc")
+    return sqlalchemy is not None and isinstance(exc, sqlalchemy.OperationalError)
 
 
 @click.group(cls=PromptgateGroup, context_settings={"help_option_names": ["-h", "--help"]})
