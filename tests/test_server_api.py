@@ -14,7 +14,7 @@ import pytest
 from promptgate.config import Config, GateConfig
 from promptgate.server import ServerSettings, create_app
 from promptgate.server.thread import ServerThread
-from promptgate.store import create_key
+from promptgate.store import Store, create_key, get_promotion, get_report
 from promptgate.testing import OpenAITestServer
 
 CONTENT = {"model": {"name": "m"}, "template": "Hello {{ who }}"}
@@ -217,6 +217,31 @@ def _wait_state(c: httpx.Client, pid: int, states: set[str]) -> dict:  # type: i
             return request
         assert time.monotonic() < deadline, request
         time.sleep(0.05)
+
+
+def test_stopping_mid_gate_fails_the_request(api: Api, llm: OpenAITestServer,
+                                             registry_url: str) -> None:
+    """A server that stops while a gate runs fails the request (closed), never leaves it
+    `gating` for a `promote --wait` to poll forever."""
+    llm.slow(3.0)
+    with api.client("editor") as editor:
+        push(editor)
+        pid = editor.post("/v1/promotions", json={"refs": ["greet"], "label": "production",
+                                                  "reason": "launch"}).json()["id"]
+        deadline = time.monotonic() + 10
+        while llm.in_flight == 0:
+            assert time.monotonic() < deadline, editor.get(f"/v1/promotions/{pid}").json()
+            time.sleep(0.01)
+    api.server.stop()
+    store = Store(registry_url)
+    try:
+        request = get_promotion(store, pid)
+        assert request["state"] == "failed"
+        report = get_report(store, request["report"])
+        assert report is not None and report["verdict"] == "fail"
+        assert report["failures"] == ["the server stopped before the gate finished"]
+    finally:
+        store.close()
 
 
 def test_promotion_request_gate_and_approval(api: Api) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 import sqlalchemy as sa
 
 from promptgate.canonical import content_hash
 from promptgate.domain import LabelMove
-from promptgate.errors import LabelConflict, UnknownRef
+from promptgate.errors import LabelConflict, StoreClosed, UnknownRef
 from promptgate.store import PendingPush, Store
 
 
@@ -136,3 +138,22 @@ def test_cache_round_trip(store: Store) -> None:
     assert store.cache_put_many([("k", "m", {"a": 2})]) == 0
     assert store.cache_get("k") == {"a": 1}
     assert store.cache_get_many(["k", "zz"]) == {"k": {"a": 1}}
+
+
+def test_close_is_final_even_with_a_connection_out(store: Store) -> None:
+    """A thread still holding a connection when the store closes gets it closed on return
+    (not left open in a discarded pool), and nothing reopens one afterwards."""
+    held = store.engine.connect()
+    held.exec_driver_sql("SELECT 1")
+    raw = held.connection.dbapi_connection
+    store.close()
+    store.close()  # twice is fine
+    held.close()
+    if store.dialect == "postgresql":
+        assert raw.closed
+    else:
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            raw.execute("SELECT 1")
+    with pytest.raises(StoreClosed):
+        store.history("a")
+    assert store.closed

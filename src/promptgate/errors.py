@@ -51,6 +51,10 @@ class LabelConflict(PromptgateError):
     exit_code = 3
 
 
+class StoreClosed(PromptgateError):
+    """The registry was used after `Store.close()` (a thread outliving a stopping server)."""
+
+
 class ImmutableError(PromptgateError):
     """Versions and audit events are never updated or deleted."""
 

@@ -458,10 +458,12 @@ class _StoreSource:
     def __init__(self, url: str) -> None:
         import sqlalchemy.exc
 
+        from .errors import StoreClosed
         from .store import Store
 
+        # StoreClosed: a refresher finishing its last read after close() is not an error
         self.db_errors: tuple[type[BaseException], ...] = (sqlalchemy.exc.SQLAlchemyError,
-                                                           OSError)
+                                                           OSError, StoreClosed)
         self.store = Store(url)
         self.url = url
 

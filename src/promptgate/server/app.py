@@ -114,6 +114,7 @@ class ServerState:
     webhooks: Any = None
     resolved: ResolveCache = field(default_factory=ResolveCache)
     stopping: bool = False
+    gates: dict[int, Any] = field(default_factory=dict)  # request id -> its gate's Future
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
@@ -143,11 +144,17 @@ def create_app(settings: ServerSettings) -> FastAPI:
         try:
             yield
         finally:
+            # Stop every thread that uses the store before closing it; a gate still running
+            # is failed (closed, never left `gating`) and its thread stops at its next case.
+            state.stopping = True
             if state.listener is not None:
                 state.listener.stop()
             if state.webhooks is not None:
                 state.webhooks.stop()
             state.gate_pool.shutdown(wait=False, cancel_futures=True)
+            from .promotions import abandon_gates
+
+            abandon_gates(state)
             store.close()
 
     app = FastAPI(title="promptgate registry", version=__version__, lifespan=lifespan)

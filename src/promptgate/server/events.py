@@ -59,24 +59,27 @@ class PgListener(threading.Thread):
     def __init__(self, dsn: str, channel: str, hub: EventHub) -> None:
         super().__init__(daemon=True, name="promptgate-listen")
         self.dsn, self.channel, self.hub = dsn, channel, hub
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._conn: Any = None
 
     def run(self) -> None:
         import psycopg
 
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 with psycopg.connect(self.dsn, autocommit=True) as conn:
                     self._conn = conn
                     conn.execute(f"LISTEN {self.channel}")
-                    while not self._stop.is_set():
+                    while not self._halt.is_set():
                         for _ in conn.notifies(timeout=0.5, stop_after=1):
                             self.hub.notify()
             except Exception as exc:  # reconnect: a replica must survive a database restart
-                if not self._stop.is_set():
+                if not self._halt.is_set():
                     log.warning("events listener: %s; reconnecting", exc)
-                    self._stop.wait(1.0)
+                    self._halt.wait(1.0)
 
-    def stop(self) -> None:
-        self._stop.set()
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop and wait for the connection to close (it wakes at least every 0.5 s)."""
+        self._halt.set()
+        if self.is_alive():
+            self.join(timeout)

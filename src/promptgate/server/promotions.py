@@ -40,8 +40,35 @@ def file_request(state: ServerState, *, refs: list[str], label: str, reason: str
                                  label=label, reason=reason, author=author,
                                  candidates=frozen, baseline=baseline)
     if run_gate:
-        state.gate_pool.submit(_run_gate, state, promotion["id"])
+        state.gates[promotion["id"]] = state.gate_pool.submit(_run_gate, state, promotion["id"])
     return promotion
+
+
+class _Stopping(Exception):
+    """The server is stopping: end this gate run now (`abandon_gates` has failed it)."""
+
+
+def abandon_gates(state: ServerState) -> None:
+    """Fail the requests whose gate this server started and did not finish: fail closed, so
+    that nobody waits on a `gating` request forever; the author files it again."""
+    for pid, future in list(state.gates.items()):
+        if future.done():
+            continue
+        try:
+            promotion = get_promotion(state.store, pid)
+            report = _failure_report(promotion["label"],
+                                     "the server stopped before the gate finished")
+            report_id = state.store.save_report(report_digest(report), "fail", report)
+            update_promotion(state.store, pid, expect_state="gating", state="failed",
+                             report_id=report_id)
+        except Exception:  # stopping: log it, and go on with the others
+            log.exception("could not fail the unfinished gate of request %s", pid)
+    state.hub.notify()
+
+
+def _failure_report(label: str, failure: str) -> dict[str, Any]:
+    return {"schema_version": 1, "verdict": "fail", "label": label, "failures": [failure],
+            "candidates": [], "suites": [], "problems": []}
 
 
 def _run_gate(state: ServerState, pid: int) -> None:
@@ -60,6 +87,8 @@ def _run_gate(state: ServerState, pid: int) -> None:
         state.hub.notify()
 
     def on_case(job: Any, result: Any) -> None:
+        if state.stopping:
+            raise _Stopping()
         if not job.key.startswith("candidate:"):
             return
         with lock:
@@ -76,15 +105,18 @@ def _run_gate(state: ServerState, pid: int) -> None:
         report = outcome.report
         passed = outcome.passed
     except PromptgateError as exc:
-        report = {"schema_version": 1, "verdict": "fail", "label": promotion["label"],
-                  "failures": [str(exc)], "candidates": [], "suites": [], "problems": []}
+        report = _failure_report(promotion["label"], str(exc))
         passed = False
     except Exception as exc:  # never leave a request gating forever
+        if state.stopping:
+            return  # abandon_gates has failed it
         log.exception("gate for request %s crashed", pid)
-        report = {"schema_version": 1, "verdict": "fail", "label": promotion["label"],
-                  "failures": [f"internal error: {type(exc).__name__}"], "candidates": [],
-                  "suites": [], "problems": []}
+        report = _failure_report(promotion["label"], f"internal error: {type(exc).__name__}")
         passed = False
+    finally:
+        state.gates.pop(pid, None)
+    if state.stopping:
+        return
     digest = report_digest(report)
     report_id = store.save_report(digest, report["verdict"], report)
     update_promotion(store, pid, expect_state="gating", state="passed" if passed else "failed",

@@ -34,23 +34,28 @@ class WebhookPump(threading.Thread):
         super().__init__(daemon=True, name="promptgate-webhooks")
         self.store, self.hooks, self.hub = store, list(hooks), hub
         self.retries, self.backoff_s = retries, backoff_s
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self.seq = max_seq(store)
 
-    def stop(self) -> None:
-        self._stop.set()
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop and wait: the store closes right after this (a delivery in flight ends)."""
+        self._halt.set()
+        if self.is_alive():
+            self.join(timeout)
 
     def run(self) -> None:
         with httpx.Client(timeout=5.0) as client:
-            while not self._stop.is_set():
+            while not self._halt.is_set():
                 events = self.store.audit(since=self.seq, oldest_first=True, limit=200)
                 for event in events:
+                    if self._halt.is_set():
+                        return
                     self.seq = event.id
                     for hook in self.hooks:
                         if event.type in hook.events:
                             self.deliver(client, hook, event)
                 if not events:
-                    self._stop.wait(0.2)
+                    self._halt.wait(0.2)
 
     def deliver(self, client: httpx.Client, hook: Webhook, event: AuditEvent) -> None:
         body = json.dumps(event.to_json(), sort_keys=True).encode()
@@ -71,7 +76,7 @@ class WebhookPump(threading.Thread):
                 error = f"HTTP {status}"
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}"
-            if self._stop.wait(self.backoff_s * 2 ** (attempt - 1)):
+            if self._halt.wait(self.backoff_s * 2 ** (attempt - 1)):
                 break
         record_delivery(self.store, url=hook.url, event_seq=event.id, event_type=event.type,
                         status=status, attempts=attempt, error=error)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from ..canonical import canonical_json
 from ..domain import AuditEvent, Label, LabelMove, PromptVersion, PushResult
-from ..errors import BadInput, LabelConflict, UnknownRef
+from ..errors import BadInput, LabelConflict, StoreClosed, UnknownRef
 from .schema import (
     MIGRATIONS,
     api_keys,
@@ -86,6 +87,27 @@ def _sqlite_path(url: str) -> Path | None:
     return None
 
 
+def _guard_closed(engine: Engine) -> threading.Event:
+    """Make `Store.close()` final. `Engine.dispose()` alone leaves a connection that another
+    thread had checked out open in the discarded pool (until the garbage collector finds it),
+    and lets later calls open fresh ones that nobody closes; a server stopping mid-gate did
+    both."""
+    closed = threading.Event()
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(dbapi_conn: Any, _record: Any) -> None:
+        if closed.is_set() and dbapi_conn is not None:
+            dbapi_conn.close()
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        if closed.is_set():
+            dbapi_conn.close()
+            raise StoreClosed("the registry connection is closed (the process is stopping)")
+
+    return closed
+
+
 @dataclass(frozen=True)
 class PendingPush:
     """A validated prompt to push: its name, normalised content and content hash."""
@@ -111,6 +133,7 @@ class Store:
         except (sa.exc.ArgumentError, ImportError, sa.exc.NoSuchModuleError) as exc:
             raise BadInput(f"bad registry URL {url!r}: {exc}") from None
         self.dialect = self.engine.dialect.name
+        self._closed = _guard_closed(self.engine)
 
     @staticmethod
     def _make_engine(url: str) -> Engine:
@@ -138,7 +161,15 @@ class Store:
         return sa.create_engine(url, pool_size=10, max_overflow=20)
 
     def close(self) -> None:
-        self.engine.dispose()
+        """Release the connections. Safe to call twice and while other threads still work:
+        connections they hold are closed as they come back, and new ones are refused."""
+        if not self._closed.is_set():
+            self._closed.set()
+            self.engine.dispose()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
 
     # -- transactions -------------------------------------------------------------------------
 
