@@ -119,7 +119,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 __all__ = [
     "OpenAITestServer",
@@ -179,9 +179,9 @@ def tool_call(name: str, arguments: Mapping[str, Any] | str | None = None, *,
     return call
 
 
-Matcher = Union[None, str, re.Pattern[str], Callable[[dict], bool]]
+Matcher = None | str | re.Pattern[str] | Callable[[dict], bool]
 Responder = Callable[[dict], Reply | str | None]
-Content = Union[None, str, Reply, Callable[[dict], Reply | str]]
+Content = None | str | Reply | Callable[[dict], Reply | str]
 
 
 # --------------------------------------------------------------------------- request helpers
@@ -988,7 +988,7 @@ class OpenAITestServer:
         choice_rest = _CHOICE_REST % (
             "null" if content is None else _esc(content), tool_calls_json, _esc(finish)
         )
-        choices = ",".join(['{"index":%d,' % i + choice_rest for i in range(n)])
+        choices = ",".join([f'{{"index":{i},' + choice_rest for i in range(n)])
         return (_COMPLETION % (
             next(self._ids), int(time.time()), _esc(model), choices,
             prompt_tokens, completion_tokens * n, prompt_tokens + completion_tokens * n,
