@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +26,7 @@ SUITES = {
 
 @pytest.fixture
 def remote(registry_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-           ) -> Iterator[tuple[str, dict[str, str]]]:
+           ) -> Iterator[tuple[str, dict[str, str], OpenAITestServer]]:
     root = tmp_path / "proj"
     (root / "prompts").mkdir(parents=True)
     (root / "evals").mkdir()
@@ -41,7 +42,7 @@ def remote(registry_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         store = app.state.pg.store
         keys = {r: create_key(store, r, r) for r in ("viewer", "editor", "approver", "admin")}
         with ServerThread(app) as server:
-            yield server.url, keys
+            yield server.url, keys, llm
 
 
 def run(url: str, key: str, *args: str) -> object:
@@ -49,8 +50,9 @@ def run(url: str, key: str, *args: str) -> object:
                               env={"PROMPTGATE_API_KEY": key}, catch_exceptions=False)
 
 
-def test_commands_work_through_a_server(remote: tuple[str, dict[str, str]]) -> None:
-    url, keys = remote
+def test_commands_work_through_a_server(
+        remote: tuple[str, dict[str, str], OpenAITestServer]) -> None:
+    url, keys, _llm = remote
     pushed = run(url, keys["editor"], "push", "-m", "first")
     assert pushed.exit_code == 0, pushed.output  # type: ignore[attr-defined]
     shown = json.loads(run(url, keys["viewer"], "show", "summarize", "--json").stdout)  # type: ignore[attr-defined]
@@ -72,3 +74,17 @@ def test_commands_work_through_a_server(remote: tuple[str, dict[str, str]]) -> N
     made = run(url, keys["admin"], "keys", "create", "ci", "--role", "editor")
     assert made.exit_code == 0 and len(made.stdout.strip()) >= 32  # type: ignore[attr-defined]
     assert run(url, keys["editor"], "keys", "list").exit_code == 2  # type: ignore[attr-defined]
+
+
+def test_promote_gives_up_on_a_gate_that_does_not_end(
+        remote: tuple[str, dict[str, str], OpenAITestServer]) -> None:
+    """Waiting on a request fails closed: a gate still running at --wait-timeout is exit 1."""
+    url, keys, llm = remote
+    assert run(url, keys["editor"], "push", "-m", "first").exit_code == 0  # type: ignore[attr-defined]
+    llm.slow(6.0, times=10)
+    started = time.monotonic()
+    waited = run(url, keys["editor"], "promote", "extract", "--to", "production",
+                 "--reason", "launch", "--wait-timeout", "0.5")
+    assert waited.exit_code == 1  # type: ignore[attr-defined]
+    assert "still gating after 0.5 s" in waited.stderr  # type: ignore[attr-defined]
+    assert time.monotonic() - started < 5  # it did not wait for the gate

@@ -125,9 +125,13 @@ def check_cmd(app: AppContext, refs: tuple[str, ...], label: str | None, changed
 @click.argument("refs", nargs=-1)
 @click.option("--to", "label", required=True, help="The label to move (e.g. production).")
 @click.option("--reason", required=True, help="Why, for the audit log.")
+@click.option("--wait-timeout", type=click.FloatRange(min=0), default=3600.0, show_default=True,
+              help="Through a server: give up (exit 1) if the request's gate has not finished "
+                   "after this many seconds.")
 @_gate_options
 @pass_app
-def promote(app: AppContext, refs: tuple[str, ...], label: str, reason: str, changed: bool,
+def promote(app: AppContext, refs: tuple[str, ...], label: str, reason: str,
+            wait_timeout: float, changed: bool,
             concurrency: int | None, no_cache: bool, replay: Path | None, no_baseline: bool,
             report_md: Path | None, report_json: Path | None, junit: Path | None) -> None:
     """Run the gate and, only if every suite passes, move the label of every prompt in the set
@@ -147,7 +151,7 @@ def promote(app: AppContext, refs: tuple[str, ...], label: str, reason: str, cha
     from ..remote import RemoteStore
 
     if isinstance(store, RemoteStore) and label in app.config.protected_labels:
-        _request_promotion(store, refs, changed, label, reason)
+        _request_promotion(store, refs, changed, label, reason, wait_timeout)
         return
     if refs and not changed:
         from ..gate import resolve_candidates
@@ -181,7 +185,7 @@ def promote(app: AppContext, refs: tuple[str, ...], label: str, reason: str, cha
 
 
 def _request_promotion(store: Any, refs: tuple[str, ...], changed: bool, label: str,
-                       reason: str) -> None:
+                       reason: str, wait_timeout: float) -> None:
     """Through a server, a protected label moves only by an approved request: file it, wait
     for its gate, and say where an approver can find it."""
     import time
@@ -195,8 +199,13 @@ def _request_promotion(store: Any, refs: tuple[str, ...], changed: bool, label: 
     request = store.request_promotion(wanted, label, reason)
     pid = request["id"]
     note(f"filed promotion request {pid}; waiting for its gate")
+    deadline = time.monotonic() + wait_timeout
     while request["state"] == "gating":
-        time.sleep(0.5)
+        if time.monotonic() >= deadline:  # fail closed: a gate that never ends is no pass
+            click.echo(f"request {pid}: still gating after {wait_timeout:g} s; giving up  "
+                       f"{store.url}/promotions/{pid}", err=True)
+            raise SystemExit(1)
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
         request = store.promotion(pid)
     click.echo(f"request {pid}: {request['state']}  {store.url}/promotions/{pid}")
     if request["state"] != "passed":
