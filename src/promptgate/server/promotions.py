@@ -72,6 +72,13 @@ def _failure_report(label: str, failure: str) -> dict[str, Any]:
 
 
 def _run_gate(state: ServerState, pid: int) -> None:
+    try:
+        _gate(state, pid)
+    finally:
+        state.gates.pop(pid, None)
+
+
+def _gate(state: ServerState, pid: int) -> None:
     store = state.store
     promotion = get_promotion(store, pid)
     progress = {"done": 0, "total": 0}
@@ -113,10 +120,8 @@ def _run_gate(state: ServerState, pid: int) -> None:
         log.exception("gate for request %s crashed", pid)
         report = _failure_report(promotion["label"], f"internal error: {type(exc).__name__}")
         passed = False
-    finally:
-        state.gates.pop(pid, None)
-    if state.stopping:
-        return
+    # A verdict reached is written even while stopping: the write is a compare-and-swap on
+    # `gating`, so it and abandon_gates (which sees this future still running) cannot both win.
     digest = report_digest(report)
     report_id = store.save_report(digest, report["verdict"], report)
     update_promotion(store, pid, expect_state="gating", state="passed" if passed else "failed",
