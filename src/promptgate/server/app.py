@@ -117,6 +117,21 @@ class ServerState:
     gates: dict[int, Any] = field(default_factory=dict)  # request id -> its gate's Future
 
 
+def _shutdown(state: ServerState) -> None:
+    """Stop every thread that uses the store, then close it (joins and writes: off the event
+    loop). A gate still running is failed, never left `gating`; its thread stops at its next
+    case."""
+    from .promotions import abandon_gates
+
+    if state.listener is not None:
+        state.listener.stop()
+    if state.webhooks is not None:
+        state.webhooks.stop()
+    state.gate_pool.shutdown(wait=False, cancel_futures=True)
+    abandon_gates(state)
+    state.store.close()
+
+
 def create_app(settings: ServerSettings) -> FastAPI:
     """The registry server over `settings.registry` (SQLite or PostgreSQL)."""
     store = open_store(settings.registry, create=True)
@@ -144,18 +159,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
         try:
             yield
         finally:
-            # Stop every thread that uses the store before closing it; a gate still running
-            # is failed (closed, never left `gating`) and its thread stops at its next case.
             state.stopping = True
-            if state.listener is not None:
-                state.listener.stop()
-            if state.webhooks is not None:
-                state.webhooks.stop()
-            state.gate_pool.shutdown(wait=False, cancel_futures=True)
-            from .promotions import abandon_gates
-
-            abandon_gates(state)
-            store.close()
+            await asyncio.to_thread(_shutdown, state)
 
     app = FastAPI(title="promptgate registry", version=__version__, lifespan=lifespan)
     app.state.pg = state
