@@ -219,29 +219,59 @@ def _wait_state(c: httpx.Client, pid: int, states: set[str]) -> dict:  # type: i
         time.sleep(0.05)
 
 
-def test_stopping_mid_gate_fails_the_request(api: Api, llm: OpenAITestServer,
-                                             registry_url: str) -> None:
-    """A server that stops while a gate runs fails the request (closed), never leaves it
-    `gating` for a `promote --wait` to poll forever."""
+def _file(c: httpx.Client) -> int:
+    return int(c.post("/v1/promotions", json={"refs": ["greet"], "label": "production",
+                                              "reason": "launch"}).json()["id"])
+
+
+def _wait_in_flight(llm: OpenAITestServer, c: httpx.Client, pid: int) -> None:
+    deadline = time.monotonic() + 10
+    while llm.in_flight == 0:
+        assert time.monotonic() < deadline, c.get(f"/v1/promotions/{pid}").json()
+        time.sleep(0.01)
+
+
+def _failed_as_stopped(store: Store, pid: int) -> bool:
+    request = get_promotion(store, pid)
+    report = get_report(store, request["report"]) if request["report"] else None
+    return (request["state"] == "failed" and report is not None
+            and report["failures"] == ["the server stopped before the gate finished"])
+
+
+def test_stopping_mid_gate_fails_the_requests(api: Api, llm: OpenAITestServer,
+                                              registry_url: str) -> None:
+    """A server that stops while gates run or wait fails their requests (closed), never leaves
+    one `gating` for a `promote --wait` to poll forever."""
     llm.slow(3.0)
     with api.client("editor") as editor:
         push(editor)
-        pid = editor.post("/v1/promotions", json={"refs": ["greet"], "label": "production",
-                                                  "reason": "launch"}).json()["id"]
-        deadline = time.monotonic() + 10
-        while llm.in_flight == 0:
-            assert time.monotonic() < deadline, editor.get(f"/v1/promotions/{pid}").json()
-            time.sleep(0.01)
+        running = _file(editor)
+        queued = _file(editor)  # one gate worker: this one waits in the pool's queue
+        _wait_in_flight(llm, editor, running)
     api.server.stop()
     store = Store(registry_url)
     try:
-        request = get_promotion(store, pid)
-        assert request["state"] == "failed"
-        report = get_report(store, request["report"])
-        assert report is not None and report["verdict"] == "fail"
-        assert report["failures"] == ["the server stopped before the gate finished"]
+        assert _failed_as_stopped(store, running)
+        assert _failed_as_stopped(store, queued)
     finally:
         store.close()
+
+
+def test_gate_that_sees_the_stop_fails_its_own_request(api: Api, llm: OpenAITestServer) -> None:
+    """A case finishing once the stop has begun ends the gate, which fails its request itself
+    (it has left the table abandon_gates reads)."""
+    llm.slow(1.0)
+    state = api.server.config.app.state.pg
+    with api.client("editor") as editor:
+        push(editor)
+        pid = _file(editor)
+        _wait_in_flight(llm, editor, pid)
+        state.stopping = True
+        deadline = time.monotonic() + 10
+        while pid in state.gates:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    assert _failed_as_stopped(state.store, pid)
 
 
 def test_promotion_request_gate_and_approval(api: Api) -> None:

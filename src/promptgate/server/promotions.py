@@ -26,6 +26,8 @@ def file_request(state: ServerState, *, refs: list[str], label: str, reason: str
                  run_gate: bool) -> dict[str, Any]:
     """Record the request and, unless a CI job will upload the report, start its gate."""
     store = state.store
+    if state.stopping:
+        raise ApiError(503, "unavailable", "the server is stopping: file the request again")
     check_label_name(label)
     if label == "latest":
         raise BadInput("`latest` moves only on push")
@@ -40,30 +42,44 @@ def file_request(state: ServerState, *, refs: list[str], label: str, reason: str
                                  label=label, reason=reason, author=author,
                                  candidates=frozen, baseline=baseline)
     if run_gate:
-        state.gates[promotion["id"]] = state.gate_pool.submit(_run_gate, state, promotion["id"])
+        pid = promotion["id"]
+        try:
+            state.gates[pid] = state.gate_pool.submit(_run_gate, state, pid)
+        except RuntimeError:  # the pool shut down between the check above and now
+            _fail_stopped(state, pid, promotion["label"])
+            raise ApiError(503, "unavailable",
+                           "the server is stopping: file the request again") from None
     return promotion
 
 
+STOPPED = "the server stopped before the gate finished"
+
+
 class _Stopping(Exception):
-    """The server is stopping: end this gate run now (`abandon_gates` has failed it)."""
+    """The server is stopping: end this gate run now, failing its request."""
 
 
 def abandon_gates(state: ServerState) -> None:
-    """Fail the requests whose gate this server started and did not finish: fail closed, so
-    that nobody waits on a `gating` request forever; the author files it again."""
+    """Fail the requests whose gate this server started and did not finish (running, or
+    queued and cancelled by the pool's shutdown): fail closed, so that nobody waits on a
+    `gating` request forever; the author files it again. A gate that finishes removes itself
+    from `state.gates` only after writing its verdict, and every write is a compare-and-swap
+    on `gating`: whichever comes first wins."""
     for pid, future in list(state.gates.items()):
-        if future.done():
+        if future.done() and not future.cancelled():
             continue
         try:
-            promotion = get_promotion(state.store, pid)
-            report = _failure_report(promotion["label"],
-                                     "the server stopped before the gate finished")
-            report_id = state.store.save_report(report_digest(report), "fail", report)
-            update_promotion(state.store, pid, expect_state="gating", state="failed",
-                             report_id=report_id)
+            _fail_stopped(state, pid, get_promotion(state.store, pid)["label"])
         except Exception:  # stopping: log it, and go on with the others
             log.exception("could not fail the unfinished gate of request %s", pid)
     state.hub.notify()
+
+
+def _fail_stopped(state: ServerState, pid: int, label: str) -> None:
+    report = _failure_report(label, STOPPED)
+    report_id = state.store.save_report(report_digest(report), "fail", report)
+    update_promotion(state.store, pid, expect_state="gating", state="failed",
+                     report_id=report_id)
 
 
 def _failure_report(label: str, failure: str) -> dict[str, Any]:
@@ -116,9 +132,11 @@ def _gate(state: ServerState, pid: int) -> None:
         passed = False
     except Exception as exc:  # never leave a request gating forever
         if state.stopping:
-            return  # abandon_gates has failed it
-        log.exception("gate for request %s crashed", pid)
-        report = _failure_report(promotion["label"], f"internal error: {type(exc).__name__}")
+            report = _failure_report(promotion["label"], STOPPED)
+        else:
+            log.exception("gate for request %s crashed", pid)
+            report = _failure_report(promotion["label"],
+                                     f"internal error: {type(exc).__name__}")
         passed = False
     # A verdict reached is written even while stopping: the write is a compare-and-swap on
     # `gating`, so it and abandon_gates (which sees this future still running) cannot both win.

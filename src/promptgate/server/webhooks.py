@@ -16,6 +16,7 @@ import httpx
 
 from ..config import Webhook
 from ..domain import AuditEvent
+from ..errors import StoreClosed
 from ..store import Store, max_seq, record_delivery
 from .events import EventHub
 
@@ -44,14 +45,20 @@ class WebhookPump(threading.Thread):
             self.join(timeout)
 
     def run(self) -> None:
+        try:
+            self._pump()
+        except StoreClosed:  # the server closed the store after stop() gave up waiting
+            pass
+
+    def _pump(self) -> None:
         with httpx.Client(timeout=5.0) as client:
             while not self._halt.is_set():
                 events = self.store.audit(since=self.seq, oldest_first=True, limit=200)
                 for event in events:
-                    if self._halt.is_set():
-                        return
                     self.seq = event.id
                     for hook in self.hooks:
+                        if self._halt.is_set():
+                            return
                         if event.type in hook.events:
                             self.deliver(client, hook, event)
                 if not events:

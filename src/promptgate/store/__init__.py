@@ -160,12 +160,18 @@ class Store:
             return engine
         return sa.create_engine(url, pool_size=10, max_overflow=20)
 
-    def close(self) -> None:
+    def close(self, grace_s: float = 1.0) -> None:
         """Release the connections. Safe to call twice and while other threads still work:
-        connections they hold are closed as they come back, and new ones are refused."""
-        if not self._closed.is_set():
-            self._closed.set()
-            self.engine.dispose()
+        new connections are refused, connections still out are closed as they come back
+        (waiting up to `grace_s` for them first, so that none is mid-return when the pool goes)."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        checked_out = getattr(self.engine.pool, "checkedout", None)
+        deadline = time.monotonic() + grace_s
+        while checked_out is not None and checked_out() > 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.engine.dispose()
 
     @property
     def closed(self) -> bool:
