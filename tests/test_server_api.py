@@ -274,6 +274,15 @@ def test_gate_that_sees_the_stop_fails_its_own_request(api: Api, llm: OpenAITest
     assert _failed_as_stopped(state.store, pid)
 
 
+def test_request_after_the_store_closed_is_503_not_500(api: Api) -> None:
+    """A request still being served while the server stops gets a clear 503."""
+    api.server.config.app.state.pg.store.close()
+    with api.client("viewer") as c:
+        response = c.get("/v1/audit")
+    assert response.status_code == 503
+    assert response.json()["error"] == "unavailable"
+
+
 def test_promotion_request_gate_and_approval(api: Api) -> None:
     with api.client("editor") as editor, api.client("approver") as approver:
         push(editor)

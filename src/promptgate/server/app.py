@@ -26,6 +26,7 @@ from ..errors import (
     PromptFileError,
     PromptgateError,
     ProtectedLabel,
+    StoreClosed,
     UnknownRef,
 )
 from ..remote import open_store
@@ -66,6 +67,8 @@ def _status_for(exc: PromptgateError) -> tuple[int, str]:
         return 422, "invalid"
     if isinstance(exc, BadInput):
         return 400, "bad_request"
+    if isinstance(exc, StoreClosed):  # a request still running while the server stops
+        return 503, "unavailable"
     return 500, "error"
 
 
