@@ -46,6 +46,7 @@ CONTENT = {
 
 # -- the server process -----------------------------------------------------------------------
 
+
 class CountingApp:
     """ASGI wrapper: counts requests by path; GET /_bench/requests returns the counts."""
 
@@ -57,12 +58,18 @@ class CountingApp:
         if scope["type"] == "http":
             if scope["path"] == "/_bench/requests":
                 body = json.dumps(self.counts).encode()
-                await send({"type": "http.response.start", "status": 200,
-                            "headers": [(b"content-type", b"application/json")]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [(b"content-type", b"application/json")],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
-            self.counts[scope["path"].split("/")[2] if scope["path"].count("/") >= 2
-                        else scope["path"]] += 1
+            self.counts[
+                scope["path"].split("/")[2] if scope["path"].count("/") >= 2 else scope["path"]
+            ] += 1
         await self.app(scope, receive, send)
 
 
@@ -79,6 +86,7 @@ def serve(registry: str) -> None:
 
 
 # -- measurements -----------------------------------------------------------------------------
+
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
@@ -141,12 +149,18 @@ def main() -> None:
         c = json.loads(json.dumps(CONTENT))
         c["messages"][0]["content"] += f" (v{i})"
         push_specs(store, [validate_content("summarize", c)], message=f"v{i}", author="bench")
-    store.move_labels([LabelMove("summarize", "production", 1, None),
-                       LabelMove("summarize", "staging", 1, None)], actor="bench")
+    store.move_labels(
+        [LabelMove("summarize", "production", 1, None), LabelMove("summarize", "staging", 1, None)],
+        actor="bench",
+    )
     viewer, editor = create_key(store, "app", "viewer"), create_key(store, "ops", "editor")
 
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", registry],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve", registry],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None and proc.stdin is not None
     url = json.loads(proc.stdout.readline())["url"]
     ops = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {editor}"}, timeout=10)
@@ -164,11 +178,22 @@ def main() -> None:
 
         batched = time_get_batched(get)
         each = time_each(lambda: get("summarize", label="production"), 200_000)
-        rows.append(("cached get, p50 / p99 (batches of 100)",
-                     f"{fmt_us(pct(batched, .5))} / {fmt_us(pct(batched, .99))}",
-                     "p50 <= 1 us", "ok" if pct(batched, .5) <= 1e-6 else "MISS"))
-        rows.append(("cached get, p50 / p99 (one call at a time)",
-                     f"{fmt_us(pct(each, .5))} / {fmt_us(pct(each, .99))}", "", ""))
+        rows.append(
+            (
+                "cached get, p50 / p99 (batches of 100)",
+                f"{fmt_us(pct(batched, 0.5))} / {fmt_us(pct(batched, 0.99))}",
+                "p50 <= 1 us",
+                "ok" if pct(batched, 0.5) <= 1e-6 else "MISS",
+            )
+        )
+        rows.append(
+            (
+                "cached get, p50 / p99 (one call at a time)",
+                f"{fmt_us(pct(each, 0.5))} / {fmt_us(pct(each, 0.99))}",
+                "",
+                "",
+            )
+        )
 
         def get_render() -> Any:
             return get("summarize", label="production").render(facts="Order 1182 broke.")
@@ -179,18 +204,30 @@ def main() -> None:
         assert len(get_render()) == 3
         rendered = time_each(get_render, 20000)
         kwargs = time_each(get_kwargs, 20000)
-        rows.append(("get + render (3 messages), p50 / p99",
-                     f"{fmt_us(pct(rendered, .5))} / {fmt_us(pct(rendered, .99))}",
-                     "<= 20 us", "ok" if pct(rendered, .5) <= 20e-6 else "MISS"))
-        rows.append(("get + openai_kwargs, p50 / p99",
-                     f"{fmt_us(pct(kwargs, .5))} / {fmt_us(pct(kwargs, .99))}", "", ""))
+        rows.append(
+            (
+                "get + render (3 messages), p50 / p99",
+                f"{fmt_us(pct(rendered, 0.5))} / {fmt_us(pct(rendered, 0.99))}",
+                "<= 20 us",
+                "ok" if pct(rendered, 0.5) <= 20e-6 else "MISS",
+            )
+        )
+        rows.append(
+            (
+                "get + openai_kwargs, p50 / p99",
+                f"{fmt_us(pct(kwargs, 0.5))} / {fmt_us(pct(kwargs, 0.99))}",
+                "",
+                "",
+            )
+        )
 
         client.get("summarize", label="staging")
         lags = []
         for i in range(moves):
             target = 2 if i % 2 == 0 else 1
-            ops.put("/v1/prompts/summarize/labels/staging",
-                    json={"version": target, "reason": "bench"}).raise_for_status()
+            ops.put(
+                "/v1/prompts/summarize/labels/staging", json={"version": target, "reason": "bench"}
+            ).raise_for_status()
             t0 = time.perf_counter()
             while get("summarize", label="staging").version != target:
                 time.sleep(0.0002)
@@ -198,9 +235,14 @@ def main() -> None:
                     raise RuntimeError("a move was not seen within 10 s")
             lags.append(time.perf_counter() - t0)
             time.sleep(0.02)
-        rows.append((f"move-visible lag, events, p50 / p99 ({moves} moves)",
-                     f"{pct(lags, .5) * 1e3:.1f} ms / {pct(lags, .99) * 1e3:.1f} ms",
-                     "p99 <= 1 s", "ok" if pct(lags, .99) <= 1.0 else "MISS"))
+        rows.append(
+            (
+                f"move-visible lag, events, p50 / p99 ({moves} moves)",
+                f"{pct(lags, 0.5) * 1e3:.1f} ms / {pct(lags, 0.99) * 1e3:.1f} ms",
+                "p99 <= 1 s",
+                "ok" if pct(lags, 0.99) <= 1.0 else "MISS",
+            )
+        )
         client.close()
         del p
 
@@ -220,10 +262,22 @@ def main() -> None:
         # the first fetches (one snapshot, one GET) are not idle traffic
         events_n = delta["events"] + max(0, delta["snapshot"] - 1)
         poll_n = max(0, delta["prompts"] - 1)
-        rows.append(("idle client requests/min, events (long-poll 25 s)",
-                     f"{events_n * per_min:.1f} ({events_n} in {elapsed:.0f} s)", "", ""))
-        rows.append(("idle client requests/min, poll ttl_s=30",
-                     f"{poll_n * per_min:.1f} ({poll_n} in {elapsed:.0f} s)", "", ""))
+        rows.append(
+            (
+                "idle client requests/min, events (long-poll 25 s)",
+                f"{events_n * per_min:.1f} ({events_n} in {elapsed:.0f} s)",
+                "",
+                "",
+            )
+        )
+        rows.append(
+            (
+                "idle client requests/min, poll ttl_s=30",
+                f"{poll_n * per_min:.1f} ({poll_n} in {elapsed:.0f} s)",
+                "",
+                "",
+            )
+        )
         idle_events.close()
         idle_poll.close()
     finally:

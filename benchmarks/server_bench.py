@@ -46,9 +46,24 @@ def start_server(registry: str, workers: int, tmp: Path) -> tuple[subprocess.Pop
     port = free_port()
     env = {**os.environ, "BENCH_REGISTRY": registry, "PYTHONPATH": str(tmp)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bench_app:app", "--host", "127.0.0.1", "--port",
-         str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
-        env=env, cwd=tmp)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+        cwd=tmp,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -63,8 +78,23 @@ def start_server(registry: str, workers: int, tmp: Path) -> tuple[subprocess.Pop
 
 def wrk(url: str, key: str, seconds: int, extra: list[str]) -> float:
     out = subprocess.run(
-        ["wrk", "-t", "2", "-c", "16", "-d", f"{seconds}s", "-H", f"Authorization: Bearer {key}",
-         *extra, url], capture_output=True, text=True, check=True).stdout
+        [
+            "wrk",
+            "-t",
+            "2",
+            "-c",
+            "16",
+            "-d",
+            f"{seconds}s",
+            "-H",
+            f"Authorization: Bearer {key}",
+            *extra,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx:
@@ -79,12 +109,14 @@ def httpx_load(url: str, key: str, seconds: int, headers: dict[str, str]) -> flo
         count = 0
         deadline = time.monotonic() + seconds
         async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}", **headers}) as c:
+
             async def worker() -> None:
                 nonlocal count
                 while time.monotonic() < deadline:
                     r = await c.get(url)
                     assert r.status_code in (200, 304)
                     count += 1
+
             await asyncio.gather(*(worker() for _ in range(16)))
         return count
 
@@ -111,8 +143,10 @@ def main() -> int:
                 import sqlalchemy as sa
 
                 schema = "bench_" + uuid.uuid4().hex[:8]
-                admin = sa.create_engine(PG.replace("postgresql://", "postgresql+psycopg://"),
-                                         isolation_level="AUTOCOMMIT")
+                admin = sa.create_engine(
+                    PG.replace("postgresql://", "postgresql+psycopg://"),
+                    isolation_level="AUTOCOMMIT",
+                )
                 with admin.connect() as conn:
                     conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
                 registry = f"{PG}?options=-csearch_path%3D{schema}"
@@ -126,9 +160,13 @@ def main() -> int:
                 latencies = []
                 for i in range(200):
                     t0 = time.perf_counter()
-                    r = c.post("/v1/prompts/summarize/versions", json={
-                        "content": {"model": {"name": "m"}, "template": f"v{i} {{{{ x }}}}"},
-                        "message": "bench"})
+                    r = c.post(
+                        "/v1/prompts/summarize/versions",
+                        json={
+                            "content": {"model": {"name": "m"}, "template": f"v{i} {{{{ x }}}}"},
+                            "message": "bench",
+                        },
+                    )
                     latencies.append((time.perf_counter() - t0) * 1000)
                     assert r.status_code == 201, r.text
                 c.put("/v1/prompts/summarize/labels/staging", json={"version": 100})
@@ -143,11 +181,19 @@ def main() -> int:
                     tool = "httpx"
                     rps = httpx_load(target, key, args.seconds, {})
                     rps304 = httpx_load(target, key, args.seconds, {"If-None-Match": etag})
-                rows.append({"engine": engine, "load": tool, "workers": args.workers,
-                             "resolve_rps": round(rps), "resolve_304_rps": round(rps304),
-                             "create_version_ms_p50": round(statistics.median(latencies), 2),
-                             "create_version_ms_p99": round(
-                                 sorted(latencies)[int(len(latencies) * 0.99) - 1], 2)})
+                rows.append(
+                    {
+                        "engine": engine,
+                        "load": tool,
+                        "workers": args.workers,
+                        "resolve_rps": round(rps),
+                        "resolve_304_rps": round(rps304),
+                        "create_version_ms_p50": round(statistics.median(latencies), 2),
+                        "create_version_ms_p99": round(
+                            sorted(latencies)[int(len(latencies) * 0.99) - 1], 2
+                        ),
+                    }
+                )
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
@@ -155,12 +201,16 @@ def main() -> int:
                     with admin.connect() as conn:
                         conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
                     admin.dispose()
-    print(f"{'engine':<11} {'load':<6} {'workers':>7} {'resolve rps':>12} {'304 rps':>9} "
-          f"{'create p50 ms':>14} {'create p99 ms':>14}")
+    print(
+        f"{'engine':<11} {'load':<6} {'workers':>7} {'resolve rps':>12} {'304 rps':>9} "
+        f"{'create p50 ms':>14} {'create p99 ms':>14}"
+    )
     for r in rows:
-        print(f"{r['engine']:<11} {r['load']:<6} {r['workers']:>7} {r['resolve_rps']:>12} "
-              f"{r['resolve_304_rps']:>9} {r['create_version_ms_p50']:>14} "
-              f"{r['create_version_ms_p99']:>14}")
+        print(
+            f"{r['engine']:<11} {r['load']:<6} {r['workers']:>7} {r['resolve_rps']:>12} "
+            f"{r['resolve_304_rps']:>9} {r['create_version_ms_p50']:>14} "
+            f"{r['create_version_ms_p99']:>14}"
+        )
     print("targets: resolve >= 2000 rps at concurrency 16; create-version <= 20 ms on PostgreSQL")
     print(json.dumps(rows))
     return 0

@@ -32,8 +32,9 @@ def _not_in_github_actions(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def pg_admin() -> Iterator[sa.Engine]:
     """A PostgreSQL connection for creating per-test schemas. Never skipped: CI must run it."""
-    engine = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1),
-                              isolation_level="AUTOCOMMIT")
+    engine = sa.create_engine(
+        PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+    )
     with engine.connect() as conn:
         conn.exec_driver_sql("SELECT 1")
     yield engine
@@ -118,9 +119,12 @@ class Project:
 
     def run(self, *args: str, env: dict[str, str] | None = None) -> Result:
         runner = CliRunner()
-        return runner.invoke(cli, ["--registry", self.registry, *args],
-                             env={"PROMPTGATE_AUTHOR": "tester", **(env or {})},
-                             catch_exceptions=False)
+        return runner.invoke(
+            cli,
+            ["--registry", self.registry, *args],
+            env={"PROMPTGATE_AUTHOR": "tester", **(env or {})},
+            catch_exceptions=False,
+        )
 
     def json(self, *args: str) -> Any:
         result = self.run(*args, "--json")

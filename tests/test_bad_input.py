@@ -13,19 +13,30 @@ CORPUS = {
     "wrong-type": ("name: x\nmodel: gpt-4o\ntemplate: hi\n", "model"),
     "unknown-key": ("name: x\nmodel: {name: m}\ntemplate: hi\ntemprature: 1\n", "temprature"),
     "bad-name": ("name: Bad Name\nmodel: {name: m}\ntemplate: hi\n", "name"),
-    "missing-model-name": ("name: x\nmodel: {temperature: 1}\ntemplate: hi\n", "`name` is required"),
-    "both-bodies": ("name: x\nmodel: {name: m}\ntemplate: hi\nmessages: [{role: user, content: hi}]\n",
-                    "exactly one of"),
+    "missing-model-name": (
+        "name: x\nmodel: {temperature: 1}\ntemplate: hi\n",
+        "`name` is required",
+    ),
+    "both-bodies": (
+        "name: x\nmodel: {name: m}\ntemplate: hi\nmessages: [{role: user, content: hi}]\n",
+        "exactly one of",
+    ),
     "no-body": ("name: x\nmodel: {name: m}\n", "exactly one of"),
     "bad-role": ("name: x\nmodel: {name: m}\nmessages: [{role: wizard, content: hi}]\n", "role"),
     "template-syntax": ("name: x\nmodel: {name: m}\ntemplate: 'Hi {{ who '\n", "template"),
-    "sandbox-escape": ("name: x\nmodel: {name: m}\ntemplate: \"{{ ''.__class__.__mro__ }}\"\n",
-                       "private attribute"),
-    "unknown-from": ("name: x\nmodel: {name: m}\ntemplate: '{{ a }}'\ninputs: {a: {from: ghost}}\n",
-                     "unknown prompt"),
+    "sandbox-escape": (
+        "name: x\nmodel: {name: m}\ntemplate: \"{{ ''.__class__.__mro__ }}\"\n",
+        "private attribute",
+    ),
+    "unknown-from": (
+        "name: x\nmodel: {name: m}\ntemplate: '{{ a }}'\ninputs: {a: {from: ghost}}\n",
+        "unknown prompt",
+    ),
     "duplicate-key": ("name: x\nname: y\nmodel: {name: m}\ntemplate: hi\n", "duplicate key"),
-    "bad-input-spec": ("name: x\nmodel: {name: m}\ntemplate: '{{ a }}'\ninputs: {a: {form: y}}\n",
-                       "unknown key"),
+    "bad-input-spec": (
+        "name: x\nmodel: {name: m}\ntemplate: '{{ a }}'\ninputs: {a: {form: y}}\n",
+        "unknown key",
+    ),
     "bad-provider": ("name: x\nmodel: {name: m, provider: acme}\ntemplate: hi\n", "provider"),
 }
 
@@ -61,27 +72,36 @@ def test_error_names_the_line(project: Project) -> None:
 
 
 def test_cycle_names_its_path(project: Project) -> None:
-    project.write("prompts/extract.yaml", project.root.joinpath("prompts/extract.yaml")
-                  .read_text().replace("{{ ticket }}", "{{ ticket }} {{ s }}")
-                  + "inputs:\n  s: {from: summarize}\n")
+    project.write(
+        "prompts/extract.yaml",
+        project.root.joinpath("prompts/extract.yaml")
+        .read_text()
+        .replace("{{ ticket }}", "{{ ticket }} {{ s }}")
+        + "inputs:\n  s: {from: summarize}\n",
+    )
     result = project.run("push", "-m", "cycle")
     _assert_refused(project, result, "dependency cycle: ")
-    assert "extract -> summarize -> extract" in result.stderr or \
-        "summarize -> extract -> summarize" in result.stderr
+    assert (
+        "extract -> summarize -> extract" in result.stderr
+        or "summarize -> extract -> summarize" in result.stderr
+    )
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["show", "Bad Ref!"], "bad ref"),
-    (["show", "nope"], "unknown prompt"),
-    (["show", "nope@v1"], "unknown ref"),
-    (["show", "x@prod!"], "bad ref"),
-    (["history", "nope"], "unknown prompt"),
-    (["diff", "missing.yaml", "a@v1"], "no such prompt file"),
-    (["label", "set", "nope@v1", "beta"], "unknown ref"),
-    (["label", "set", "x", "Bad"], "bad label"),
-    (["rollback", "nope", "--label", "beta", "--reason", "r"], "unknown prompt"),
-    (["push", "-m", "m", "no/such/dir"], "no such file"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["show", "Bad Ref!"], "bad ref"),
+        (["show", "nope"], "unknown prompt"),
+        (["show", "nope@v1"], "unknown ref"),
+        (["show", "x@prod!"], "bad ref"),
+        (["history", "nope"], "unknown prompt"),
+        (["diff", "missing.yaml", "a@v1"], "no such prompt file"),
+        (["label", "set", "nope@v1", "beta"], "unknown ref"),
+        (["label", "set", "x", "Bad"], "bad label"),
+        (["rollback", "nope", "--label", "beta", "--reason", "r"], "unknown prompt"),
+        (["push", "-m", "m", "no/such/dir"], "no such file"),
+    ],
+)
 def test_bad_refs_and_arguments(project: Project, args: list[str], needle: str) -> None:
     _assert_refused(project, project.run(*args), needle)
 
@@ -93,8 +113,9 @@ def test_unknown_config_key_is_refused(project: Project) -> None:
 
 
 def test_sandbox_refuses_at_render(project: Project) -> None:
-    project.write("prompts/x.yaml",
-                  "name: x\nmodel: {name: m}\ntemplate: \"{{ who|attr('__class__') }}\"\n")
+    project.write(
+        "prompts/x.yaml", "name: x\nmodel: {name: m}\ntemplate: \"{{ who|attr('__class__') }}\"\n"
+    )
     assert project.run("push", "-m", "m", "prompts/x.yaml").exit_code == 0
     result = project.run("render", "x", "--var", "who=me")
     assert result.exit_code == 2 and "sandbox" in result.stderr
@@ -115,8 +136,10 @@ def test_unreachable_database_is_one_line(tmp_path) -> None:  # type: ignore[no-
     from promptgate.cli import cli
 
     result = CliRunner().invoke(
-        cli, ["--registry", "postgresql://postgres@127.0.0.1:1/test", "list"],
-        catch_exceptions=False)
+        cli,
+        ["--registry", "postgresql://postgres@127.0.0.1:1/test", "list"],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: registry database: ")

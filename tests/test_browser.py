@@ -31,9 +31,15 @@ from promptgate.testing import OpenAITestServer
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 CONFIG = """\
 registry: {registry}
 prompts: prompts/
@@ -58,8 +64,9 @@ class Example:
 
 def _recorder() -> ModuleType:
     """examples/record.py: the scripted answers the worked example's recording came from."""
-    spec = importlib.util.spec_from_file_location("promptgate_example_record",
-                                                  ROOT / "examples" / "record.py")
+    spec = importlib.util.spec_from_file_location(
+        "promptgate_example_record", ROOT / "examples" / "record.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -78,15 +85,15 @@ def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Example
         monkeypatch.setenv("OPENAI_API_KEY", "scripted")
         app = create_app(ServerSettings(registry=registry, config=config))
         store: Store = app.state.pg.store
-        pushed = push_paths(store, [tmp_path / "prompts"], message="first version",
-                            author="alice")
-        store.move_labels([LabelMove(r.version.name, "production", 1, None, "initial release")
-                           for r in pushed], actor="alice")
+        pushed = push_paths(store, [tmp_path / "prompts"], message="first version", author="alice")
+        store.move_labels(
+            [LabelMove(r.version.name, "production", 1, None, "initial release") for r in pushed],
+            actor="alice",
+        )
         editor = create_key(store, "erin", "editor")
         approver = create_key(store, "arthur", "approver")
         with ServerThread(app) as server:
-            yield Example(url=server.url, store=store, editor_key=editor,
-                          approver_key=approver)
+            yield Example(url=server.url, store=store, editor_key=editor, approver_key=approver)
 
 
 @pytest.fixture
@@ -125,8 +132,7 @@ def _new_page(browser: Browser, errors: list[str]) -> Page:
 
     page.on("console", on_console)
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400
-            else None)
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
     return page
 
 
@@ -216,7 +222,8 @@ def test_edit_gate_request_approve(example: Example, browser: Browser) -> None:
     shot(approver, "approver-request")
     approver.locator(".decision").get_by_role("button", name="Approve").click()
     expect(approver.get_by_role("status")).to_contain_text(
-        "Approved: production now points at summarize v2")
+        "Approved: production now points at summarize v2"
+    )
     shot(approver, "approved")
     assert example.store.label_version("summarize", "production") == 2
 

@@ -25,8 +25,9 @@ SUITES = {
 
 
 @pytest.fixture
-def remote(registry_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-           ) -> Iterator[tuple[str, dict[str, str], OpenAITestServer]]:
+def remote(
+    registry_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, dict[str, str], OpenAITestServer]]:
     root = tmp_path / "proj"
     (root / "prompts").mkdir(parents=True)
     (root / "evals").mkdir()
@@ -46,12 +47,14 @@ def remote(registry_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def run(url: str, key: str, *args: str) -> object:
-    return CliRunner().invoke(cli, ["--registry", url, *args],
-                              env={"PROMPTGATE_API_KEY": key}, catch_exceptions=False)
+    return CliRunner().invoke(
+        cli, ["--registry", url, *args], env={"PROMPTGATE_API_KEY": key}, catch_exceptions=False
+    )
 
 
 def test_commands_work_through_a_server(
-        remote: tuple[str, dict[str, str], OpenAITestServer]) -> None:
+    remote: tuple[str, dict[str, str], OpenAITestServer],
+) -> None:
     url, keys, _llm = remote
     pushed = run(url, keys["editor"], "push", "-m", "first")
     assert pushed.exit_code == 0, pushed.output  # type: ignore[attr-defined]
@@ -66,8 +69,17 @@ def test_commands_work_through_a_server(
     log = json.loads(run(url, keys["viewer"], "log", "--json").stdout)  # type: ignore[attr-defined]
     assert [e["type"] for e in log] == ["move", "push", "push"]
     # promote to a protected label files a request, waits for its gate, exits 0 when it passed
-    promoted = run(url, keys["editor"], "promote", "extract", "summarize", "--to", "production",
-                   "--reason", "launch")
+    promoted = run(
+        url,
+        keys["editor"],
+        "promote",
+        "extract",
+        "summarize",
+        "--to",
+        "production",
+        "--reason",
+        "launch",
+    )
     assert promoted.exit_code == 0, promoted.output  # type: ignore[attr-defined]
     assert "passed" in promoted.stdout and "/promotions/" in promoted.stdout  # type: ignore[attr-defined]
     assert run(url, keys["viewer"], "show", "extract@production").exit_code == 2  # type: ignore[attr-defined]
@@ -77,14 +89,25 @@ def test_commands_work_through_a_server(
 
 
 def test_promote_gives_up_on_a_gate_that_does_not_end(
-        remote: tuple[str, dict[str, str], OpenAITestServer]) -> None:
+    remote: tuple[str, dict[str, str], OpenAITestServer],
+) -> None:
     """Waiting on a request fails closed: a gate still running at --wait-timeout is exit 1."""
     url, keys, llm = remote
     assert run(url, keys["editor"], "push", "-m", "first").exit_code == 0  # type: ignore[attr-defined]
     llm.slow(6.0, times=10)
     started = time.monotonic()
-    waited = run(url, keys["editor"], "promote", "extract", "--to", "production",
-                 "--reason", "launch", "--wait-timeout", "0.5")
+    waited = run(
+        url,
+        keys["editor"],
+        "promote",
+        "extract",
+        "--to",
+        "production",
+        "--reason",
+        "launch",
+        "--wait-timeout",
+        "0.5",
+    )
     assert waited.exit_code == 1  # type: ignore[attr-defined]
     assert "still gating after 0.5 s" in waited.stderr  # type: ignore[attr-defined]
     assert time.monotonic() - started < 5  # it did not wait for the gate

@@ -68,8 +68,9 @@ def llm() -> Iterator[OpenAITestServer]:
 
 
 @pytest.fixture
-def gate_project(project: Project, llm: OpenAITestServer,
-                 monkeypatch: pytest.MonkeyPatch) -> Project:
+def gate_project(
+    project: Project, llm: OpenAITestServer, monkeypatch: pytest.MonkeyPatch
+) -> Project:
     llm.reset()
     monkeypatch.setenv("OPENAI_BASE_URL", llm.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
@@ -104,8 +105,9 @@ def _release_all(project: Project, llm: OpenAITestServer) -> None:
     llm.reset()
 
 
-def test_change_upstream_runs_downstream_chain_only(gate_project: Project,
-                                                    llm: OpenAITestServer) -> None:
+def test_change_upstream_runs_downstream_chain_only(
+    gate_project: Project, llm: OpenAITestServer
+) -> None:
     _release_all(gate_project, llm)
     _edit(gate_project, "prompts/extract.yaml", "Ticket:", "Support ticket:")
     gate_project.run("push", "-m", "v2")
@@ -119,7 +121,10 @@ def test_change_upstream_runs_downstream_chain_only(gate_project: Project,
     summarize_calls = [r.body for r in llm.requests if "Summarize" in json.dumps(r.body)]
     assert summarize_calls and all(
         "[gpt-4o-mini] Support ticket:" in m["content"]
-        for b in summarize_calls for m in b["messages"] if m["role"] == "user")
+        for b in summarize_calls
+        for m in b["messages"]
+        if m["role"] == "user"
+    )
     assert report["verdict"] == "pass"
 
 
@@ -137,7 +142,8 @@ def test_second_run_is_served_from_cache(gate_project: Project, llm: OpenAITestS
 def test_concurrency_bound_is_respected(gate_project: Project, llm: OpenAITestServer) -> None:
     cases = "\n".join(
         f"  - {{id: c{i}, vars: {{ticket: 't{i}'}}, assert: [{{type: contains, value: t{i}}}]}}"
-        for i in range(12))
+        for i in range(12)
+    )
     gate_project.write("evals/classify.yaml", f"prompt: classify\ncases:\n{cases}\n")
     llm.latency = 0.05
     try:
@@ -161,12 +167,15 @@ def test_model_errors_fail_closed(gate_project: Project, llm: OpenAITestServer) 
     code, report = _report(gate_project, "check", "classify", "--no-cache")
     assert code == 1 and report["verdict"] == "fail"
     [case] = report["suites"][0]["cases"]
-    assert not case["passed"] and "HTTP 500" in case["error"] and "after 3 attempts" in case["error"]
+    assert (
+        not case["passed"] and "HTTP 500" in case["error"] and "after 3 attempts" in case["error"]
+    )
 
 
 def test_malformed_and_timeout_fail_closed(gate_project: Project, llm: OpenAITestServer) -> None:
-    gate_project.write("promptgate.yaml", CONFIG.replace("timeout_s: 5, retries: 2",
-                                                         "timeout_s: 0.3, retries: 0"))
+    gate_project.write(
+        "promptgate.yaml", CONFIG.replace("timeout_s: 5, retries: 2", "timeout_s: 0.3, retries: 0")
+    )
     llm.malformed(times=1)
     code, report = _report(gate_project, "check", "classify", "--no-cache")
     assert code == 1 and report["suites"][0]["cases"][0]["error"]
@@ -175,22 +184,24 @@ def test_malformed_and_timeout_fail_closed(gate_project: Project, llm: OpenAITes
     assert code == 1 and "Timeout" in report["suites"][0]["cases"][0]["error"]
 
 
-def test_no_endpoint_is_a_failure_not_a_pass(gate_project: Project,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_endpoint_is_a_failure_not_a_pass(
+    gate_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("OPENAI_BASE_URL")
     monkeypatch.delenv("OPENAI_API_KEY")
     code, report = _report(gate_project, "check", "classify", "--no-cache")
     assert code == 1 and "no model endpoint" in report["suites"][0]["cases"][0]["error"]
 
 
-def test_missing_suite_fails_unless_allowed(gate_project: Project,
-                                            llm: OpenAITestServer) -> None:
+def test_missing_suite_fails_unless_allowed(gate_project: Project, llm: OpenAITestServer) -> None:
     _release_all(gate_project, llm)
     (gate_project.root / "evals/summarize.yaml").unlink()
     code, report = _report(gate_project, "check", "extract")
     assert code == 1 and any("summarize: no eval suite" in f for f in report["failures"])
-    gate_project.write("promptgate.yaml", CONFIG.replace("backoff_s: 0.01",
-                                                         "backoff_s: 0.01, allow_missing_suites: true"))
+    gate_project.write(
+        "promptgate.yaml",
+        CONFIG.replace("backoff_s: 0.01", "backoff_s: 0.01, allow_missing_suites: true"),
+    )
     code, report = _report(gate_project, "check", "extract")
     assert code == 0 and any("allowed" in p for p in report["problems"])
 
@@ -198,8 +209,9 @@ def test_missing_suite_fails_unless_allowed(gate_project: Project,
 def test_failing_assertion_reported_in_every_format(gate_project: Project) -> None:
     _edit(gate_project, "evals/classify.yaml", "value: hello", "value: goodbye")
     md, junit = gate_project.root / "r.md", gate_project.root / "r.xml"
-    code, report = _report(gate_project, "check", "classify", "--report-md", str(md),
-                           "--junit", str(junit))
+    code, report = _report(
+        gate_project, "check", "classify", "--report-md", str(md), "--junit", str(junit)
+    )
     assert code == 1
     [case] = report["suites"][0]["cases"]
     assert case["failed_assertions"][0]["type"] == "contains"
@@ -217,8 +229,19 @@ def test_failing_assertion_reported_in_every_format(gate_project: Project) -> No
 
 def test_report_names_candidates_baselines_and_digests(gate_project: Project) -> None:
     store = gate_project.store()
-    assert gate_project.run("promote", "extract", "summarize", "classify", "--to", "production",
-                            "--reason", "first release").exit_code == 0
+    assert (
+        gate_project.run(
+            "promote",
+            "extract",
+            "summarize",
+            "classify",
+            "--to",
+            "production",
+            "--reason",
+            "first release",
+        ).exit_code
+        == 0
+    )
     _edit(gate_project, "prompts/summarize.yaml", "Summarize in", "Summarize briefly in")
     gate_project.run("push", "-m", "v2")
     code, report = _report(gate_project, "check", "summarize")
@@ -226,8 +249,13 @@ def test_report_names_candidates_baselines_and_digests(gate_project: Project) ->
     assert report["schema_version"] == 1
     [cand] = report["candidates"]
     assert cand["ref"] == "summarize@v2" and len(cand["content_hash"]) == 64
-    assert report["baselines"] == [{"name": "summarize", "version": 1,
-                                    "content_hash": store.get_version("summarize", 1).content_hash}]
+    assert report["baselines"] == [
+        {
+            "name": "summarize",
+            "version": 1,
+            "content_hash": store.get_version("summarize", 1).content_hash,
+        }
+    ]
     assert len(report["suites"][0]["digest"]) == 64
     assert [c["change"] for c in report["suites"][0]["cases"]] == ["passing", "passing"]
     assert "+Summarize briefly in" in report["diffs"][0]["text"]
@@ -235,8 +263,9 @@ def test_report_names_candidates_baselines_and_digests(gate_project: Project) ->
 
 
 def test_promote_moves_labels_atomically_with_audit(gate_project: Project) -> None:
-    result = gate_project.run("promote", "extract", "summarize", "--to", "production",
-                              "--reason", "ship it")
+    result = gate_project.run(
+        "promote", "extract", "summarize", "--to", "production", "--reason", "ship it"
+    )
     assert result.exit_code == 0, result.stdout + result.stderr
     store = gate_project.store()
     assert store.label_version("extract", "production") == 1
@@ -268,8 +297,9 @@ def test_draft_refs_check_but_never_promote(gate_project: Project) -> None:
     store = gate_project.store()
     assert len(store.history("classify")) == 1  # the draft was not stored
     store.close()
-    refused = gate_project.run("promote", "prompts/classify.yaml", "--to", "production",
-                               "--reason", "x")
+    refused = gate_project.run(
+        "promote", "prompts/classify.yaml", "--to", "production", "--reason", "x"
+    )
     assert refused.exit_code == 2 and "push it first" in refused.stderr
 
 
@@ -282,14 +312,18 @@ def test_cas_conflict_during_check_exits_3(gate_project: Project, llm: OpenAITes
     def sneaky_move(body: dict) -> None:  # type: ignore[type-arg]
         if not moved:
             # another promoter moves the label while our gate is running
-            moved.extend(store.move_labels([LabelMove("classify", "production", 1, None, "x")],
-                                           actor="someone-else"))
+            moved.extend(
+                store.move_labels(
+                    [LabelMove("classify", "production", 1, None, "x")], actor="someone-else"
+                )
+            )
         return None
 
     llm.responder = sneaky_move
     try:
-        result = gate_project.run("promote", "classify@v1", "--to", "production",
-                                  "--reason", "mine", "--no-cache")
+        result = gate_project.run(
+            "promote", "classify@v1", "--to", "production", "--reason", "mine", "--no-cache"
+        )
     finally:
         llm.responder = None
     assert moved and result.exit_code == 3, result.stdout + result.stderr
@@ -317,8 +351,10 @@ def test_upstream_without_version_fails(gate_project: Project) -> None:
     store.close()
     # a new prompt `tone` feeds summarize in a draft; tone has no version at production
     gate_project.write("drafts/tone.yaml", "name: tone\nmodel: {name: m}\ntemplate: 'Tone'\n")
-    gate_project.write("evals/tone.yaml", "prompt: tone\ncases: [{vars: {}, assert: "
-                       "[{type: contains, value: Tone}]}]\n")
+    gate_project.write(
+        "evals/tone.yaml",
+        "prompt: tone\ncases: [{vars: {}, assert: [{type: contains, value: Tone}]}]\n",
+    )
     _edit(gate_project, "prompts/summarize.yaml", "inputs:", "inputs:\n  tone: {from: tone}")
     _edit(gate_project, "prompts/summarize.yaml", "{{ facts }}", "{{ facts }} {{ tone }}")
     code, report = _report(gate_project, "check", "prompts/summarize.yaml")
@@ -328,16 +364,21 @@ def test_upstream_without_version_fails(gate_project: Project) -> None:
 
 
 def test_llm_rubric_with_scripted_judge(gate_project: Project, llm: OpenAITestServer) -> None:
-    gate_project.write("evals/classify.yaml", """\
+    gate_project.write(
+        "evals/classify.yaml",
+        """\
 prompt: classify
 cases:
   - id: judged
     vars: {ticket: "hello"}
     assert:
       - {type: llm-rubric, value: "Mentions a greeting"}
-""")
-    llm.reply(lambda body: body["model"] == "judge-model",
-              json.dumps({"reason": "it greets", "pass": True, "score": 1.0}))
+""",
+    )
+    llm.reply(
+        lambda body: body["model"] == "judge-model",
+        json.dumps({"reason": "it greets", "pass": True, "score": 1.0}),
+    )
     code, report = _report(gate_project, "check", "classify")
     assert code == 0, report["failures"]
     judged = [r for r in llm.requests if r.body["model"] == "judge-model"]
@@ -349,14 +390,17 @@ cases:
 
 
 def test_repeat_marks_flaky_cases(gate_project: Project, llm: OpenAITestServer) -> None:
-    gate_project.write("evals/classify.yaml", """\
+    gate_project.write(
+        "evals/classify.yaml",
+        """\
 prompt: classify
 repeat: 3
 cases:
   - id: sometimes
     vars: {ticket: "hello"}
     assert: [{type: contains, value: hello}]
-""")
+""",
+    )
     answers = iter(["hello", "nope", "hello"])
     llm.reply(lambda body: body["model"] == "classifier-model", lambda body: next(answers))
     code, report = _report(gate_project, "check", "classify", "--no-baseline")

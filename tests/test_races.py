@@ -32,8 +32,13 @@ def _spawn(tmp: Path, go: Path, args: list[str], cwd: Path) -> subprocess.Popen[
     if not script.exists():
         script.write_text(CHILD)
     env = dict(os.environ, PROMPTGATE_AUTHOR="racer")
-    return subprocess.Popen([sys.executable, str(script), str(go), *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, str(script), str(go), *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _prompt_file(path: Path, text: str) -> Path:
@@ -89,8 +94,12 @@ def _run_script(tmp: Path, name: str, source: str, args: list[str]) -> subproces
     script = tmp / name
     if not script.exists():
         script.write_text(source)
-    return subprocess.Popen([sys.executable, str(script), *args], cwd=tmp,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, str(script), *args],
+        cwd=tmp,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 @pytest.fixture
@@ -120,11 +129,14 @@ def _assert_replays(store: Store, label: str) -> int:
 
 
 @pytest.mark.slow
-def test_concurrent_pushes_number_densely(race_store: Store, registry_url: str,
-                                          tmp_path: Path) -> None:
+def test_concurrent_pushes_number_densely(
+    race_store: Store, registry_url: str, tmp_path: Path
+) -> None:
     go = tmp_path / "go"
-    procs = [_run_script(tmp_path, "pusher.py", PUSHER, [str(go), registry_url, str(p)])
-             for p in range(8)]
+    procs = [
+        _run_script(tmp_path, "pusher.py", PUSHER, [str(go), registry_url, str(p)])
+        for p in range(8)
+    ]
     time.sleep(0.5)
     go.touch()
     for proc in procs:
@@ -137,12 +149,14 @@ def test_concurrent_pushes_number_densely(race_store: Store, registry_url: str,
 
 
 @pytest.mark.slow
-def test_concurrent_cas_moves_in_processes(race_store: Store, registry_url: str,
-                                           tmp_path: Path) -> None:
+def test_concurrent_cas_moves_in_processes(
+    race_store: Store, registry_url: str, tmp_path: Path
+) -> None:
     _seed_versions(race_store, tmp_path, 9)
     go = tmp_path / "go"
-    procs = [_run_script(tmp_path, "mover.py", MOVER, [str(go), registry_url, str(p)])
-             for p in range(8)]
+    procs = [
+        _run_script(tmp_path, "mover.py", MOVER, [str(go), registry_url, str(p)]) for p in range(8)
+    ]
     time.sleep(0.5)
     go.touch()
     wins = 0
@@ -159,8 +173,23 @@ def test_cli_cas_losers_exit_3(race_store: Store, registry_url: str, tmp_path: P
     _seed_versions(race_store, tmp_path, 9)
     go = tmp_path / "go"
     procs = [
-        _spawn(tmp_path, go, ["--registry", registry_url, "label", "set", f"race@v{p + 1}",
-                              "canary", "--expect", "none", "--reason", f"p{p}"], tmp_path)
+        _spawn(
+            tmp_path,
+            go,
+            [
+                "--registry",
+                registry_url,
+                "label",
+                "set",
+                f"race@v{p + 1}",
+                "canary",
+                "--expect",
+                "none",
+                "--reason",
+                f"p{p}",
+            ],
+            tmp_path,
+        )
         for p in range(8)
     ]
     time.sleep(0.5)
@@ -192,8 +221,9 @@ KILLED_CHILD = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_sigkill_mid_move_leaves_label_and_log_consistent(race_store: Store, registry_url: str,
-                                                           tmp_path: Path) -> None:
+def test_sigkill_mid_move_leaves_label_and_log_consistent(
+    race_store: Store, registry_url: str, tmp_path: Path
+) -> None:
     from promptgate.domain import LabelMove
 
     store = race_store

@@ -37,8 +37,11 @@ def test_quickstart_and_tour_run_verbatim(tmp_path: Path) -> None:
             shutil.copytree(src, work / item)
         else:
             shutil.copy(src, work / item)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OPENAI_", "PROMPTGATE_", "GITHUB_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "PROMPTGATE_", "GITHUB_"))
+    }
     env["PATH"] = f"{EXE.parent}{os.pathsep}{env.get('PATH', '')}"
     ran = 0
     for line in shell_lines():
@@ -48,8 +51,9 @@ def test_quickstart_and_tour_run_verbatim(tmp_path: Path) -> None:
         if line.startswith("python -m pytest"):
             continue  # that is this test suite
         args = shlex.split(line)
-        result = subprocess.run(args, cwd=work, env=env, capture_output=True, text=True,
-                                timeout=120)
+        result = subprocess.run(
+            args, cwd=work, env=env, capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 0, f"{line}\n{result.stdout}\n{result.stderr}"
         ran += 1
     assert ran >= 10
@@ -79,8 +83,10 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
 def test_public_api_is_complete_and_light() -> None:
     for name in promptgate.__all__:
         assert getattr(promptgate, name) is not None
-    code = ("import sys, promptgate; "
-            "heavy = {'click', 'fastapi', 'uvicorn', 'sqlalchemy', 'openai', 'rich'}; "
-            "print(sorted(heavy & set(sys.modules)))")
+    code = (
+        "import sys, promptgate; "
+        "heavy = {'click', 'fastapi', 'uvicorn', 'sqlalchemy', 'openai', 'rich'}; "
+        "print(sorted(heavy & set(sys.modules)))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "[]", result.stdout

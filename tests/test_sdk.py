@@ -60,8 +60,15 @@ def content(i: int, *, template: bool = False) -> dict[str, Any]:
             {"role": "user", "content": "{{ text }}"},
         ],
         "inputs": {"max_words": {"default": 60}},
-        "tools": [{"type": "function", "function": {"name": "lookup", "parameters": {
-            "type": "object", "properties": {"id": {"type": "string"}}}}}],
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "lookup",
+                    "parameters": {"type": "object", "properties": {"id": {"type": "string"}}},
+                },
+            }
+        ],
         "response_format": {"type": "json_object"},
     }
 
@@ -123,21 +130,27 @@ class Registry:
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         if self._http is None or self._http.base_url != httpx.URL(self.http_url):
-            self._http = httpx.Client(base_url=self.http_url, timeout=10, headers={
-                "Authorization": f"Bearer {self.editor}"})
+            self._http = httpx.Client(
+                base_url=self.http_url,
+                timeout=10,
+                headers={"Authorization": f"Bearer {self.editor}"},
+            )
         response = self._http.request(method, path, **kwargs)
         assert response.status_code < 300, response.text
         return response
 
     def push(self, name: str, i: int, **kw: Any) -> dict[str, Any]:
-        body: dict[str, Any] = self.api("POST", f"/v1/prompts/{name}/versions",
-                                        json={"content": content(i, **kw), "message": "m"}
-                                        ).json()
+        body: dict[str, Any] = self.api(
+            "POST",
+            f"/v1/prompts/{name}/versions",
+            json={"content": content(i, **kw), "message": "m"},
+        ).json()
         return body
 
     def move(self, name: str, label: str, version: int) -> None:
-        self.api("PUT", f"/v1/prompts/{name}/labels/{label}",
-                 json={"version": version, "reason": "test"})
+        self.api(
+            "PUT", f"/v1/prompts/{name}/labels/{label}", json={"version": version, "reason": "test"}
+        )
 
     def client(self, **kwargs: Any) -> PromptClient:
         return PromptClient(self.http_url, api_key=self.viewer, **{**FAST, **kwargs})
@@ -164,8 +177,9 @@ def own_sqlite(tmp_path: Path) -> Iterator[Registry]:
     reg.close()
 
 
-def seed(reg: Registry, name: str, versions: int = 3, label: str = "staging",
-         at: int = 1) -> dict[int, str]:
+def seed(
+    reg: Registry, name: str, versions: int = 3, label: str = "staging", at: int = 1
+) -> dict[int, str]:
     """Push `versions` versions of `name`, point `label` at `at`; version -> content hash."""
     hashes = {}
     for i in range(1, versions + 1):
@@ -176,6 +190,7 @@ def seed(reg: Registry, name: str, versions: int = 3, label: str = "staging",
 
 
 # -- propagation ------------------------------------------------------------------------------
+
 
 def test_events_move_is_visible_within_a_second(registry_url: str) -> None:
     """On both engines (PostgreSQL: the server wakes long-polls with LISTEN/NOTIFY)."""
@@ -188,13 +203,14 @@ def test_events_move_is_visible_within_a_second(registry_url: str) -> None:
             for target in (2, 3, 1):
                 time.sleep(0.1)  # the next long-poll is parked (see the server's EventHub race)
                 reg.move("summarize", "staging", target)
-                lag = wait_for(lambda: client.get("summarize", label="staging")
-                               .version == target, timeout=1.0)  # noqa: B023
+                lag = wait_for(
+                    lambda t=target: client.get("summarize", label="staging").version == t,
+                    timeout=1.0,
+                )
                 assert lag < 1.0
             # a write made straight to the database (another process, say) is seen too
             reg.store.move_labels([LabelMove("summarize", "staging", 2, 1)], actor="ops")
-            wait_for(lambda: client.get("summarize", label="staging").version == 2,
-                     timeout=2.0)
+            wait_for(lambda: client.get("summarize", label="staging").version == 2, timeout=2.0)
             # `latest` (no label, no version) follows pushes
             assert client.get("summarize").version == 3
             reg.push("summarize", 4)
@@ -231,8 +247,9 @@ class NoIO:
         raise AssertionError(f"I/O on a cached get ({name})")
 
 
-def test_get_after_the_first_fetch_does_no_io(shared: Registry,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_get_after_the_first_fetch_does_no_io(
+    shared: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seed(shared, "no-io")
     with shared.client() as client:
         p = client.get("no-io", label="staging")
@@ -246,8 +263,10 @@ def test_get_after_the_first_fetch_does_no_io(shared: Registry,
 
 # -- failures ---------------------------------------------------------------------------------
 
+
 def test_outage_serves_last_good_warns_once_and_recovers(
-        own_sqlite: Registry, caplog: pytest.LogCaptureFixture) -> None:
+    own_sqlite: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
     reg = own_sqlite.start()
     hashes = seed(reg, "summarize")
     caplog.set_level(logging.INFO, logger="promptgate.sdk")
@@ -257,8 +276,11 @@ def test_outage_serves_last_good_warns_once_and_recovers(
         reg.stop()
 
         def sdk_warnings() -> list[logging.LogRecord]:
-            return [r for r in caplog.records
-                    if r.name == "promptgate.sdk" and r.levelno >= logging.WARNING]
+            return [
+                r
+                for r in caplog.records
+                if r.name == "promptgate.sdk" and r.levelno >= logging.WARNING
+            ]
 
         wait_for(lambda: len(sdk_warnings()) == 1, timeout=5.0)
         deadline = time.monotonic() + 1.0
@@ -277,8 +299,9 @@ def test_outage_serves_last_good_warns_once_and_recovers(
         reg.move("summarize", "staging", 3)  # the events feed is followed again
         wait_for(lambda: client.get("summarize", label="staging").version == 3, timeout=2.0)
         assert len(sdk_warnings()) == 1, [r.getMessage() for r in sdk_warnings()]
-        assert any("answers again" in r.getMessage() for r in caplog.records
-                   if r.name == "promptgate.sdk")
+        assert any(
+            "answers again" in r.getMessage() for r in caplog.records if r.name == "promptgate.sdk"
+        )
 
 
 def test_removed_label_raises_not_found_on_next_get(shared: Registry) -> None:
@@ -286,8 +309,7 @@ def test_removed_label_raises_not_found_on_next_get(shared: Registry) -> None:
     with shared.client() as client:
         assert client.get("removable", label="staging").version == 1
         time.sleep(0.1)  # the refresher's long-poll is parked
-        shared.api("DELETE", "/v1/prompts/removable/labels/staging",
-                   json={"reason": "retire"})
+        shared.api("DELETE", "/v1/prompts/removable/labels/staging", json={"reason": "retire"})
 
         def gone() -> bool:
             try:
@@ -337,8 +359,10 @@ def test_bad_key_raises_and_a_revoked_key_is_never_served_around(shared: Registr
 
 # -- lock files -------------------------------------------------------------------------------
 
+
 def test_lockfile_fallback_when_the_registry_is_down_at_start(
-        own_sqlite: Registry, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    own_sqlite: Registry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     reg = own_sqlite.start()
     seed(reg, "extract", versions=2)
     seed(reg, "summarize", versions=2)
@@ -348,8 +372,10 @@ def test_lockfile_fallback_when_the_registry_is_down_at_start(
     assert list(doc["prompts"]) == ["extract", "summarize"]
     assert read_lock(lock) == json.loads(lock.read_text())
     with reg.client() as via_client:  # the same prompts read through a client
-        assert write_lock(via_client, None, "staging", tmp_path / "b.json")["prompts"] == \
-            doc["prompts"]
+        assert (
+            write_lock(via_client, None, "staging", tmp_path / "b.json")["prompts"]
+            == doc["prompts"]
+        )
     with pytest.raises(UnknownRef):
         write_lock(reg.store, ["extract", "nope"], "staging", tmp_path / "c.json")
     reg.move("summarize", "staging", 2)  # the registry moves on after the lock was written
@@ -363,15 +389,24 @@ def test_lockfile_fallback_when_the_registry_is_down_at_start(
         assert client.get("extract", version=1).version == 1
         with pytest.raises(PromptUnavailable):
             client.get("summarize", label="production")  # not what the file locked
-        warnings = [r for r in caplog.records
-                    if r.name == "promptgate.sdk" and r.levelno >= logging.WARNING]
+        warnings = [
+            r for r in caplog.records if r.name == "promptgate.sdk" and r.levelno >= logging.WARNING
+        ]
         assert len(warnings) == 1 and "lock file" in warnings[0].getMessage()
         snap = client.snapshot(["extract", "summarize"], label="staging")
         assert snap.seq is None and snap["summarize"].version == 1
         reg.start()  # same port: the client switches to the registry
         wait_for(lambda: client.get("summarize", label="staging").version == 2, timeout=5.0)
-        assert len([r for r in caplog.records if r.name == "promptgate.sdk"
-                    and r.levelno >= logging.WARNING]) == 1
+        assert (
+            len(
+                [
+                    r
+                    for r in caplog.records
+                    if r.name == "promptgate.sdk" and r.levelno >= logging.WARNING
+                ]
+            )
+            == 1
+        )
 
 
 def test_lockfile_tampering_is_detected(shared: Registry, tmp_path: Path) -> None:
@@ -385,8 +420,7 @@ def test_lockfile_tampering_is_detected(shared: Registry, tmp_path: Path) -> Non
         read_lock(lock)
     with pytest.raises(ValueError):  # LockfileError is a ValueError
         PromptClient(shared.http_url, fallback=lock)
-    doc["prompts"]["tamper"]["content_hash"] = content_hash(
-        doc["prompts"]["tamper"]["content"])
+    doc["prompts"]["tamper"]["content_hash"] = content_hash(doc["prompts"]["tamper"]["content"])
     doc["prompts"]["tamper"]["name"] = "other"
     lock.write_text(json.dumps(doc))
     with pytest.raises(LockfileError, match="does not match"):
@@ -400,6 +434,7 @@ def test_lockfile_tampering_is_detected(shared: Registry, tmp_path: Path) -> Non
 
 # -- direct stores ----------------------------------------------------------------------------
 
+
 def test_direct_store_mode(registry_url: str) -> None:
     store = Store(registry_url, create=True)
     store.migrate()
@@ -407,18 +442,26 @@ def test_direct_store_mode(registry_url: str) -> None:
         specs = [validate_content("summarize", content(i)) for i in (1, 2)]
         for spec in specs:
             push_specs(store, [spec], message="m", author="me")
-        push_specs(store, [validate_content("extract", content(9, template=True))],
-                   message="m", author="me")
-        store.move_labels([LabelMove("summarize", "staging", 1, None),
-                           LabelMove("extract", "staging", 1, None)], actor="me")
+        push_specs(
+            store,
+            [validate_content("extract", content(9, template=True))],
+            message="m",
+            author="me",
+        )
+        store.move_labels(
+            [LabelMove("summarize", "staging", 1, None), LabelMove("extract", "staging", 1, None)],
+            actor="me",
+        )
         with PromptClient(registry_url, ttl_s=0.1) as client:
             p = client.get("summarize", label="staging")
             assert (p.version, p.content_hash) == (1, specs[0].content_hash)
             assert client.get("summarize", version=2).content_hash == specs[1].content_hash
             assert client.get("extract", label="staging").template is not None
             store.move_labels([LabelMove("summarize", "staging", 2, 1)], actor="me")
-            assert wait_for(lambda: client.get("summarize", label="staging").version == 2,
-                            timeout=2.0) < 1.0
+            assert (
+                wait_for(lambda: client.get("summarize", label="staging").version == 2, timeout=2.0)
+                < 1.0
+            )
             snap = client.snapshot(["summarize", "extract"], label="staging")
             assert {n: v.version for n, v in snap.items()} == {"summarize": 2, "extract": 1}
             assert snap.seq == max(e.id for e in store.audit())
@@ -432,6 +475,7 @@ def test_direct_store_mode(registry_url: str) -> None:
 
 
 # -- concurrency, fork, asyncio ---------------------------------------------------------------
+
 
 def test_32_threads_never_see_a_torn_prompt(shared: Registry) -> None:
     hashes = seed(shared, "hot")
@@ -493,8 +537,9 @@ def test_entries_first_fetched_while_labels_move_converge(shared: Registry) -> N
             client.get(name, label="staging")
             time.sleep(0.01)
         moving.join()
-        wait_for(lambda: all(client.get(n, label="staging").version == 2 for n in names),
-                 timeout=2.0)
+        wait_for(
+            lambda: all(client.get(n, label="staging").version == 2 for n in names), timeout=2.0
+        )
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
@@ -555,6 +600,7 @@ def test_async_client(shared: Registry) -> None:
 
 # -- the Prompt value -------------------------------------------------------------------------
 
+
 def test_prompt_renders_like_the_cli_and_builds_openai_kwargs(shared: Registry) -> None:
     seed(shared, "valued", versions=1)
     shared.push("valued-t", 1, template=True)
@@ -566,16 +612,22 @@ def test_prompt_renders_like_the_cli_and_builds_openai_kwargs(shared: Registry) 
         assert dict(p.parameters) == {"temperature": 0.2, "max_tokens": 300}
         assert p.tools[0]["function"]["name"] == "lookup"
         assert p.response_format == {"type": "json_object"}
-        assert p.trace_attributes == {"name": "valued", "version": 1, "label": "staging",
-                                      "content_hash": p.content_hash}
+        assert p.trace_attributes == {
+            "name": "valued",
+            "version": 1,
+            "label": "staging",
+            "content_hash": p.content_hash,
+        }
         assert p.render(text="T") == render_messages(raw, {"max_words": 60, "text": "T"})
-        assert p.render(text="T", max_words=5)[1]["content"] == \
-            "Summarize in at most 5 words:"
+        assert p.render(text="T", max_words=5)[1]["content"] == "Summarize in at most 5 words:"
         kwargs = p.openai_kwargs(text="T")
-        assert kwargs == ChatRequest.for_content(
-            raw, render_messages(raw, {"max_words": 60, "text": "T"})).api_kwargs()
-        assert kwargs["temperature"] == 0.2 and kwargs["response_format"] == {
-            "type": "json_object"}
+        assert (
+            kwargs
+            == ChatRequest.for_content(
+                raw, render_messages(raw, {"max_words": 60, "text": "T"})
+            ).api_kwargs()
+        )
+        assert kwargs["temperature"] == 0.2 and kwargs["response_format"] == {"type": "json_object"}
         kwargs["tools"][0]["function"]["name"] = "changed"  # a fresh copy every call
         assert p.openai_kwargs(text="T")["tools"][0]["function"]["name"] == "lookup"
         with pytest.raises(RenderError, match="text"):
@@ -591,8 +643,10 @@ def test_prompt_renders_like_the_cli_and_builds_openai_kwargs(shared: Registry) 
         t = client.get("valued-t")  # no label, no version: latest
         assert t.label == "latest" and t.messages is None
         assert t.render(word="hi") == [{"role": "user", "content": "v1: say hi"}]
-        assert t.openai_kwargs(word="hi") == {"model": "gpt-4o-mini", "messages": [
-            {"role": "user", "content": "v1: say hi"}]}
+        assert t.openai_kwargs(word="hi") == {
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "v1: say hi"}],
+        }
         pinned = client.get("valued", version=1)
         assert pinned.label is None and "label" not in pinned.trace_attributes
         with pytest.raises(ValueError):
@@ -601,22 +655,35 @@ def test_prompt_renders_like_the_cli_and_builds_openai_kwargs(shared: Registry) 
 
 def test_render_matches_the_cli_renderer_exactly(shared: Registry) -> None:
     """The SDK's fast path and render_messages agree, outputs and errors alike."""
-    raw = {"model": {"name": "m"}, "messages": [
-        {"role": "system", "content": "Static line one\r\nline two, no braces."},
-        {"role": "user", "name": "agent", "content":
-            "{% for i in range(n) %}{{ i }}{{ sep }}{% endfor %}{{ items | join('/') }}"
-            "{# a comment #} {{ '%s!' % word | upper }}"},
-    ], "inputs": {"sep": {"default": ","}, "items": {"default": ["a", "b"]}}}
+    raw = {
+        "model": {"name": "m"},
+        "messages": [
+            {"role": "system", "content": "Static line one\r\nline two, no braces."},
+            {
+                "role": "user",
+                "name": "agent",
+                "content": "{% for i in range(n) %}{{ i }}{{ sep }}{% endfor %}{{ items | join('/') }}"
+                "{# a comment #} {{ '%s!' % word | upper }}",
+            },
+        ],
+        "inputs": {"sep": {"default": ","}, "items": {"default": ["a", "b"]}},
+    }
     shared.api("POST", "/v1/prompts/parity/versions", json={"content": raw, "message": "m"})
     with shared.client() as client:
         p = client.get("parity")
-        cases: list[dict[str, Any]] = [{"n": 3, "word": "hi"}, {"n": 0, "word": "", "sep": ";"},
-                                       {"n": 2, "word": "x", "items": []}]
+        cases: list[dict[str, Any]] = [
+            {"n": 3, "word": "hi"},
+            {"n": 0, "word": "", "sep": ";"},
+            {"n": 2, "word": "x", "items": []},
+        ]
         for given in cases:
             full = {"sep": ",", "items": ["a", "b"], **given}
             assert p.render(**given) == render_messages(raw, full)
-        failing: list[dict[str, Any]] = [{"n": 1}, {"n": 10**6, "word": "x"},
-                                         {"n": "x", "word": "y"}]
+        failing: list[dict[str, Any]] = [
+            {"n": 1},
+            {"n": 10**6, "word": "x"},
+            {"n": "x", "word": "y"},
+        ]
         for given in failing:
             full = {"sep": ",", "items": ["a", "b"], **given}
             with pytest.raises(RenderError) as ours:
@@ -629,7 +696,9 @@ def test_render_matches_the_cli_renderer_exactly(shared: Registry) -> None:
 
 
 def test_importing_the_sdk_loads_no_server_or_cli() -> None:
-    code = ("import sys, promptgate.sdk, promptgate.lockfile; "
-            "bad = [m for m in ('fastapi', 'uvicorn', 'click', 'starlette') if m in sys.modules];"
-            " assert not bad, bad")
+    code = (
+        "import sys, promptgate.sdk, promptgate.lockfile; "
+        "bad = [m for m in ('fastapi', 'uvicorn', 'click', 'starlette') if m in sys.modules];"
+        " assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

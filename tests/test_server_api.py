@@ -46,8 +46,9 @@ def llm() -> Iterator[OpenAITestServer]:
 
 
 @pytest.fixture
-def api(registry_url: str, tmp_path: Path, llm: OpenAITestServer,
-        monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+def api(
+    registry_url: str, tmp_path: Path, llm: OpenAITestServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Api]:
     monkeypatch.setenv("OPENAI_BASE_URL", llm.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "test")
     llm.reset()
@@ -56,8 +57,9 @@ def api(registry_url: str, tmp_path: Path, llm: OpenAITestServer,
     config = Config(root=tmp_path, gate=GateConfig(concurrency=4, retries=0, backoff_s=0.01))
     app = create_app(ServerSettings(registry=registry_url, config=config))
     store = app.state.pg.store
-    keys = {role: create_key(store, role, role)
-            for role in ("viewer", "editor", "approver", "admin")}
+    keys = {
+        role: create_key(store, role, role) for role in ("viewer", "editor", "approver", "admin")
+    }
     keys["editor2"] = create_key(store, "editor2", "editor")
     keys["approver2"] = create_key(store, "approver2", "approver")
     with ServerThread(app) as server:
@@ -65,8 +67,10 @@ def api(registry_url: str, tmp_path: Path, llm: OpenAITestServer,
 
 
 def push(c: httpx.Client, name: str = "greet", text: str = "Hello {{ who }}") -> httpx.Response:
-    return c.post(f"/v1/prompts/{name}/versions",
-                  json={"content": {"model": {"name": "m"}, "template": text}, "message": "m"})
+    return c.post(
+        f"/v1/prompts/{name}/versions",
+        json={"content": {"model": {"name": "m"}, "template": text}, "message": "m"},
+    )
 
 
 def test_push_is_idempotent_on_content(api: Api) -> None:
@@ -78,8 +82,16 @@ def test_push_is_idempotent_on_content(api: Api) -> None:
         second = push(c, text="Hi {{ who }}")
         assert second.status_code == 201 and second.json()["version"] == 2
         assert second.json()["author"] == "editor"
-        assert set(second.json()) == {"name", "version", "content_hash", "labels", "message",
-                                      "author", "created_at", "content"}
+        assert set(second.json()) == {
+            "name",
+            "version",
+            "content_hash",
+            "labels",
+            "message",
+            "author",
+            "created_at",
+            "content",
+        }
         versions = c.get("/v1/prompts/greet/versions").json()
         assert [v["version"] for v in versions] == [1, 2]
         assert [p["name"] for p in c.get("/v1/prompts").json()] == ["greet"]
@@ -87,12 +99,15 @@ def test_push_is_idempotent_on_content(api: Api) -> None:
 
 def test_bad_content_is_422_and_stores_nothing(api: Api) -> None:
     with api.client("editor") as c:
-        bad = c.post("/v1/prompts/greet/versions",
-                     json={"content": {"model": {"name": "m"}, "template": "{{ x "},
-                           "message": "m"})
+        bad = c.post(
+            "/v1/prompts/greet/versions",
+            json={"content": {"model": {"name": "m"}, "template": "{{ x "}, "message": "m"},
+        )
         assert bad.status_code == 422 and set(bad.json()) == {"error", "detail"}
-        other = c.post("/v1/prompts/greet/versions",
-                       json={"content": {**CONTENT, "name": "other"}, "message": "m"})
+        other = c.post(
+            "/v1/prompts/greet/versions",
+            json={"content": {**CONTENT, "name": "other"}, "message": "m"},
+        )
         assert other.status_code == 422
         assert c.get("/v1/prompts").json() == []
         assert c.get("/v1/prompts/greet").status_code == 404
@@ -104,13 +119,15 @@ def test_etag_and_304(api: Api) -> None:
         c.put("/v1/prompts/greet/labels/staging", json={"version": 1})
         r = c.get("/v1/prompts/greet", params={"label": "staging"})
         tag = r.headers["etag"]
-        same = c.get("/v1/prompts/greet", params={"label": "staging"},
-                     headers={"If-None-Match": tag})
+        same = c.get(
+            "/v1/prompts/greet", params={"label": "staging"}, headers={"If-None-Match": tag}
+        )
         assert same.status_code == 304 and same.content == b""
         push(c, text="v2 {{ who }}")
         c.put("/v1/prompts/greet/labels/staging", json={"version": 2})
-        moved = c.get("/v1/prompts/greet", params={"label": "staging"},
-                      headers={"If-None-Match": tag})
+        moved = c.get(
+            "/v1/prompts/greet", params={"label": "staging"}, headers={"If-None-Match": tag}
+        )
         assert moved.status_code == 200 and moved.json()["version"] == 2
         assert c.get("/v1/prompts/greet", params={"version": 1}).json()["version"] == 1
 
@@ -119,15 +136,20 @@ def test_label_cas_with_if_match(api: Api) -> None:
     with api.client("editor") as c:
         push(c)
         push(c, text="two {{ who }}")
-        ok = c.put("/v1/prompts/greet/labels/beta", json={"version": 1, "reason": "r"},
-                   headers={"If-Match": '"none"'})
+        ok = c.put(
+            "/v1/prompts/greet/labels/beta",
+            json={"version": 1, "reason": "r"},
+            headers={"If-Match": '"none"'},
+        )
         assert ok.status_code == 200
         assert ok.json() == {"prompt": "greet", "label": "beta", "version": 1, "revision": 1}
-        stale = c.put("/v1/prompts/greet/labels/beta", json={"version": 2},
-                      headers={"If-Match": '"2"'})
+        stale = c.put(
+            "/v1/prompts/greet/labels/beta", json={"version": 2}, headers={"If-Match": '"2"'}
+        )
         assert stale.status_code == 412
-        moved = c.put("/v1/prompts/greet/labels/beta", json={"version": 2},
-                      headers={"If-Match": '"1"'})
+        moved = c.put(
+            "/v1/prompts/greet/labels/beta", json={"version": 2}, headers={"If-Match": '"1"'}
+        )
         assert moved.json()["revision"] == 2
         assert c.put("/v1/prompts/greet/labels/production", json={"version": 2}).status_code == 403
         gone = c.request("DELETE", "/v1/prompts/greet/labels/beta", json={"reason": "done"})
@@ -144,18 +166,28 @@ def test_auth_and_roles(api: Api) -> None:
         assert push(c).status_code == 403
     with api.client("editor") as c:
         push(c)
-        assert c.post("/v1/prompts/greet/labels/staging/rollback",
-                      json={"reason": "x"}).status_code == 403
+        assert (
+            c.post("/v1/prompts/greet/labels/staging/rollback", json={"reason": "x"}).status_code
+            == 403
+        )
         assert c.get("/v1/keys").status_code == 403
     with api.client("admin") as c:
         made = c.post("/v1/keys", json={"name": "temp", "role": "viewer"})
         assert made.status_code == 201 and len(made.json()["key"]) >= 32
         temp = made.json()["key"]
-        assert httpx.get(api.url + "/v1/prompts",
-                         headers={"Authorization": f"Bearer {temp}"}).status_code == 200
+        assert (
+            httpx.get(
+                api.url + "/v1/prompts", headers={"Authorization": f"Bearer {temp}"}
+            ).status_code
+            == 200
+        )
         assert c.delete("/v1/keys/temp").status_code == 200
-        assert httpx.get(api.url + "/v1/prompts",
-                         headers={"Authorization": f"Bearer {temp}"}).status_code == 401
+        assert (
+            httpx.get(
+                api.url + "/v1/prompts", headers={"Authorization": f"Bearer {temp}"}
+            ).status_code
+            == 401
+        )
         assert {k["name"] for k in c.get("/v1/keys").json()} >= {"admin", "temp"}
     assert httpx.get(api.url + "/openapi.json").status_code == 200
 
@@ -192,8 +224,17 @@ def test_events_long_poll_wakes_on_a_write(api: Api) -> None:
         t.join(timeout=15)
         events = result["events"]["events"]  # type: ignore[index]
         assert [e["type"] for e in events] == ["move"] and events[0]["label"] == "staging"
-        assert set(events[0]) >= {"seq", "type", "prompt", "version", "label", "from", "to",
-                                  "actor", "at"}
+        assert set(events[0]) >= {
+            "seq",
+            "type",
+            "prompt",
+            "version",
+            "label",
+            "from",
+            "to",
+            "actor",
+            "at",
+        }
         assert 0.2 < result["waited"] < 5  # type: ignore[operator]
 
 
@@ -205,8 +246,10 @@ def test_snapshot(api: Api) -> None:
         snap = c.get("/v1/snapshot", params={"label": "staging", "names": "greet"}).json()
         assert snap["label"] == "staging" and snap["seq"] == 3
         assert list(snap["prompts"]) == ["greet"]
-        assert c.get("/v1/snapshot", params={"label": "staging",
-                                             "names": "greet,other"}).status_code == 404
+        assert (
+            c.get("/v1/snapshot", params={"label": "staging", "names": "greet,other"}).status_code
+            == 404
+        )
 
 
 def _wait_state(c: httpx.Client, pid: int, states: set[str]) -> dict:  # type: ignore[type-arg]
@@ -220,8 +263,11 @@ def _wait_state(c: httpx.Client, pid: int, states: set[str]) -> dict:  # type: i
 
 
 def _file(c: httpx.Client) -> int:
-    return int(c.post("/v1/promotions", json={"refs": ["greet"], "label": "production",
-                                              "reason": "launch"}).json()["id"])
+    return int(
+        c.post(
+            "/v1/promotions", json={"refs": ["greet"], "label": "production", "reason": "launch"}
+        ).json()["id"]
+    )
 
 
 def _wait_in_flight(llm: OpenAITestServer, c: httpx.Client, pid: int) -> None:
@@ -234,12 +280,16 @@ def _wait_in_flight(llm: OpenAITestServer, c: httpx.Client, pid: int) -> None:
 def _failed_as_stopped(store: Store, pid: int) -> bool:
     request = get_promotion(store, pid)
     report = get_report(store, request["report"]) if request["report"] else None
-    return (request["state"] == "failed" and report is not None
-            and report["failures"] == ["the server stopped before the gate finished"])
+    return (
+        request["state"] == "failed"
+        and report is not None
+        and report["failures"] == ["the server stopped before the gate finished"]
+    )
 
 
-def test_stopping_mid_gate_fails_the_requests(api: Api, llm: OpenAITestServer,
-                                              registry_url: str) -> None:
+def test_stopping_mid_gate_fails_the_requests(
+    api: Api, llm: OpenAITestServer, registry_url: str
+) -> None:
     """A server that stops while gates run or wait fails their requests (closed), never leaves
     one `gating` for a `promote --wait` to poll forever."""
     llm.slow(3.0)
@@ -286,8 +336,9 @@ def test_request_after_the_store_closed_is_503_not_500(api: Api) -> None:
 def test_promotion_request_gate_and_approval(api: Api) -> None:
     with api.client("editor") as editor, api.client("approver") as approver:
         push(editor)
-        filed = editor.post("/v1/promotions", json={"refs": ["greet"], "label": "production",
-                                                    "reason": "launch"})
+        filed = editor.post(
+            "/v1/promotions", json={"refs": ["greet"], "label": "production", "reason": "launch"}
+        )
         assert filed.status_code == 201 and filed.json()["state"] == "gating"
         pid = filed.json()["id"]
         done = _wait_state(editor, pid, {"passed", "failed"})
@@ -298,8 +349,9 @@ def test_promotion_request_gate_and_approval(api: Api) -> None:
         approved = approver.post(f"/v1/promotions/{pid}/approve", json={"comment": "ok"})
         assert approved.status_code == 200 and approved.json()["state"] == "approved"
         assert approved.json()["decided_by"] == "approver"
-        assert editor.get("/v1/prompts/greet",
-                          params={"label": "production"}).json()["version"] == 1
+        assert (
+            editor.get("/v1/prompts/greet", params={"label": "production"}).json()["version"] == 1
+        )
         trail = editor.get("/v1/audit", params={"prompt": "greet"}).json()["events"]
         assert [e["type"] for e in trail] == ["decision", "move", "request", "push"]
         move = trail[1]
@@ -308,16 +360,21 @@ def test_promotion_request_gate_and_approval(api: Api) -> None:
 
 
 def test_self_approval_failed_gate_and_stale(api: Api, llm: OpenAITestServer) -> None:
-    with api.client("approver") as author, api.client("approver2") as other, \
-            api.client("editor") as editor:
+    with (
+        api.client("approver") as author,
+        api.client("approver2") as other,
+        api.client("editor") as editor,
+    ):
         push(editor)
-        pid = author.post("/v1/promotions", json={"refs": ["greet@v1"], "label": "production",
-                                                  "reason": "r"}).json()["id"]
+        pid = author.post(
+            "/v1/promotions", json={"refs": ["greet@v1"], "label": "production", "reason": "r"}
+        ).json()["id"]
         _wait_state(author, pid, {"passed"})
         assert author.post(f"/v1/promotions/{pid}/approve").status_code == 403
         # another request for the same label is approved first: this one goes stale
-        pid2 = editor.post("/v1/promotions", json={"refs": ["greet@v1"], "label": "production",
-                                                   "reason": "r2"}).json()["id"]
+        pid2 = editor.post(
+            "/v1/promotions", json={"refs": ["greet@v1"], "label": "production", "reason": "r2"}
+        ).json()["id"]
         _wait_state(editor, pid2, {"passed"})
         assert other.post(f"/v1/promotions/{pid2}/approve").status_code == 200
         stale = other.post(f"/v1/promotions/{pid}/approve")
@@ -327,12 +384,14 @@ def test_self_approval_failed_gate_and_stale(api: Api, llm: OpenAITestServer) ->
         # a failing gate: approval is refused
         llm.fail(500, times=10)
         push(editor, text="Goodbye {{ who }}")
-        pid3 = editor.post("/v1/promotions", json={"refs": ["greet"], "label": "production",
-                                                   "reason": "r3"}).json()["id"]
+        pid3 = editor.post(
+            "/v1/promotions", json={"refs": ["greet"], "label": "production", "reason": "r3"}
+        ).json()["id"]
         assert _wait_state(editor, pid3, {"passed", "failed"})["state"] == "failed"
         assert other.post(f"/v1/promotions/{pid3}/approve").status_code == 409
-        assert editor.get("/v1/prompts/greet",
-                          params={"label": "production"}).json()["version"] == 1
+        assert (
+            editor.get("/v1/prompts/greet", params={"label": "production"}).json()["version"] == 1
+        )
 
 
 def test_ci_report_upload_must_match(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -345,13 +404,18 @@ def test_ci_report_upload_must_match(api: Api, monkeypatch: pytest.MonkeyPatch) 
 
     with api.client("editor") as editor:
         push(editor)
-        pid = editor.post("/v1/promotions", json={"refs": ["greet"], "label": "production",
-                                                  "reason": "ci", "run_gate": False}).json()["id"]
+        pid = editor.post(
+            "/v1/promotions",
+            json={"refs": ["greet"], "label": "production", "reason": "ci", "run_gate": False},
+        ).json()["id"]
         # a CI job's report for this exact request, produced by `promptgate check`
         store_url = api.server.server.config.app.state.pg.settings.registry
         out = api.root / "report.json"
-        result = CliRunner().invoke(cli, ["--registry", store_url, "check", "greet@v1",
-                                          "--report-json", str(out)], catch_exceptions=False)
+        result = CliRunner().invoke(
+            cli,
+            ["--registry", store_url, "check", "greet@v1", "--report-json", str(out)],
+            catch_exceptions=False,
+        )
         assert result.exit_code == 0, result.output
         report = json.loads(out.read_text())
         tampered = json.loads(json.dumps(report))
@@ -366,10 +430,13 @@ def test_ci_report_upload_must_match(api: Api, monkeypatch: pytest.MonkeyPatch) 
 
 def test_errors_are_json_never_tracebacks(api: Api) -> None:
     with api.client("editor") as c:
-        for response in (c.get("/v1/prompts/NOPE!"), c.get("/v1/promotions/999"),
-                         c.post("/v1/promotions", json={"refs": []}),
-                         c.put("/v1/prompts/x/labels/v2", json={"version": 1}),
-                         c.get("/v1/events", params={"since": -1})):
+        for response in (
+            c.get("/v1/prompts/NOPE!"),
+            c.get("/v1/promotions/999"),
+            c.post("/v1/promotions", json={"refs": []}),
+            c.put("/v1/prompts/x/labels/v2", json={"version": 1}),
+            c.get("/v1/events", params={"since": -1}),
+        ):
             assert 400 <= response.status_code < 500
             body = response.json()
             assert set(body) == {"error", "detail"} and "Traceback" not in body["detail"]

@@ -40,14 +40,23 @@ def test_two_replicas_over_postgres_share_events(pg_url: str, tmp_path: Path) ->
     store.close()
     script = tmp_path / "replica.py"
     script.write_text(REPLICA)
-    procs = [subprocess.Popen([sys.executable, str(script), pg_url], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), pg_url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     try:
         urls = [p.stdout.readline().strip() for p in procs]  # type: ignore[union-attr]
         headers = {"Authorization": f"Bearer {key}"}
         a, b = (httpx.Client(base_url=u, headers=headers, timeout=30) for u in urls)
-        a.post("/v1/prompts/x/versions", json={"content": {"model": {"name": "m"},
-                                                           "template": "t"}, "message": "m"})
+        a.post(
+            "/v1/prompts/x/versions",
+            json={"content": {"model": {"name": "m"}, "template": "t"}, "message": "m"},
+        )
         seq = b.get("/v1/events", params={"since": 0, "timeout": 0}).json()["events"][-1]["seq"]
         got: dict[str, object] = {}
 
@@ -86,8 +95,14 @@ class _Hook(BaseHTTPRequestHandler):
             self.send_response(503)
             self.end_headers()
             return
-        _Hook.received.append((json.loads(body), self.headers.get("X-Promptgate-Signature", "")
-                               + "|" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()))
+        _Hook.received.append(
+            (
+                json.loads(body),
+                self.headers.get("X-Promptgate-Signature", "")
+                + "|"
+                + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest(),
+            )
+        )
         self.send_response(204)
         self.end_headers()
 
@@ -95,25 +110,32 @@ class _Hook(BaseHTTPRequestHandler):
         return
 
 
-def test_webhooks_are_signed_retried_and_logged(registry_url: str, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_webhooks_are_signed_retried_and_logged(
+    registry_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HOOK_SECRET", "s3cret")
     receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     _Hook.received = []
     _Hook.fail_first = 1
-    hook = Webhook(url=f"http://127.0.0.1:{receiver.server_address[1]}/hook",
-                   events=("move",), secret_env="HOOK_SECRET")
-    app = create_app(ServerSettings(registry=registry_url,
-                                    config=Config(root=tmp_path, webhooks=(hook,))))
+    hook = Webhook(
+        url=f"http://127.0.0.1:{receiver.server_address[1]}/hook",
+        events=("move",),
+        secret_env="HOOK_SECRET",
+    )
+    app = create_app(
+        ServerSettings(registry=registry_url, config=Config(root=tmp_path, webhooks=(hook,)))
+    )
     app.state.pg.store.migrate()
     key = create_key(app.state.pg.store, "ed", "editor")
     try:
         with ServerThread(app) as server:
             app.state.pg.webhooks.backoff_s = 0.05
             c = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"})
-            c.post("/v1/prompts/x/versions", json={"content": {"model": {"name": "m"},
-                                                               "template": "t"}, "message": "m"})
+            c.post(
+                "/v1/prompts/x/versions",
+                json={"content": {"model": {"name": "m"}, "template": "t"}, "message": "m"},
+            )
             c.put("/v1/prompts/x/labels/staging", json={"version": 1, "reason": "hook me"})
             deadline = time.monotonic() + 10
             while not _Hook.received and time.monotonic() < deadline:
@@ -146,22 +168,30 @@ def test_schemathesis_finds_no_server_errors(tmp_path: Path) -> None:
     key = create_key(app.state.pg.store, "fuzz", "admin")
     with ServerThread(app) as server:
         client = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"})
-        client.post("/v1/prompts/a/versions", json={"content": {"model": {"name": "m"},
-                                                                "template": "t"},
-                                                    "message": "m"})
+        client.post(
+            "/v1/prompts/a/versions",
+            json={"content": {"model": {"name": "m"}, "template": "t"}, "message": "m"},
+        )
         schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
         failures: list[str] = []
 
         def make_test(op: Any) -> Any:
-            @settings(max_examples=15, deadline=None,
-                      suppress_health_check=list(HealthCheck), database=None)
+            @settings(
+                max_examples=15,
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+                database=None,
+            )
             @given(case=op.as_strategy())
             def run(case: Any) -> None:
-                response = case.call(base_url=server.url,
-                                     headers={"Authorization": f"Bearer {key}"})
+                response = case.call(
+                    base_url=server.url, headers={"Authorization": f"Bearer {key}"}
+                )
                 if response.status_code >= 500:
-                    failures.append(f"{op.method.upper()} {op.path}: {response.status_code} "
-                                    f"{response.text[:200]}")
+                    failures.append(
+                        f"{op.method.upper()} {op.path}: {response.status_code} "
+                        f"{response.text[:200]}"
+                    )
 
             return run
 

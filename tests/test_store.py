@@ -63,7 +63,12 @@ def test_label_cas_and_audit(store: Store) -> None:
     store.push([pending("a", "2")], message="m", author="a")
     [e] = store.move_labels([LabelMove("a", "production", 1, None, "ship")], actor="bob")
     assert (e.type, e.from_version, e.to_version, e.actor, e.reason) == (
-        "move", None, 1, "bob", "ship")
+        "move",
+        None,
+        1,
+        "bob",
+        "ship",
+    )
     with pytest.raises(LabelConflict):
         store.move_labels([LabelMove("a", "production", 2, None, "")], actor="x")
     with pytest.raises(LabelConflict):
@@ -79,8 +84,10 @@ def test_multi_label_move_is_atomic(store: Store) -> None:
         store.push([pending(name, "1")], message="m", author="a")
     before = len(store.audit())
     with pytest.raises(LabelConflict):
-        store.move_labels([LabelMove("a", "production", 1, None, ""),
-                           LabelMove("b", "production", 1, 7, "")], actor="x")
+        store.move_labels(
+            [LabelMove("a", "production", 1, None, ""), LabelMove("b", "production", 1, 7, "")],
+            actor="x",
+        )
     assert store.label_version("a", "production") is None
     assert len(store.audit()) == before
 

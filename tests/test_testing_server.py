@@ -66,17 +66,22 @@ def test_base_url_and_models(server: OpenAITestServer, client: openai.OpenAI) ->
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("nope")
     assert server.call_count == 0  # only chat requests are counted...
-    assert [r.path for r in server.requests] == ["/v1/models", "/v1/models/gpt-test",
-                                                 "/v1/models/nope"]  # ...all are logged
+    assert [r.path for r in server.requests] == [
+        "/v1/models",
+        "/v1/models/gpt-test",
+        "/v1/models/nope",
+    ]  # ...all are logged
 
 
 def test_default_reply(client: openai.OpenAI) -> None:
     out = client.chat.completions.create(
         model="gpt-test",
-        messages=[{"role": "system", "content": "be brief"},
-                  {"role": "user", "content": "first question"},
-                  {"role": "assistant", "content": "ok"},
-                  {"role": "user", "content": "hello there world"}],
+        messages=[
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "first question"},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": "hello there world"},
+        ],
     )
     assert out.object == "chat.completion"
     assert out.id.startswith("chatcmpl-")
@@ -89,15 +94,20 @@ def test_default_reply(client: openai.OpenAI) -> None:
     # whitespace word counts: prompt = 2 + 2 + 1 + 3 words, completion = 4 words
     assert out.usage is not None
     assert (out.usage.prompt_tokens, out.usage.completion_tokens, out.usage.total_tokens) == (
-        8, 4, 12)
+        8,
+        4,
+        12,
+    )
     assert default_reply_text({"model": "m", "messages": USER}) == "[m] hello world"
 
 
 def test_scripted_rules(server: OpenAITestServer, client: openai.OpenAI) -> None:
     server.reply("capital of France", "Paris")
     server.reply(re.compile(r"\bsum\b"), lambda body: f"model={body['model']}")
-    server.reply(lambda body: body.get("temperature") == 0, Reply("cold", finish_reason="length",
-                                                                  completion_tokens=99))
+    server.reply(
+        lambda body: body.get("temperature") == 0,
+        Reply("cold", finish_reason="length", completion_tokens=99),
+    )
     server.reply("France", "never: an earlier rule wins")
     assert ask(client, "What is the capital of France?").choices[0].message.content == "Paris"
     assert ask(client, "the sum of it", model="m2").choices[0].message.content == "model=m2"
@@ -109,11 +119,17 @@ def test_scripted_rules(server: OpenAITestServer, client: openai.OpenAI) -> None
 
 
 def test_tool_calls_reply(server: OpenAITestServer, client: openai.OpenAI) -> None:
-    server.reply("weather", tool_calls=[
-        tool_call("get_weather", {"city": "Paris"}),
-        {"id": "call_x", "type": "function",
-         "function": {"name": "get_time", "arguments": '{"tz": "CET"}'}},
-    ])
+    server.reply(
+        "weather",
+        tool_calls=[
+            tool_call("get_weather", {"city": "Paris"}),
+            {
+                "id": "call_x",
+                "type": "function",
+                "function": {"name": "get_time", "arguments": '{"tz": "CET"}'},
+            },
+        ],
+    )
     out = ask(client, "weather in Paris?")
     msg = out.choices[0].message
     assert out.choices[0].finish_reason == "tool_calls"
@@ -134,8 +150,10 @@ def test_responder() -> None:
             raise KeyError("oops")
         return Reply(content=text.upper(), prompt_tokens=1)
 
-    with OpenAITestServer(responder) as srv, \
-            openai.OpenAI(base_url=srv.base_url, api_key="k", max_retries=0) as c:
+    with (
+        OpenAITestServer(responder) as srv,
+        openai.OpenAI(base_url=srv.base_url, api_key="k", max_retries=0) as c,
+    ):
         out = ask(c, "shout")
         assert out.choices[0].message.content == "SHOUT"
         assert out.usage is not None and out.usage.prompt_tokens == 1
@@ -225,17 +243,20 @@ def test_max_in_flight_concurrent_async(server: OpenAITestServer) -> None:
     server.latency = 0.2
 
     async def main() -> float:
-        async with openai.AsyncOpenAI(base_url=server.base_url, api_key="test",
-                                      max_retries=0) as c:
+        async with openai.AsyncOpenAI(base_url=server.base_url, api_key="test", max_retries=0) as c:
             start = time.monotonic()
-            outs = await asyncio.gather(*(
-                c.chat.completions.create(model="gpt-test",
-                                          messages=[{"role": "user", "content": f"q{i}"}])
-                for i in range(20)
-            ))
+            outs = await asyncio.gather(
+                *(
+                    c.chat.completions.create(
+                        model="gpt-test", messages=[{"role": "user", "content": f"q{i}"}]
+                    )
+                    for i in range(20)
+                )
+            )
             elapsed = time.monotonic() - start
         assert sorted(o.choices[0].message.content or "" for o in outs) == sorted(
-            f"[gpt-test] q{i}" for i in range(20))
+            f"[gpt-test] q{i}" for i in range(20)
+        )
         return elapsed
 
     elapsed = asyncio.run(main())
@@ -280,17 +301,25 @@ def _raw(port: int, data: bytes) -> bytes:
 def test_raw_http_chunked_pipelined_and_errors(server: OpenAITestServer) -> None:
     port = int(server.base_url.rsplit(":", 1)[1].split("/")[0])
     body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "chunky"}]}).encode()
-    chunked = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-               b"Transfer-Encoding: chunked\r\n\r\n"
-               + b"5\r\n" + body[:5] + b"\r\n"
-               + b"%x\r\n" % (len(body) - 5) + body[5:] + b"\r\n0\r\n\r\n")
+    chunked = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+        + b"5\r\n"
+        + body[:5]
+        + b"\r\n"
+        + b"%x\r\n" % (len(body) - 5)
+        + body[5:]
+        + b"\r\n0\r\n\r\n"
+    )
     last = b"GET /v1/nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     out = _raw(port, chunked + chunked + last)  # three pipelined requests, one connection
     assert out.count(b"HTTP/1.1 200 OK") == 2
     assert out.count(b'"content":"[m] chunky"') == 2
     assert b"HTTP/1.1 404" in out and b'"code":"unknown_url"' in out
-    bad = _raw(port, b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 3\r\n"
-                     b"Connection: close\r\n\r\n{{{")
+    bad = _raw(
+        port,
+        b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\n{{{",
+    )
     assert bad.startswith(b"HTTP/1.1 400") and b'"type":"invalid_request_error"' in bad
     assert server.call_count == 3
 
@@ -314,16 +343,20 @@ def test_cli_prints_base_url_and_serves(tmp_path: Path) -> None:
     script.write_text(json.dumps([{"match": "ping", "content": "pong"}]))
     proc = subprocess.Popen(
         [sys.executable, "-m", "promptgate.testing", "--port", "0", "--script", str(script)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         assert proc.stdout is not None
         base_url = proc.stdout.readline().strip()
         assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
         req = urllib.request.Request(
-            base_url + "/chat/completions", method="POST",
-            data=json.dumps({"model": "m", "messages": [{"role": "user", "content": "ping"}]})
-            .encode(),
+            base_url + "/chat/completions",
+            method="POST",
+            data=json.dumps(
+                {"model": "m", "messages": [{"role": "user", "content": "ping"}]}
+            ).encode(),
             headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(req, timeout=5) as resp:

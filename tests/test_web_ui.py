@@ -63,8 +63,10 @@ class Site:
     @contextmanager
     def signed_in(self, who: str) -> Iterator[httpx.Client]:
         with self.client() as c:
-            r = c.post("/signin", data={"key": self.keys[who], "next": "/",
-                                        "csrf": csrf_of(c.get("/signin"))})
+            r = c.post(
+                "/signin",
+                data={"key": self.keys[who], "next": "/", "csrf": csrf_of(c.get("/signin"))},
+            )
             assert r.status_code == 303, r.text
             yield c
 
@@ -75,10 +77,10 @@ def csrf_of(response: httpx.Response) -> str:
     return found.group(1)
 
 
-def push(store: Store, name: str, content: dict[str, Any], message: str = "m",
-         author: str = "tester") -> int:
-    [result] = push_specs(store, [validate_content(name, content)], message=message,
-                          author=author)
+def push(
+    store: Store, name: str, content: dict[str, Any], message: str = "m", author: str = "tester"
+) -> int:
+    [result] = push_specs(store, [validate_content(name, content)], message=message, author=author)
     return result.version.version
 
 
@@ -111,12 +113,20 @@ def site(tmp_path: Path, llm: OpenAITestServer, monkeypatch: pytest.MonkeyPatch)
     (tmp_path / "evals" / "greet.yaml").write_text(GREET_SUITE)
     (tmp_path / "evals" / "xss.yaml").write_text(XSS_SUITE)
     config = Config(root=tmp_path, gate=GateConfig(concurrency=4, retries=0, backoff_s=0.01))
-    app = create_app(ServerSettings(registry=f"sqlite:///{tmp_path / 'registry.db'}",
-                                    config=config))
+    app = create_app(
+        ServerSettings(registry=f"sqlite:///{tmp_path / 'registry.db'}", config=config)
+    )
     store = app.state.pg.store
-    keys = {name: create_key(store, name, role) for name, role in (
-        ("viewer", "viewer"), ("editor", "editor"), ("approver", "approver"),
-        ("approver2", "approver"), ("admin", "admin"))}
+    keys = {
+        name: create_key(store, name, role)
+        for name, role in (
+            ("viewer", "viewer"),
+            ("editor", "editor"),
+            ("approver", "approver"),
+            ("approver2", "approver"),
+            ("admin", "admin"),
+        )
+    }
     push(store, "greet", greet())
     with ServerThread(app) as server:
         yield Site(url=server.url, store=store, keys=keys)
@@ -124,12 +134,15 @@ def site(tmp_path: Path, llm: OpenAITestServer, monkeypatch: pytest.MonkeyPatch)
 
 # -- sessions -------------------------------------------------------------------------------------
 
+
 def test_signin_sets_an_httponly_samesite_session_cookie(site: Site) -> None:
     with site.client() as c:
         form = c.get("/signin")
         assert form.status_code == 200 and 'name="key"' in form.text
-        r = c.post("/signin", data={"key": site.keys["editor"], "next": "/prompts/greet",
-                                    "csrf": csrf_of(form)})
+        r = c.post(
+            "/signin",
+            data={"key": site.keys["editor"], "next": "/prompts/greet", "csrf": csrf_of(form)},
+        )
         assert r.status_code == 303 and r.headers["location"] == "/prompts/greet"
         cookie = r.headers["set-cookie"]
         assert cookie.startswith("promptgate_session=")
@@ -155,15 +168,34 @@ def test_a_bad_key_is_refused_on_the_form(site: Site) -> None:
 
 def test_open_redirects_are_refused(site: Site) -> None:
     with site.client() as c:
-        r = c.post("/signin", data={"key": site.keys["viewer"], "next": "//evil.example/x",
-                                    "csrf": csrf_of(c.get("/signin"))})
+        r = c.post(
+            "/signin",
+            data={
+                "key": site.keys["viewer"],
+                "next": "//evil.example/x",
+                "csrf": csrf_of(c.get("/signin")),
+            },
+        )
         assert r.status_code == 303 and r.headers["location"] == "/"
 
 
-@pytest.mark.parametrize("path", [
-    "/", "/prompts/greet", "/prompts/greet/diff?a=1&b=1", "/prompts/greet/edit", "/new",
-    "/promotions", "/promotions/new?prompt=greet", "/promotions/1", "/promotions/1/progress",
-    "/promotions/1/report.md", "/audit?prompt=greet", "/prompts/unknown"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/prompts/greet",
+        "/prompts/greet/diff?a=1&b=1",
+        "/prompts/greet/edit",
+        "/new",
+        "/promotions",
+        "/promotions/new?prompt=greet",
+        "/promotions/1",
+        "/promotions/1/progress",
+        "/promotions/1/report.md",
+        "/audit?prompt=greet",
+        "/prompts/unknown",
+    ],
+)
 def test_pages_redirect_to_signin_without_a_session(site: Site, path: str) -> None:
     with site.client() as c:
         r = c.get(path)
@@ -194,15 +226,21 @@ def test_signin_and_static_files_need_no_session(site: Site) -> None:
 def test_posts_without_the_csrf_token_are_403(site: Site) -> None:
     with site.signed_in("editor") as c:
         text = "name: greet\nmodel: {name: gpt-test}\ntemplate: 'Hi {{ who }}'\n"
-        for data in ({"yaml": text, "message": "m"},
-                     {"yaml": text, "message": "m", "csrf": "0" * 64}):
+        for data in (
+            {"yaml": text, "message": "m"},
+            {"yaml": text, "message": "m", "csrf": "0" * 64},
+        ):
             r = c.post("/prompts/greet/edit", data=data)
             assert r.status_code == 403 and "security token" in r.text
         assert [v.version for v in site.store.history("greet")] == [1]
         assert c.post("/signout").status_code == 403
-        assert c.post("/promotions", data={"prompt": "greet", "version": "1",
-                                           "label": "production",
-                                           "reason": "r"}).status_code == 403
+        assert (
+            c.post(
+                "/promotions",
+                data={"prompt": "greet", "version": "1", "label": "production", "reason": "r"},
+            ).status_code
+            == 403
+        )
         assert c.get("/").status_code == 200  # still signed in
     with site.client() as c:  # sign-in itself needs the token of the page it came from
         r = c.post("/signin", data={"key": site.keys["editor"]})
@@ -210,8 +248,10 @@ def test_posts_without_the_csrf_token_are_403(site: Site) -> None:
         assert c.get("/").status_code == 303  # not signed in
     with site.signed_in("editor") as c, site.signed_in("approver") as other:
         # a token belongs to its session: another session's token is refused
-        r = c.post("/prompts/greet/edit", data={"yaml": text, "message": "m",
-                                                "csrf": csrf_of(other.get("/"))})
+        r = c.post(
+            "/prompts/greet/edit",
+            data={"yaml": text, "message": "m", "csrf": csrf_of(other.get("/"))},
+        )
         assert r.status_code == 403
 
 
@@ -225,8 +265,9 @@ def test_signing_in_again_rotates_the_csrf_token(site: Site) -> None:
 def test_a_revoked_keys_session_goes_back_to_signin(site: Site) -> None:
     with site.signed_in("editor") as c:
         assert c.get("/").status_code == 200
-        revoked = httpx.delete(site.url + "/v1/keys/editor",
-                               headers={"Authorization": f"Bearer {site.keys['admin']}"})
+        revoked = httpx.delete(
+            site.url + "/v1/keys/editor", headers={"Authorization": f"Bearer {site.keys['admin']}"}
+        )
         assert revoked.status_code == 200
         r = c.get("/")
         assert r.status_code == 303 and r.headers["location"].startswith("/signin")
@@ -253,8 +294,14 @@ def test_roles_are_enforced_with_a_403_page(site: Site) -> None:
 
 def test_unknown_things_are_404_pages(site: Site) -> None:
     with site.signed_in("viewer") as c:
-        for path in ("/prompts/nope", "/prompts/Bad%20Name", "/prompts/greet?v=9",
-                     "/prompts/nope/diff", "/promotions/999", "/promotions/999/report.md"):
+        for path in (
+            "/prompts/nope",
+            "/prompts/Bad%20Name",
+            "/prompts/greet?v=9",
+            "/prompts/nope/diff",
+            "/promotions/999",
+            "/promotions/999/report.md",
+        ):
             r = c.get(path)
             assert r.status_code == 404, path
             assert "<html" in r.text and "Not found" in r.text
@@ -263,6 +310,7 @@ def test_unknown_things_are_404_pages(site: Site) -> None:
 
 
 # -- pages ----------------------------------------------------------------------------------------
+
 
 def test_prompt_page_shows_versions_labels_and_label_history(site: Site) -> None:
     push(site.store, "greet", greet("Hi {{ who }}"), message="friendlier", author="bob")
@@ -294,34 +342,52 @@ def test_side_by_side_diff_marks_the_change(site: Site) -> None:
 def test_edit_creates_a_version_by_the_signed_in_key(site: Site) -> None:
     with site.signed_in("editor") as c:
         form = c.get("/prompts/greet/edit")
-        text = re.search(r"<textarea[^>]*name=\"yaml\"[^>]*>(.*?)</textarea>", form.text,
-                         re.S).group(1)
+        text = re.search(
+            r"<textarea[^>]*name=\"yaml\"[^>]*>(.*?)</textarea>", form.text, re.S
+        ).group(1)
         assert text.startswith("name: greet\n") and "Hello {{ who }}" in text
-        r = c.post("/prompts/greet/edit", data={
-            "csrf": csrf_of(form), "yaml": text.replace("Hello", "Howdy"),
-            "message": "cowboy greeting"})
+        r = c.post(
+            "/prompts/greet/edit",
+            data={
+                "csrf": csrf_of(form),
+                "yaml": text.replace("Hello", "Howdy"),
+                "message": "cowboy greeting",
+            },
+        )
         assert r.status_code == 303 and r.headers["location"] == "/prompts/greet?v=2&saved=new"
         v2 = site.store.get_version("greet", 2)
         assert v2.author == "editor" and v2.message == "cowboy greeting"
         assert v2.content["template"] == "Howdy {{ who }}"
         assert "Saved as a new version" in c.get(r.headers["location"]).text
         # saving the form unchanged stores nothing new
-        same = c.post("/prompts/greet/edit", data={
-            "csrf": csrf_of(form), "yaml": text.replace("Hello", "Howdy"), "message": "again"})
+        same = c.post(
+            "/prompts/greet/edit",
+            data={
+                "csrf": csrf_of(form),
+                "yaml": text.replace("Hello", "Howdy"),
+                "message": "again",
+            },
+        )
         assert same.headers["location"].endswith("saved=same")
         assert len(site.store.history("greet")) == 2
 
 
-@pytest.mark.parametrize(("text", "error"), [
-    ("name: greet\nmodel: [unclosed\n", "greet.yaml"),
-    ("name: greet\nmodel: {name: m}\ntemplate: 'Hello {{ who '\n", "template"),
-    ("name: greet\ntemplate: hi\n", "model"),
-    ("name: other\nmodel: {name: m}\ntemplate: hi\n", "the YAML names 'other'"),
-    ("name: greet\nmodel: {name: m}\ntemplate: '{{ x }}'\ninputs: {x: {from: nowhere}}\n",
-     "nowhere"),
-])
-def test_invalid_edits_show_the_error_inline_and_store_nothing(site: Site, text: str,
-                                                               error: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("name: greet\nmodel: [unclosed\n", "greet.yaml"),
+        ("name: greet\nmodel: {name: m}\ntemplate: 'Hello {{ who '\n", "template"),
+        ("name: greet\ntemplate: hi\n", "model"),
+        ("name: other\nmodel: {name: m}\ntemplate: hi\n", "the YAML names 'other'"),
+        (
+            "name: greet\nmodel: {name: m}\ntemplate: '{{ x }}'\ninputs: {x: {from: nowhere}}\n",
+            "nowhere",
+        ),
+    ],
+)
+def test_invalid_edits_show_the_error_inline_and_store_nothing(
+    site: Site, text: str, error: str
+) -> None:
     with site.signed_in("editor") as c:
         token = csrf_of(c.get("/prompts/greet/edit"))
         r = c.post("/prompts/greet/edit", data={"csrf": token, "yaml": text, "message": "m"})
@@ -337,9 +403,14 @@ def test_invalid_edits_show_the_error_inline_and_store_nothing(site: Site, text:
 def test_an_edit_needs_a_message(site: Site) -> None:
     with site.signed_in("editor") as c:
         form = c.get("/prompts/greet/edit")
-        r = c.post("/prompts/greet/edit", data={
-            "csrf": csrf_of(form), "yaml": "name: greet\nmodel: {name: m}\ntemplate: x\n",
-            "message": "  "})
+        r = c.post(
+            "/prompts/greet/edit",
+            data={
+                "csrf": csrf_of(form),
+                "yaml": "name: greet\nmodel: {name: m}\ntemplate: x\n",
+                "message": "  ",
+            },
+        )
         assert r.status_code == 422 and "change message is required" in r.text
     assert len(site.store.history("greet")) == 1
 
@@ -347,11 +418,23 @@ def test_an_edit_needs_a_message(site: Site) -> None:
 def test_new_prompt_form(site: Site) -> None:
     with site.signed_in("editor") as c:
         token = csrf_of(c.get("/new"))
-        r = c.post("/new", data={"csrf": token, "message": "first",
-                                 "yaml": "name: fresh\nmodel: {name: m}\ntemplate: hi\n"})
+        r = c.post(
+            "/new",
+            data={
+                "csrf": token,
+                "message": "first",
+                "yaml": "name: fresh\nmodel: {name: m}\ntemplate: hi\n",
+            },
+        )
         assert r.status_code == 303 and r.headers["location"].startswith("/prompts/fresh?v=1")
-        dup = c.post("/new", data={"csrf": token, "message": "again",
-                                   "yaml": "name: greet\nmodel: {name: m}\ntemplate: hi\n"})
+        dup = c.post(
+            "/new",
+            data={
+                "csrf": token,
+                "message": "again",
+                "yaml": "name: greet\nmodel: {name: m}\ntemplate: hi\n",
+            },
+        )
         assert dup.status_code == 422 and "exists already" in dup.text
     assert len(site.store.history("greet")) == 1
 
@@ -378,12 +461,22 @@ def test_audit_log_filters_and_pages(site: Site) -> None:
 
 # -- promotions -----------------------------------------------------------------------------------
 
-def file_via_form(c: httpx.Client, name: str, version: int, label: str = "production",
-                  reason: str = "ship it") -> int:
+
+def file_via_form(
+    c: httpx.Client, name: str, version: int, label: str = "production", reason: str = "ship it"
+) -> int:
     form = c.get("/promotions/new", params={"prompt": name})
     assert form.status_code == 200
-    r = c.post("/promotions", data={"csrf": csrf_of(form), "prompt": name,
-                                    "version": str(version), "label": label, "reason": reason})
+    r = c.post(
+        "/promotions",
+        data={
+            "csrf": csrf_of(form),
+            "prompt": name,
+            "version": str(version),
+            "label": label,
+            "reason": reason,
+        },
+    )
     assert r.status_code == 303, r.text
     return int(r.headers["location"].rsplit("/", 1)[1])
 
@@ -406,8 +499,9 @@ def test_request_form_runs_the_gate_and_shows_progress_then_report(site: Site) -
         assert md.text == to_markdown(report)
 
 
-def test_gating_request_polls_with_htmx_and_falls_back_without_js(site: Site,
-                                                                  llm: OpenAITestServer) -> None:
+def test_gating_request_polls_with_htmx_and_falls_back_without_js(
+    site: Site, llm: OpenAITestServer
+) -> None:
     llm.latency = 1.0
     try:
         push(site.store, "greet", greet("Hello slow {{ who }}"))
@@ -427,11 +521,14 @@ def test_gating_request_polls_with_htmx_and_falls_back_without_js(site: Site,
 def test_request_form_errors_stay_in_the_form(site: Site) -> None:
     with site.signed_in("editor") as c:
         token = csrf_of(c.get("/promotions/new", params={"prompt": "greet"}))
-        for data, error in (({"label": "latest", "reason": "r"}, "latest"),
-                            ({"label": "v2", "reason": "r"}, "label"),
-                            ({"label": "production", "reason": " "}, "reason is required")):
-            r = c.post("/promotions", data={"csrf": token, "prompt": "greet", "version": "1",
-                                            **data})
+        for data, error in (
+            ({"label": "latest", "reason": "r"}, "latest"),
+            ({"label": "v2", "reason": "r"}, "label"),
+            ({"label": "production", "reason": " "}, "reason is required"),
+        ):
+            r = c.post(
+                "/promotions", data={"csrf": token, "prompt": "greet", "version": "1", **data}
+            )
             assert r.status_code == 422 and error in r.text and 'role="alert"' in r.text
     assert list_promotions(site.store) == []
 
@@ -458,8 +555,9 @@ def test_author_cannot_approve_their_own_request(site: Site) -> None:
     with site.signed_in("approver2") as other:
         page = other.get(f"/promotions/{pid}")
         assert f'action="/promotions/{pid}/approve"' in page.text
-        r = other.post(f"/promotions/{pid}/approve", data={"csrf": csrf_of(page),
-                                                          "comment": "looks good"})
+        r = other.post(
+            f"/promotions/{pid}/approve", data={"csrf": csrf_of(page), "comment": "looks good"}
+        )
         assert r.status_code == 303
         done = other.get(f"/promotions/{pid}").text
         assert "Approved" in done and "looks good" in done
@@ -488,8 +586,7 @@ def test_approval_after_the_label_moved_shows_stale(site: Site) -> None:
     with site.signed_in("editor") as author:
         pid = file_via_form(author, "greet", 2)
     wait_for_gate(site.store, pid)
-    site.store.move_labels([LabelMove("greet", "production", 1, None, "hotfix")],
-                           actor="someone")
+    site.store.move_labels([LabelMove("greet", "production", 1, None, "hotfix")], actor="someone")
     with site.signed_in("approver") as c:
         r = c.post(f"/promotions/{pid}/approve", data={"csrf": csrf_of(c.get("/"))})
         assert r.status_code == 409 and "stale" in r.text
@@ -500,10 +597,10 @@ def test_approval_after_the_label_moved_shows_stale(site: Site) -> None:
 
 # -- escaping -------------------------------------------------------------------------------------
 
+
 def test_prompt_text_is_always_escaped(site: Site) -> None:
     store = site.store
-    content = {"model": {"name": "gpt-test"}, "template": SCRIPT,
-               "description": f"desc {SCRIPT}"}
+    content = {"model": {"name": "gpt-test"}, "template": SCRIPT, "description": f"desc {SCRIPT}"}
     push(store, "xss", content, message=f"msg {SCRIPT}")
     store.move_labels([LabelMove("xss", "production", 1, None, "base")], actor="setup")
     push(store, "xss", {**content, "template": SCRIPT + "\nmore"}, message="v2")
@@ -528,6 +625,12 @@ def test_prompt_text_is_always_escaped(site: Site) -> None:
         assert "FAIL" in report and "fails-and-shows-output" in report
         assert report.count("&lt;script&gt;") >= 3  # the diff, the output and the reason
         # an invalid edit echoes the text back escaped as well
-        bad = c.post("/prompts/xss/edit", data={"csrf": csrf_of(pages["edit"]), "message": "m",
-                                                "yaml": f"name: xss\nmodel: [{SCRIPT}"})
+        bad = c.post(
+            "/prompts/xss/edit",
+            data={
+                "csrf": csrf_of(pages["edit"]),
+                "message": "m",
+                "yaml": f"name: xss\nmodel: [{SCRIPT}",
+            },
+        )
         assert bad.status_code == 422 and "<script>alert" not in bad.text

@@ -38,9 +38,14 @@ WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 ACTION = ROOT / ".github" / "actions" / "promptgate" / "action.yml"
 MARKER = "<!-- promptgate-report -->"
 BIN = Path(sys.executable).parent
-GIT_ENV = {"GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@example.com",
-           "GIT_COMMITTER_NAME": "ci", "GIT_COMMITTER_EMAIL": "ci@example.com",
-           "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "ci",
+    "GIT_AUTHOR_EMAIL": "ci@example.com",
+    "GIT_COMMITTER_NAME": "ci",
+    "GIT_COMMITTER_EMAIL": "ci@example.com",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
 
 
 def _load(path: Path) -> Any:
@@ -53,14 +58,16 @@ def _steps() -> list[tuple[str, dict[str, Any]]]:
     for wf in WORKFLOWS:
         for job_id, job in _load(wf)["jobs"].items():
             for i, step in enumerate(job.get("steps", [])):
-                out.append((f"{wf.name} {job_id} step {step.get('id') or step.get('name') or i}",
-                            step))
+                out.append(
+                    (f"{wf.name} {job_id} step {step.get('id') or step.get('name') or i}", step)
+                )
     for i, step in enumerate(_load(ACTION)["runs"]["steps"]):
         out.append((f"action.yml step {step.get('id') or step.get('name') or i}", step))
     return out
 
 
 # -- the files parse and hang together ------------------------------------------------------
+
 
 def test_workflow_and_action_files_parse() -> None:
     assert {p.name for p in WORKFLOWS} >= {"ci.yml", "prompt-gate.yml"}
@@ -101,8 +108,9 @@ def test_run_scripts_are_valid_bash(tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_github_script_compiles(tmp_path: Path) -> None:
     """actions/github-script runs `script` as the body of an async function."""
-    scripts = [s["with"]["script"] for _, s in _steps()
-               if "actions/github-script@" in s.get("uses", "")]
+    scripts = [
+        s["with"]["script"] for _, s in _steps() if "actions/github-script@" in s.get("uses", "")
+    ]
     assert scripts
     for i, body in enumerate(scripts):
         js = tmp_path / f"{i}.js"
@@ -116,8 +124,15 @@ def test_action_inputs_and_outputs_are_wired() -> None:
     text = ACTION.read_text(encoding="utf-8")
     used = set(re.findall(r"\$\{\{\s*inputs\.([\w-]+)", text))
     assert used == set(action["inputs"]), "every input is used, and only declared inputs"
-    assert set(action["inputs"]) >= {"mode", "registry", "label", "reason", "recording",
-                                     "python-version", "install"}
+    assert set(action["inputs"]) >= {
+        "mode",
+        "registry",
+        "label",
+        "reason",
+        "recording",
+        "python-version",
+        "install",
+    }
     assert action["inputs"]["label"]["default"] == "production"
     assert action["inputs"]["python-version"]["default"] == "3.11"
     assert action["inputs"]["install"]["default"] == "promptgate"
@@ -160,8 +175,10 @@ def test_prompt_gate_workflow_shape() -> None:
     assert last["if"] == "steps.gate.outcome != 'success'" and "exit 1" in last["run"]
     reason = next(s for s in promote["steps"] if s.get("id") == "reason")
     assert "github.event.head_commit.message" in reason["env"]["MESSAGE"]
-    assert reason["env"]["COMMIT_URL"] == \
-        "${{ github.server_url }}/${{ github.repository }}/commit/${{ github.sha }}"
+    assert (
+        reason["env"]["COMMIT_URL"]
+        == "${{ github.server_url }}/${{ github.repository }}/commit/${{ github.sha }}"
+    )
 
 
 def test_ci_workflow_runs_the_suite_against_postgres() -> None:
@@ -181,8 +198,20 @@ def test_ci_workflow_runs_the_suite_against_postgres() -> None:
 
 _EXPR = re.compile(r"\$\{\{.*?\}\}", re.S)
 _PUNCT = set("();<>|&")
-_LEADERS = {"then", "do", "else", "elif", "if", "while", "until", "!", "{", "time", "exec",
-            "command"}
+_LEADERS = {
+    "then",
+    "do",
+    "else",
+    "elif",
+    "if",
+    "while",
+    "until",
+    "!",
+    "{",
+    "time",
+    "exec",
+    "command",
+}
 
 
 def _command_lines(script: str, where: str) -> list[list[str]]:
@@ -232,7 +261,7 @@ def _resolve(args: list[str], where: str) -> str:
     while i < len(args):
         tok = args[i]
         if tok == "--":
-            positional += args[i + 1:]
+            positional += args[i + 1 :]
             break
         if tok.startswith("-") and tok != "-":
             name = tok.split("=", 1)[0]
@@ -262,10 +291,12 @@ def _resolve(args: list[str], where: str) -> str:
             assert p.name in given, f"{where}: promptgate {' '.join(path)} needs {p.opts[0]}"
     arguments = [p for p in cmd.params if isinstance(p, click.Argument)]
     if all(p.nargs >= 0 for p in arguments):
-        assert len(positional) <= sum(p.nargs for p in arguments), \
+        assert len(positional) <= sum(p.nargs for p in arguments), (
             f"{where}: too many arguments for promptgate {' '.join(path)}: {positional}"
-    assert len(positional) >= sum(1 for p in arguments if p.required), \
+        )
+    assert len(positional) >= sum(1 for p in arguments if p.required), (
         f"{where}: promptgate {' '.join(path)} is missing an argument"
+    )
     return " ".join(path)
 
 
@@ -284,12 +315,20 @@ def test_every_promptgate_command_line_is_real() -> None:
 def test_the_command_checker_catches_mistakes() -> None:
     assert _resolve(["--registry", "X", "check", "--label", "p", "--", "a.yaml"], "t") == "check"
     assert _resolve(["cache", "import", "f.jsonl"], "t") == "cache import"
-    for bad in (["check", "--lable", "x"], ["chek"], ["promote", "--changed", "--to", "p"],
-                ["cache"], ["push", "-m"], ["cache", "import", "a", "b"]):
+    for bad in (
+        ["check", "--lable", "x"],
+        ["chek"],
+        ["promote", "--changed", "--to", "p"],
+        ["cache"],
+        ["push", "-m"],
+        ["cache", "import", "a", "b"],
+    ):
         with pytest.raises(AssertionError):
             _resolve(bad, "t")
-    script = 'x="$(y)"\npromptgate --registry "$r" push -m "$m" 2> "$log" || status=$?\n' \
-             "echo promptgate: done\n( cd w && promptgate init ) > f\n"
+    script = (
+        'x="$(y)"\npromptgate --registry "$r" push -m "$m" 2> "$log" || status=$?\n'
+        "echo promptgate: done\n( cd w && promptgate init ) > f\n"
+    )
     assert _command_lines(script, "t") == [["--registry", "$r", "push", "-m", "$m"], ["init"]]
 
 
@@ -297,8 +336,9 @@ def test_every_promptgate_ci_call_parses() -> None:
     parser = build_parser()
     calls = []
     for _, step in _steps():
-        for m in re.finditer(r"python -m promptgate\.ci\s+(.*?)(?=\s+2>|\)|$)",
-                             step.get("run", ""), re.M):
+        for m in re.finditer(
+            r"python -m promptgate\.ci\s+(.*?)(?=\s+2>|\)|$)", step.get("run", ""), re.M
+        ):
             calls.append(m[1])
             parser.parse_args(shlex.split(m[1]))  # exits (SystemExit) when they do not parse
     assert any(c.startswith("refs --base") for c in calls) and len(calls) >= 3, calls
@@ -310,6 +350,7 @@ def test_every_promptgate_ci_call_parses() -> None:
 
 
 # -- promptgate.ci.changed_refs --------------------------------------------------------------
+
 
 @pytest.fixture
 def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -327,25 +368,35 @@ def _refs(files: list[str], label: str = "production") -> list[str]:
 
 def test_changed_prompt_file_is_a_draft(example: Path) -> None:
     assert _refs(["prompts/summarize.yaml"]) == ["prompts/summarize.yaml"]
-    assert _refs(["./prompts/summarize.yaml", "prompts/extract.yaml"]) == \
-        ["prompts/extract.yaml", "prompts/summarize.yaml"]
+    assert _refs(["./prompts/summarize.yaml", "prompts/extract.yaml"]) == [
+        "prompts/extract.yaml",
+        "prompts/summarize.yaml",
+    ]
 
 
 def test_suite_only_change_judges_the_prompt_at_the_label(example: Path) -> None:
     assert _refs(["evals/summarize.yaml"]) == ["summarize@production"]
-    assert _refs(["evals/summarize.yaml", "evals/reply.yaml"], label="staging") == \
-        ["reply@staging", "summarize@staging"]
+    assert _refs(["evals/summarize.yaml", "evals/reply.yaml"], label="staging") == [
+        "reply@staging",
+        "summarize@staging",
+    ]
 
 
 def test_a_draft_covers_its_own_suite(example: Path) -> None:
     assert _refs(["evals/summarize.yaml", "prompts/summarize.yaml"]) == ["prompts/summarize.yaml"]
-    assert _refs(["evals/reply.yaml", "prompts/summarize.yaml"]) == \
-        ["prompts/summarize.yaml", "reply@production"]
+    assert _refs(["evals/reply.yaml", "prompts/summarize.yaml"]) == [
+        "prompts/summarize.yaml",
+        "reply@production",
+    ]
 
 
 def test_deleted_and_unrelated_files_are_ignored(example: Path) -> None:
-    assert _refs(["prompts/gone.yaml", "evals/gone.yaml", "README.md", "promptgate.yaml",
-                  "src/app.py"]) == []
+    assert (
+        _refs(
+            ["prompts/gone.yaml", "evals/gone.yaml", "README.md", "promptgate.yaml", "src/app.py"]
+        )
+        == []
+    )
     assert _refs([]) == []
 
 
@@ -356,27 +407,39 @@ def test_case_file_change_judges_its_suites_prompt(example: Path) -> None:
     (nested / "suite.yml").write_text("prompt: extract\ncases: ../shared.csv\n")
     (example / "evals" / "shared.csv").write_text("ticket,__expected\nhi,contains:hi\n")
     (example / "evals" / "orphan.jsonl").write_text("{}\n")
-    changes = analyze_changes(["evals/shared.csv", "evals/orphan.jsonl"], prompts_dir="prompts",
-                              evals_dir="evals", label="production")
+    changes = analyze_changes(
+        ["evals/shared.csv", "evals/orphan.jsonl"],
+        prompts_dir="prompts",
+        evals_dir="evals",
+        label="production",
+    )
     assert changes.refs == ["extract@production"]
     assert any("orphan.jsonl" in n for n in changes.notes)
 
 
 def test_absolute_config_folders_and_yml(example: Path) -> None:
     (example / "prompts" / "extra.yml").write_text(
-        "name: extra\nmodel: {name: m}\ntemplate: 'Hi {{ x }}'\n")
-    assert changed_refs(["prompts/extra.yml", "evals/extract.yaml"],
-                        prompts_dir=example / "prompts", evals_dir=example / "evals",
-                        label="production", root=example) == \
-        ["prompts/extra.yml", "extract@production"]
+        "name: extra\nmodel: {name: m}\ntemplate: 'Hi {{ x }}'\n"
+    )
+    assert changed_refs(
+        ["prompts/extra.yml", "evals/extract.yaml"],
+        prompts_dir=example / "prompts",
+        evals_dir=example / "evals",
+        label="production",
+        root=example,
+    ) == ["prompts/extra.yml", "extract@production"]
 
 
 def test_a_broken_prompt_file_is_still_checked(example: Path) -> None:
     """A broken file must reach `check`, which refuses it (exit 2) with the exact problem,
     rather than turn the pull request into "nothing to check"."""
     (example / "prompts" / "summarize.yaml").write_text("name: summarize\nmodel: {}\n")
-    changes = analyze_changes(["prompts/summarize.yaml", "evals/summarize.yaml"],
-                              prompts_dir="prompts", evals_dir="evals", label="production")
+    changes = analyze_changes(
+        ["prompts/summarize.yaml", "evals/summarize.yaml"],
+        prompts_dir="prompts",
+        evals_dir="evals",
+        label="production",
+    )
     assert changes.refs == ["prompts/summarize.yaml", "summarize@production"]
     assert changes.notes and "not a valid prompt file" in changes.notes[0]
 
@@ -385,8 +448,9 @@ def test_a_suite_no_check_could_load_fails_loudly(example: Path) -> None:
     """Every check loads every suite: a broken one must fail the job, not read as "nothing to
     check"."""
     (example / "evals" / "summarize.yaml").write_text("prompt: summarize\ncases: [\n")
-    changes = analyze_changes(["evals/summarize.yaml"], prompts_dir="prompts",
-                              evals_dir="evals", label="production")
+    changes = analyze_changes(
+        ["evals/summarize.yaml"], prompts_dir="prompts", evals_dir="evals", label="production"
+    )
     assert changes.refs == [] and "evals/summarize.yaml: invalid YAML" in changes.errors[0]
     with pytest.raises(BadInput, match="invalid YAML"):
         _refs(["evals/summarize.yaml"])
@@ -399,9 +463,16 @@ def test_bad_label_is_refused(example: Path) -> None:
 
 # -- the composite action, run for real in a fake GitHub environment ------------------------
 
+
 def _git(cwd: Path, *args: str) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True,
-                          env={"PATH": os.environ.get("PATH", ""), "HOME": str(cwd), **GIT_ENV})
+    proc = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": os.environ.get("PATH", ""), "HOME": str(cwd), **GIT_ENV},
+    )
     return proc.stdout
 
 
@@ -437,7 +508,7 @@ def _parse_outputs(text: str) -> tuple[dict[str, str], list[str]]:
         if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
             key, delim = line.split("<<", 1)
             end = lines.index(delim, i + 1)
-            values[key] = "\n".join(lines[i + 1:end])
+            values[key] = "\n".join(lines[i + 1 : end])
             i = end
         else:
             key, _, value = line.partition("=")
@@ -464,8 +535,14 @@ def _expand(value: str, inputs: dict[str, str]) -> str:
     return re.sub(r"\$\{\{(.*?)\}\}", sub, value)
 
 
-def run_action(workspace: Path, temp: Path, inputs: dict[str, str], *,
-               server: OpenAITestServer | None = None, event: str = "pull_request") -> ActionRun:
+def run_action(
+    workspace: Path,
+    temp: Path,
+    inputs: dict[str, str],
+    *,
+    server: OpenAITestServer | None = None,
+    event: str = "pull_request",
+) -> ActionRun:
     """Run the composite action's steps as the runner would: `uses:` steps are skipped (Python
     is this interpreter), `if:` and `${{ inputs.* }}` are evaluated, `run:` goes to
     `bash --noprofile --norc -eo pipefail`, and a failing step ends the action."""
@@ -477,17 +554,32 @@ def run_action(workspace: Path, temp: Path, inputs: dict[str, str], *,
     (temp / "home").mkdir(exist_ok=True)
     output, summary, event_path = temp / "github_output", temp / "step_summary.md", temp / "e.json"
     output.write_text("")
-    event_path.write_text(json.dumps({"action": "synchronize", "number": 7, "pull_request": {
-        "number": 7, "base": {"ref": "main"}, "head": {"ref": "feature"}}}))
+    event_path.write_text(
+        json.dumps(
+            {
+                "action": "synchronize",
+                "number": 7,
+                "pull_request": {"number": 7, "base": {"ref": "main"}, "head": {"ref": "feature"}},
+            }
+        )
+    )
     env = {
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
-        "HOME": str(temp / "home"), "LANG": "C.UTF-8", **GIT_ENV,
-        "CI": "true", "GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": event,
-        "GITHUB_EVENT_PATH": str(event_path), "GITHUB_OUTPUT": str(output),
-        "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_WORKSPACE": str(workspace),
-        "RUNNER_TEMP": str(temp / "runner"), "PROMPTGATE_AUTHOR": "github-actions",
+        "HOME": str(temp / "home"),
+        "LANG": "C.UTF-8",
+        **GIT_ENV,
+        "CI": "true",
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_EVENT_NAME": event,
+        "GITHUB_EVENT_PATH": str(event_path),
+        "GITHUB_OUTPUT": str(output),
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "GITHUB_WORKSPACE": str(workspace),
+        "RUNNER_TEMP": str(temp / "runner"),
+        "PROMPTGATE_AUTHOR": "github-actions",
         # Unset secrets arrive as empty variables.
-        "OPENAI_API_KEY": "", "PROMPTGATE_REGISTRY": "",
+        "OPENAI_API_KEY": "",
+        "PROMPTGATE_REGISTRY": "",
         "OPENAI_BASE_URL": server.base_url if server else "http://127.0.0.1:9/v1",
     }
     stdout = stderr = ""
@@ -498,19 +590,31 @@ def run_action(workspace: Path, temp: Path, inputs: dict[str, str], *,
         script = temp / f"step-{step['id']}.sh"
         script.write_text(step["run"], encoding="utf-8")
         step_env = {k: _expand(str(v), values) for k, v in (step.get("env") or {}).items()}
-        proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
-                              cwd=workspace, env={**env, **step_env}, capture_output=True,
-                              text=True, timeout=120)
+        proc = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+            cwd=workspace,
+            env={**env, **step_env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         stdout += proc.stdout
         stderr += proc.stderr
         code = proc.returncode
         if code != 0:
             break
     outputs, keys = _parse_outputs(output.read_text(encoding="utf-8"))
-    return ActionRun(code=code, stdout=stdout, stderr=stderr, outputs=outputs, output_keys=keys,
-                     summary=summary.read_text(encoding="utf-8") if summary.exists() else "",
-                     workspace=workspace, temp=temp,
-                     model_calls=server.call_count if server else 0)
+    return ActionRun(
+        code=code,
+        stdout=stdout,
+        stderr=stderr,
+        outputs=outputs,
+        output_keys=keys,
+        summary=summary.read_text(encoding="utf-8") if summary.exists() else "",
+        workspace=workspace,
+        temp=temp,
+        model_calls=server.call_count if server else 0,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -562,8 +666,7 @@ def _readme(work: Path) -> None:
     (work / "README.md").write_text("The support desk, documented.\n")
 
 
-CHECK = {"mode": "check", "install": "", "python-version": "",
-         "recording": "evals/responses.jsonl"}
+CHECK = {"mode": "check", "install": "", "python-version": "", "recording": "evals/responses.jsonl"}
 
 
 @pytest.fixture(scope="module")
@@ -580,21 +683,38 @@ def runs(origin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
     The cheap scenarios run alongside.
     """
     base = tmp_path_factory.mktemp("runs")
-    with OpenAITestServer(_breaks_everything) as failing, \
-            OpenAITestServer(_breaks_everything) as quiet:
+    with (
+        OpenAITestServer(_breaks_everything) as failing,
+        OpenAITestServer(_breaks_everything) as quiet,
+    ):
+
         def chain() -> dict[str, Any]:
             work = _clone(origin, base / "fail", "feature", _reword_summarize)
             failed = run_action(work, base / "fail" / "t", CHECK, server=failing)
             registry = f"sqlite:///{base / 'fail' / 't' / 'runner' / 'promptgate-registry.db'}"
             calls = quiet.call_count
             work = _clone(origin, base / "pass", "feature", _summarize_v2)
-            passed = run_action(work, base / "pass" / "t",
-                                {**CHECK, "registry": registry, "recording": ""}, server=quiet)
+            passed = run_action(
+                work,
+                base / "pass" / "t",
+                {**CHECK, "registry": registry, "recording": ""},
+                server=quiet,
+            )
             passed.model_calls = quiet.call_count - calls
             work = _clone(origin, base / "promote", None, _summarize_v2)
-            promoted = run_action(work, base / "promote" / "t", {
-                "mode": "promote", "install": "", "registry": registry, "recording": "",
-                "reason": "Deadline-first summaries (#7)"}, server=quiet, event="push")
+            promoted = run_action(
+                work,
+                base / "promote" / "t",
+                {
+                    "mode": "promote",
+                    "install": "",
+                    "registry": registry,
+                    "recording": "",
+                    "reason": "Deadline-first summaries (#7)",
+                },
+                server=quiet,
+                event="push",
+            )
             promoted.model_calls = quiet.call_count - calls - passed.model_calls
             return {"fail": failed, "pass": passed, "promote": promoted, "registry": registry}
 
@@ -604,8 +724,12 @@ def runs(origin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
 
         def promote_without_registry() -> ActionRun:
             work = _clone(origin, base / "noreg", None, _readme)
-            return run_action(work, base / "noreg" / "t", {"mode": "promote", "install": "",
-                                                           "reason": "x"}, event="push")
+            return run_action(
+                work,
+                base / "noreg" / "t",
+                {"mode": "promote", "install": "", "reason": "x"},
+                event="push",
+            )
 
         def broken_suite() -> ActionRun:
             work = _clone(origin, base / "broken", "feature", _break_suite)
@@ -613,8 +737,11 @@ def runs(origin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
 
         with ThreadPoolExecutor(max_workers=3) as pool:
             main_story = pool.submit(chain)
-            cheap = {"nothing": pool.submit(nothing), "broken-suite": pool.submit(broken_suite),
-                     "promote-without-registry": pool.submit(promote_without_registry)}
+            cheap = {
+                "nothing": pool.submit(nothing),
+                "broken-suite": pool.submit(broken_suite),
+                "promote-without-registry": pool.submit(promote_without_registry),
+            }
             yield {**main_story.result(), **{k: f.result() for k, f in cheap.items()}}
 
 
@@ -635,8 +762,12 @@ def test_action_failing_gate(runs: dict[str, Any]) -> None:
     assert run.outputs["refs"] == "prompts/summarize.yaml"
     assert run.output_keys.count("verdict") == 1
     # Annotations on the suite lines of the failing cases, for summarize and downstream reply.
-    assert re.search(r"^::error file=evals/summarize\.yaml,line=\d+,title=promptgate "
-                     r"summarize/broken-blender::", run.stdout, re.M), _why(run)
+    assert re.search(
+        r"^::error file=evals/summarize\.yaml,line=\d+,title=promptgate "
+        r"summarize/broken-blender::",
+        run.stdout,
+        re.M,
+    ), _why(run)
     assert "::error file=evals/reply.yaml" in run.stdout
     assert "::error file=evals/extract.yaml" not in run.stdout  # upstream, unchanged
     # The step summary is this check's report alone (the baseline seeding wrote none).
@@ -648,8 +779,10 @@ def test_action_failing_gate(runs: dict[str, Any]) -> None:
     assert report["verdict"] == "fail"
     assert {s["prompt"] for s in report["suites"]} == {"summarize", "reply"}
     # Judged against the base branch, seeded into an ephemeral registry: v1 is the baseline.
-    assert [(a["name"], a["baseline"]) for a in report["affected"]] == \
-        [("summarize", "v1"), ("reply", "v1")]
+    assert [(a["name"], a["baseline"]) for a in report["affected"]] == [
+        ("summarize", "v1"),
+        ("reply", "v1"),
+    ]
     assert "<failure" in Path(run.outputs["junit"]).read_text()
     assert run.model_calls > 0  # the reworded prompt was really asked, not replayed
     _assert_clean(run)
@@ -694,13 +827,21 @@ def test_action_promote_mode(runs: dict[str, Any]) -> None:
     assert run.model_calls == 0
     store = Store(runs["registry"])
     try:
-        assert store.label_map("production") == {"classify": 1, "extract": 1, "reply": 1,
-                                                 "summarize": 2}
+        assert store.label_map("production") == {
+            "classify": 1,
+            "extract": 1,
+            "reply": 1,
+            "summarize": 2,
+        }
         last = store.audit(label="production", limit=1)[0]
-        assert (last.prompt, last.to_version, last.reason) == \
-            ("summarize", 2, "Deadline-first summaries (#7)")
-        assert "Lead with the customer's deadline" in \
-            str(store.resolve("summarize", "production").content)
+        assert (last.prompt, last.to_version, last.reason) == (
+            "summarize",
+            2,
+            "Deadline-first summaries (#7)",
+        )
+        assert "Lead with the customer's deadline" in str(
+            store.resolve("summarize", "production").content
+        )
     finally:
         store.close()
     _assert_clean(run)

@@ -45,8 +45,14 @@ from .refs import check_label_name
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
-__all__ = ["ChangeSet", "analyze_changes", "build_parser", "changed_refs", "git_changed_files",
-           "main"]
+__all__ = [
+    "ChangeSet",
+    "analyze_changes",
+    "build_parser",
+    "changed_refs",
+    "git_changed_files",
+    "main",
+]
 
 
 @dataclass(frozen=True)
@@ -101,14 +107,23 @@ def _case_file_owners(root: Path, evals: PurePosixPath) -> dict[PurePosixPath, s
         return owners
     for f in sorted(p for p in folder.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file()):
         data, _ = _safe_yaml(f)
-        if isinstance(data, dict) and isinstance(data.get("prompt"), str) \
-                and isinstance(data.get("cases"), str):
+        if (
+            isinstance(data, dict)
+            and isinstance(data.get("prompt"), str)
+            and isinstance(data.get("cases"), str)
+        ):
             owners.setdefault(_rel(f.parent / data["cases"], root), set()).add(data["prompt"])
     return owners
 
 
-def analyze_changes(changed_files: Iterable[str], *, prompts_dir: str | Path,
-                    evals_dir: str | Path, label: str, root: Path | None = None) -> ChangeSet:
+def analyze_changes(
+    changed_files: Iterable[str],
+    *,
+    prompts_dir: str | Path,
+    evals_dir: str | Path,
+    label: str,
+    root: Path | None = None,
+) -> ChangeSet:
     """Map a pull request's changed files (paths relative to ``root``, the repository root and
     working directory of the check) to gate refs, with notes on files that map to nothing."""
     check_label_name(label)
@@ -166,15 +181,22 @@ def analyze_changes(changed_files: Iterable[str], *, prompts_dir: str | Path,
     return ChangeSet(refs=refs, drafts=drafts, labelled=labelled, notes=notes, errors=errors)
 
 
-def changed_refs(changed_files: list[str], *, prompts_dir: str | Path, evals_dir: str | Path,
-                 label: str, root: Path | None = None) -> list[str]:
+def changed_refs(
+    changed_files: list[str],
+    *,
+    prompts_dir: str | Path,
+    evals_dir: str | Path,
+    label: str,
+    root: Path | None = None,
+) -> list[str]:
     """The gate refs for a pull request's changed files: prompt files as draft paths, then
     ``NAME@LABEL`` for prompts whose suites changed and that no draft already covers.
 
     Raises BadInput for a changed suite no check could load, rather than returning no refs
     (which a CI job would read as "nothing to check")."""
-    changes = analyze_changes(changed_files, prompts_dir=prompts_dir, evals_dir=evals_dir,
-                              label=label, root=root)
+    changes = analyze_changes(
+        changed_files, prompts_dir=prompts_dir, evals_dir=evals_dir, label=label, root=root
+    )
     if changes.errors:
         raise BadInput("; ".join(changes.errors))
     return changes.refs
@@ -184,13 +206,16 @@ def git_changed_files(base: str, *, cwd: Path | None = None) -> list[str]:
     """Files added, copied, modified or renamed between the merge base of ``base`` and HEAD
     (``base...HEAD``: only the pull request's own changes, not what landed on base since)."""
     proc = subprocess.run(
-        ["git", "diff", "--name-only", "-z", "--relative", "--diff-filter=ACMR",
-         f"{base}...HEAD"],
-        cwd=cwd, capture_output=True, check=False)
+        ["git", "diff", "--name-only", "-z", "--relative", "--diff-filter=ACMR", f"{base}...HEAD"],
+        cwd=cwd,
+        capture_output=True,
+        check=False,
+    )
     if proc.returncode != 0:
         message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise PromptgateError(f"git diff {base}...HEAD failed: "
-                              f"{message[0] if message else f'exit {proc.returncode}'}")
+        raise PromptgateError(
+            f"git diff {base}...HEAD failed: {message[0] if message else f'exit {proc.returncode}'}"
+        )
     return [p for p in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if p]
 
 
@@ -202,17 +227,29 @@ def _config() -> Any:
 
 def build_parser() -> argparse.ArgumentParser:
     """The entry point's arguments (a function so that tests can check the action's calls)."""
-    parser = argparse.ArgumentParser(prog="python -m promptgate.ci",
-                                     description="Helpers for running the gate in CI.")
+    parser = argparse.ArgumentParser(
+        prog="python -m promptgate.ci", description="Helpers for running the gate in CI."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    refs_p = sub.add_parser("refs", help="Print the gate refs for the changes since --base, "
-                                         "one per line (nothing when there are none).")
-    refs_p.add_argument("--base", required=True, metavar="GIT_REF",
-                        help="The branch the pull request merges into, e.g. origin/main.")
-    refs_p.add_argument("--label", default=None,
-                        help="Baseline label for suite-only changes (default: gate.label).")
-    conf_p = sub.add_parser("config", help="Print one effective setting of promptgate.yaml "
-                                           "(registry: as the CLI would resolve it).")
+    refs_p = sub.add_parser(
+        "refs",
+        help="Print the gate refs for the changes since --base, "
+        "one per line (nothing when there are none).",
+    )
+    refs_p.add_argument(
+        "--base",
+        required=True,
+        metavar="GIT_REF",
+        help="The branch the pull request merges into, e.g. origin/main.",
+    )
+    refs_p.add_argument(
+        "--label", default=None, help="Baseline label for suite-only changes (default: gate.label)."
+    )
+    conf_p = sub.add_parser(
+        "config",
+        help="Print one effective setting of promptgate.yaml "
+        "(registry: as the CLI would resolve it).",
+    )
     conf_p.add_argument("key", choices=["prompts", "evals", "registry", "label"])
     return parser
 
@@ -233,9 +270,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 print(_rel(config.root / getattr(config, args.key), Path.cwd()).as_posix())
             return 0
-        changes = analyze_changes(git_changed_files(args.base), prompts_dir=config.root /
-                                  config.prompts, evals_dir=config.root / config.evals,
-                                  label=args.label or config.gate.label)
+        changes = analyze_changes(
+            git_changed_files(args.base),
+            prompts_dir=config.root / config.prompts,
+            evals_dir=config.root / config.evals,
+            label=args.label or config.gate.label,
+        )
     except PromptgateError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -63,15 +63,13 @@ class Config:
     evals: Path = Path("evals")
     protected_labels: tuple[str, ...] = ("production",)
     gate: GateConfig = field(default_factory=GateConfig)
-    judge: dict[str, Any] = field(default_factory=lambda: {"name": "gpt-4o-mini",
-                                                           "temperature": 0})
+    judge: dict[str, Any] = field(default_factory=lambda: {"name": "gpt-4o-mini", "temperature": 0})
     pricing: dict[str, dict[str, float]] = field(default_factory=dict)
     webhooks: tuple[Webhook, ...] = ()
     path: Path | None = None
 
 
-_TOP = {"registry", "prompts", "evals", "protected_labels", "webhooks", "gate", "judge",
-        "pricing"}
+_TOP = {"registry", "prompts", "evals", "protected_labels", "webhooks", "gate", "judge", "pricing"}
 _GATE = {"label", "concurrency", "timeout_s", "retries", "backoff_s", "allow_missing_suites"}
 
 
@@ -100,7 +98,8 @@ def parse_config(data: Any, root: Path, where: str) -> Config:
     if "protected_labels" in data:
         labels = _type(f"{where}: protected_labels", data["protected_labels"], list, "a list")
         kw["protected_labels"] = tuple(
-            _type(f"{where}: protected_labels", x, str, "label names") for x in labels)
+            _type(f"{where}: protected_labels", x, str, "label names") for x in labels
+        )
     gate = data.get("gate") or {}
     _type(f"{where}: gate", gate, Mapping, "a mapping")
     unknown = sorted(set(gate) - _GATE)
@@ -109,17 +108,37 @@ def parse_config(data: Any, root: Path, where: str) -> Config:
     g = GateConfig()
     kw["gate"] = GateConfig(
         label=_type(f"{where}: gate.label", gate.get("label", g.label), str, "a label"),
-        concurrency=_type(f"{where}: gate.concurrency", gate.get("concurrency", g.concurrency),
-                          int, "a whole number"),
-        timeout_s=float(_type(f"{where}: gate.timeout_s", gate.get("timeout_s", g.timeout_s),
-                              (int, float), "seconds")),
-        retries=_type(f"{where}: gate.retries", gate.get("retries", g.retries), int,
-                      "a whole number"),
-        backoff_s=float(_type(f"{where}: gate.backoff_s", gate.get("backoff_s", g.backoff_s),
-                              (int, float), "seconds")),
-        allow_missing_suites=_type(f"{where}: gate.allow_missing_suites",
-                                   gate.get("allow_missing_suites", g.allow_missing_suites),
-                                   bool, "true or false"),
+        concurrency=_type(
+            f"{where}: gate.concurrency",
+            gate.get("concurrency", g.concurrency),
+            int,
+            "a whole number",
+        ),
+        timeout_s=float(
+            _type(
+                f"{where}: gate.timeout_s",
+                gate.get("timeout_s", g.timeout_s),
+                (int, float),
+                "seconds",
+            )
+        ),
+        retries=_type(
+            f"{where}: gate.retries", gate.get("retries", g.retries), int, "a whole number"
+        ),
+        backoff_s=float(
+            _type(
+                f"{where}: gate.backoff_s",
+                gate.get("backoff_s", g.backoff_s),
+                (int, float),
+                "seconds",
+            )
+        ),
+        allow_missing_suites=_type(
+            f"{where}: gate.allow_missing_suites",
+            gate.get("allow_missing_suites", g.allow_missing_suites),
+            bool,
+            "true or false",
+        ),
     )
     if kw["gate"].concurrency < 1:
         raise ConfigError(f"{where}: gate.concurrency must be at least 1")
@@ -134,21 +153,31 @@ def parse_config(data: Any, root: Path, where: str) -> Config:
             _type(f"{where}: pricing.{model}", prices, Mapping, "{input, output}")
             if set(prices) - {"input", "output"}:
                 raise ConfigError(f"{where}: pricing.{model}: keys are input and output")
-            out[str(model)] = {k: float(_type(f"{where}: pricing.{model}.{k}", v, (int, float),
-                                              "USD per million tokens"))
-                               for k, v in prices.items()}
+            out[str(model)] = {
+                k: float(
+                    _type(
+                        f"{where}: pricing.{model}.{k}", v, (int, float), "USD per million tokens"
+                    )
+                )
+                for k, v in prices.items()
+            }
         kw["pricing"] = out
     if "webhooks" in data:
         hooks = []
-        for i, hook in enumerate(_type(f"{where}: webhooks", data["webhooks"] or [], list,
-                                       "a list")):
+        for i, hook in enumerate(
+            _type(f"{where}: webhooks", data["webhooks"] or [], list, "a list")
+        ):
             _type(f"{where}: webhooks[{i}]", hook, Mapping, "{url, events, secret_env}")
             if set(hook) - {"url", "events", "secret_env"}:
                 raise ConfigError(f"{where}: webhooks[{i}]: keys are url, events, secret_env")
             events = tuple(hook.get("events") or ("request", "decision", "move"))
-            hooks.append(Webhook(url=_type(f"{where}: webhooks[{i}].url", hook.get("url"), str,
-                                           "a URL"),
-                                 events=events, secret_env=hook.get("secret_env")))
+            hooks.append(
+                Webhook(
+                    url=_type(f"{where}: webhooks[{i}].url", hook.get("url"), str, "a URL"),
+                    events=events,
+                    secret_env=hook.get("secret_env"),
+                )
+            )
         kw["webhooks"] = tuple(hooks)
     return Config(**kw)
 
@@ -176,7 +205,7 @@ def resolve_registry(flag: str | None, config: Config) -> str:
     against the project root so a command works from any folder of it."""
     url = flag or os.environ.get("PROMPTGATE_REGISTRY") or config.registry
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        path = Path(url[len("sqlite:///"):])
+        path = Path(url[len("sqlite:///") :])
         if not path.is_absolute() and not flag and not os.environ.get("PROMPTGATE_REGISTRY"):
             path = config.root / path
         url = f"sqlite:///{path}"

@@ -54,8 +54,7 @@ class Plan:
 
 
 def _at(v: PromptVersion) -> PromptAt:
-    return PromptAt(name=v.name, version=v.version, content=v.content,
-                    content_hash=v.content_hash)
+    return PromptAt(name=v.name, version=v.version, content=v.content, content_hash=v.content_hash)
 
 
 def resolve_candidates(store: Store, refs: Sequence[str]) -> dict[str, PromptAt]:
@@ -66,12 +65,20 @@ def resolve_candidates(store: Store, refs: Sequence[str]) -> dict[str, PromptAt]
         if ref.is_draft:
             assert ref.path is not None
             spec = load_prompt_file(ref.path)
-            at = PromptAt(name=spec.name, version=None, content=spec.content,
-                          content_hash=spec.content_hash, path=str(ref.path))
+            at = PromptAt(
+                name=spec.name,
+                version=None,
+                content=spec.content,
+                content_hash=spec.content_hash,
+                path=str(ref.path),
+            )
         else:
             assert ref.name is not None
-            v = (store.get_version(ref.name, ref.version) if ref.version is not None
-                 else store.resolve(ref.name, ref.label or LATEST))
+            v = (
+                store.get_version(ref.name, ref.version)
+                if ref.version is not None
+                else store.resolve(ref.name, ref.label or LATEST)
+            )
             at = _at(v)
         if at.name in out:
             raise BadInput(f"{text}: two candidates for {at.name!r} in one set")
@@ -82,19 +89,29 @@ def resolve_candidates(store: Store, refs: Sequence[str]) -> dict[str, PromptAt]
 def changed_refs(store: Store, label: str) -> list[str]:
     """`--changed`: every prompt whose `latest` differs from what `label` points at."""
     at_label = store.label_map(label)
-    return [f"{v.name}@v{v.version}" for v in store.list_at_label(LATEST)
-            if at_label.get(v.name) != v.version]
+    return [
+        f"{v.name}@v{v.version}"
+        for v in store.list_at_label(LATEST)
+        if at_label.get(v.name) != v.version
+    ]
 
 
-def plan_check(store: Store, refs: Sequence[str], *, label: str, suites_dir: Path,
-               allow_missing_suites: bool = False) -> Plan:
+def plan_check(
+    store: Store,
+    refs: Sequence[str],
+    *,
+    label: str,
+    suites_dir: Path,
+    allow_missing_suites: bool = False,
+) -> Plan:
     """Resolve the candidate set against the label into a plan. Raises BadInput for refs,
     files or graphs that are wrong before anything runs."""
     check_label_name(label)
     candidates = resolve_candidates(store, refs)
     baseline = {v.name: _at(v) for v in store.list_at_label(label)}
-    expectations = {name: (baseline[name].version if name in baseline else None)
-                    for name in candidates}
+    expectations = {
+        name: (baseline[name].version if name in baseline else None) for name in candidates
+    }
     side = {**baseline, **candidates}
     graph = _graph_with_gaps(side)
     affected = affected_nodes(graph, candidates)
@@ -103,18 +120,31 @@ def plan_check(store: Store, refs: Sequence[str], *, label: str, suites_dir: Pat
     for name in affected:
         for up in nx.ancestors(graph, name):
             if up not in side:
-                problems.append(f"{name}: upstream {up} has no version at {label} and is not "
-                                "a candidate: its output cannot be produced")
+                problems.append(
+                    f"{name}: upstream {up} has no version at {label} and is not "
+                    "a candidate: its output cannot be produced"
+                )
     all_suites = load_suites(suites_dir)
     suites = {n: all_suites.get(n, []) for n in affected}
     for name in affected:
         if not suites[name]:
-            problems.append(f"{name}: no eval suite" + (
-                " (allowed by allow_missing_suites)" if allow_missing_suites else ""))
-    return Plan(label=label, candidates=candidates, baseline=baseline, candidate_side=side,
-                affected=affected, reasons=reasons, graph=graph.subgraph(affected).copy(),
-                suites=suites, problems=problems, expectations=expectations,
-                allow_missing_suites=allow_missing_suites)
+            problems.append(
+                f"{name}: no eval suite"
+                + (" (allowed by allow_missing_suites)" if allow_missing_suites else "")
+            )
+    return Plan(
+        label=label,
+        candidates=candidates,
+        baseline=baseline,
+        candidate_side=side,
+        affected=affected,
+        reasons=reasons,
+        graph=graph.subgraph(affected).copy(),
+        suites=suites,
+        problems=problems,
+        expectations=expectations,
+        allow_missing_suites=allow_missing_suites,
+    )
 
 
 def _graph_with_gaps(side: Mapping[str, PromptAt]) -> nx.DiGraph:
@@ -158,8 +188,10 @@ def decide(plan: Plan, candidate: Mapping[str, Sequence[SuiteResult]]) -> tuple[
             if not sr.complete:
                 failures.append(f"{name}: suite {sr.path} did not finish")
             elif not sr.passed:
-                failures.append(f"{name}: suite {sr.path} passed {sr.passed_cases}/{sr.total} "
-                                f"cases, below its threshold {sr.threshold:g}")
+                failures.append(
+                    f"{name}: suite {sr.path} passed {sr.passed_cases}/{sr.total} "
+                    f"cases, below its threshold {sr.threshold:g}"
+                )
     return not failures, failures
 
 
@@ -171,10 +203,14 @@ def make_cache(store: Store | None, *, no_cache: bool, replay: Path | None) -> R
     return StoreCache(store)
 
 
-async def _run_async(plan: Plan, client: ModelClient, judge: Mapping[str, Any],
-                     baseline: bool, on_case: Callable[..., Any] | None,
-                     workers: int) -> tuple[dict[str, list[SuiteResult]],
-                                            dict[str, list[SuiteResult]]]:
+async def _run_async(
+    plan: Plan,
+    client: ModelClient,
+    judge: Mapping[str, Any],
+    baseline: bool,
+    on_case: Callable[..., Any] | None,
+    workers: int,
+) -> tuple[dict[str, list[SuiteResult]], dict[str, list[SuiteResult]]]:
     runner = Runner(client, judge)
     client.prepare()
     jobs = []
@@ -182,11 +218,23 @@ async def _run_async(plan: Plan, client: ModelClient, judge: Mapping[str, Any],
         if name not in plan.candidate_side:
             continue
         for suite in plan.suites.get(name, []):
-            jobs.append(Job(key=f"candidate:{name}", suite=suite, side=plan.candidate_side,
-                            version=plan.candidate_side[name].label))
+            jobs.append(
+                Job(
+                    key=f"candidate:{name}",
+                    suite=suite,
+                    side=plan.candidate_side,
+                    version=plan.candidate_side[name].label,
+                )
+            )
             if baseline and name in plan.baseline and _baseline_runnable(plan, name):
-                jobs.append(Job(key=f"baseline:{name}", suite=suite, side=plan.baseline,
-                                version=plan.baseline[name].label))
+                jobs.append(
+                    Job(
+                        key=f"baseline:{name}",
+                        suite=suite,
+                        side=plan.baseline,
+                        version=plan.baseline[name].label,
+                    )
+                )
     try:
         results = await run_jobs(runner, jobs, workers=workers, on_case=on_case)
     finally:
@@ -216,20 +264,36 @@ def _all_ancestors(plan: Plan, name: str) -> set[str]:
     return seen
 
 
-def run_plan(plan: Plan, client: ModelClient, *, judge: Mapping[str, Any],
-             baseline: bool = True, on_case: Callable[..., Any] | None = None,
-             workers: int | None = None) -> GateRun:
+def run_plan(
+    plan: Plan,
+    client: ModelClient,
+    *,
+    judge: Mapping[str, Any],
+    baseline: bool = True,
+    on_case: Callable[..., Any] | None = None,
+    workers: int | None = None,
+) -> GateRun:
     """Run every affected suite on the candidate side (and the baseline side where it exists)."""
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
-    cand, base = asyncio.run(_run_async(plan, client, judge, baseline, on_case,
-                                        workers or max(8, client.concurrency * 4)))
+    cand, base = asyncio.run(
+        _run_async(
+            plan, client, judge, baseline, on_case, workers or max(8, client.concurrency * 4)
+        )
+    )
     wall = time.perf_counter() - t0
-    return GateRun(plan=plan, candidate=cand, baseline=base,
-                   stats={**client.stats.to_json(), "wall_s": round(wall, 3)},
-                   started_at=started, wall_s=wall,
-                   settings={"concurrency": client.concurrency,
-                             "allow_missing_suites": plan.allow_missing_suites})
+    return GateRun(
+        plan=plan,
+        candidate=cand,
+        baseline=base,
+        stats={**client.stats.to_json(), "wall_s": round(wall, 3)},
+        started_at=started,
+        wall_s=wall,
+        settings={
+            "concurrency": client.concurrency,
+            "allow_missing_suites": plan.allow_missing_suites,
+        },
+    )
 
 
 def diffs(plan: Plan) -> list[dict[str, Any]]:
@@ -238,14 +302,27 @@ def diffs(plan: Plan) -> list[dict[str, Any]]:
     for name, cand in plan.candidates.items():
         base = plan.baseline.get(name)
         if base is None:
-            out.append({"prompt": name, "from": None, "to": cand.label, "new": True,
-                        "text": "", "config": {}})
+            out.append(
+                {
+                    "prompt": name,
+                    "from": None,
+                    "to": cand.label,
+                    "new": True,
+                    "text": "",
+                    "config": {},
+                }
+            )
             continue
-        out.append({
-            "prompt": name, "from": base.label, "to": cand.label, "new": False,
-            "text": text_diff(base, cand, f"{name}@{base.label}", f"{name}@{cand.label}"),  # type: ignore[arg-type]
-            "config": config_diff(dict(base.content), dict(cand.content)),
-        })
+        out.append(
+            {
+                "prompt": name,
+                "from": base.label,
+                "to": cand.label,
+                "new": False,
+                "text": text_diff(base, cand, f"{name}@{base.label}", f"{name}@{cand.label}"),  # type: ignore[arg-type]
+                "config": config_diff(dict(base.content), dict(cand.content)),
+            }
+        )
     return out
 
 
@@ -256,29 +333,50 @@ def promotion_moves(plan: Plan, reason: str) -> list[LabelMove]:
     for name, cand in plan.candidates.items():
         if cand.version is None:
             raise BadInput(f"{cand.path}: a draft cannot be promoted: push it first")
-        moves.append(LabelMove(prompt=name, label=plan.label, to_version=cand.version,
-                               expect=plan.expectations[name], reason=reason))
+        moves.append(
+            LabelMove(
+                prompt=name,
+                label=plan.label,
+                to_version=cand.version,
+                expect=plan.expectations[name],
+                reason=reason,
+            )
+        )
     return moves
 
 
-def apply_promotion(store: Store, plan: Plan, *, reason: str, actor: str,
-                    report_ref: Mapping[str, Any]) -> list[AuditEvent]:
+def apply_promotion(
+    store: Store, plan: Plan, *, reason: str, actor: str, report_ref: Mapping[str, Any]
+) -> list[AuditEvent]:
     """Move every label of the set in one transaction (LabelConflict if any moved)."""
-    return store.move_labels(promotion_moves(plan, reason), actor=actor,
-                             details={"report": dict(report_ref)}, event_type="move")
+    return store.move_labels(
+        promotion_moves(plan, reason),
+        actor=actor,
+        details={"report": dict(report_ref)},
+        event_type="move",
+    )
 
 
 def ensure_passed(passed: bool, failures: Sequence[str]) -> None:
     if not passed:
-        raise GateFailed("gate failed: " + "; ".join(failures[:3])
-                         + (f" (+{len(failures) - 3} more)" if len(failures) > 3 else ""))
+        raise GateFailed(
+            "gate failed: "
+            + "; ".join(failures[:3])
+            + (f" (+{len(failures) - 3} more)" if len(failures) > 3 else "")
+        )
 
 
-def client_from_config(config: Config, *, cache: ResponseCache,
-                       concurrency: int | None = None) -> ModelClient:
-    return ModelClient(cache=cache, concurrency=concurrency or config.gate.concurrency,
-                       timeout_s=config.gate.timeout_s, retries=config.gate.retries,
-                       backoff_s=config.gate.backoff_s, pricing=config.pricing)
+def client_from_config(
+    config: Config, *, cache: ResponseCache, concurrency: int | None = None
+) -> ModelClient:
+    return ModelClient(
+        cache=cache,
+        concurrency=concurrency or config.gate.concurrency,
+        timeout_s=config.gate.timeout_s,
+        retries=config.gate.retries,
+        backoff_s=config.gate.backoff_s,
+        pricing=config.pricing,
+    )
 
 
 def _display_path(path: Path) -> Path:
@@ -299,11 +397,20 @@ class CheckOutcome:
     passed: bool
 
 
-def check(store: Store, config: Config, refs: Sequence[str], *, label: str | None = None,
-          changed: bool = False, concurrency: int | None = None, no_cache: bool = False,
-          replay: Path | None = None, baseline: bool = True,
-          on_plan: Callable[[Plan], None] | None = None,
-          on_case: Callable[..., Any] | None = None) -> CheckOutcome:
+def check(
+    store: Store,
+    config: Config,
+    refs: Sequence[str],
+    *,
+    label: str | None = None,
+    changed: bool = False,
+    concurrency: int | None = None,
+    no_cache: bool = False,
+    replay: Path | None = None,
+    baseline: bool = True,
+    on_plan: Callable[[Plan], None] | None = None,
+    on_case: Callable[..., Any] | None = None,
+) -> CheckOutcome:
     """Plan and run the gate for `refs` (or every changed prompt) against `label`."""
     from .report import build_report, nothing_changed_report
 
@@ -317,8 +424,13 @@ def check(store: Store, config: Config, refs: Sequence[str], *, label: str | Non
     if not refs:
         raise BadInput("nothing to check: give at least one ref, or --changed")
     suites_dir = _display_path(config.root / config.evals)
-    plan = plan_check(store, refs, label=label, suites_dir=suites_dir,
-                      allow_missing_suites=config.gate.allow_missing_suites)
+    plan = plan_check(
+        store,
+        refs,
+        label=label,
+        suites_dir=suites_dir,
+        allow_missing_suites=config.gate.allow_missing_suites,
+    )
     if on_plan is not None:
         on_plan(plan)
     cache = make_cache(store, no_cache=no_cache, replay=replay)

@@ -108,10 +108,13 @@ def format_graph(graph: nx.DiGraph, fmt: str, versions: Mapping[str, int] | None
 
     order = list(nx.lexicographical_topological_sort(graph))
     if fmt == "json":
-        return json.dumps({
-            "nodes": [{"name": n, "version": versions.get(n)} for n in order],
-            "edges": [{"from": a, "to": b} for a, b in sorted(graph.edges)],
-        }, indent=2)
+        return json.dumps(
+            {
+                "nodes": [{"name": n, "version": versions.get(n)} for n in order],
+                "edges": [{"from": a, "to": b} for a, b in sorted(graph.edges)],
+            },
+            indent=2,
+        )
     if fmt == "mermaid":
         lines = ["graph LR"]
         lines += [f'  {n}["{label(n)}"]' for n in order]

@@ -34,8 +34,9 @@ class LockfileError(BadInput, ValueError):
     """A lock file is missing, malformed, or was edited (a content hash does not match)."""
 
 
-def _read_versions(source: Any, names: Sequence[str] | None,
-                   label: str) -> dict[str, dict[str, Any]]:
+def _read_versions(
+    source: Any, names: Sequence[str] | None, label: str
+) -> dict[str, dict[str, Any]]:
     """Version objects of `names` (all prompts when None) at `label`, read at one event seq."""
     from .sdk import PromptClient  # local: the SDK imports this module
 
@@ -64,16 +65,22 @@ def _read_versions(source: Any, names: Sequence[str] | None,
             params["names"] = ",".join(wanted)
         found = dict(source._call("GET", "/v1/snapshot", params=params)["prompts"])
     else:
-        raise TypeError(f"write_lock needs a Store, a PromptClient or a registry URL, "
-                        f"not {type(source).__name__}")
+        raise TypeError(
+            f"write_lock needs a Store, a PromptClient or a registry URL, "
+            f"not {type(source).__name__}"
+        )
     missing = [n for n in wanted or () if n not in found]
     if missing:
         raise UnknownRef(f"unknown ref {missing[0]}@{label}")
     return found
 
 
-def write_lock(store_or_client: Any, names: Sequence[str] | None, label: str,
-               path: str | os.PathLike[str] = DEFAULT_LOCK_PATH) -> dict[str, Any]:
+def write_lock(
+    store_or_client: Any,
+    names: Sequence[str] | None,
+    label: str,
+    path: str | os.PathLike[str] = DEFAULT_LOCK_PATH,
+) -> dict[str, Any]:
     """Write the lock file for `names` (every prompt at the label when None or empty) at `label`.
 
     `store_or_client`: a `promptgate.store.Store`, a `promptgate.remote.RemoteStore`, a
@@ -104,8 +111,9 @@ def write_lock(store_or_client: Any, names: Sequence[str] | None, label: str,
             os.unlink(tmp)
         except OSError:
             pass
-        raise LockfileError(f"{target}: cannot write the lock file: "
-                            f"{exc.strerror or exc}") from None
+        raise LockfileError(
+            f"{target}: cannot write the lock file: {exc.strerror or exc}"
+        ) from None
     return document
 
 
@@ -132,8 +140,10 @@ def _check(document: Any, where: str) -> None:
     if not isinstance(document, Mapping):
         raise LockfileError(f"{where}: a lock file is a JSON object")
     if document.get("schema_version") != SCHEMA_VERSION:
-        raise LockfileError(f"{where}: schema_version must be {SCHEMA_VERSION}, "
-                            f"not {document.get('schema_version')!r}")
+        raise LockfileError(
+            f"{where}: schema_version must be {SCHEMA_VERSION}, "
+            f"not {document.get('schema_version')!r}"
+        )
     label = document.get("label")
     if not isinstance(label, str) or not label:
         raise LockfileError(f"{where}: `label` must be a label name")
@@ -159,7 +169,8 @@ def _check(document: Any, where: str) -> None:
         if entry.get("content_hash") != actual:
             raise LockfileError(
                 f"{at}: content hash mismatch (the file says {entry.get('content_hash')!r}, "
-                f"the content hashes to {actual!r}): the lock file was edited")
+                f"the content hashes to {actual!r}): the lock file was edited"
+            )
         model = content.get("model")
         if not isinstance(model, Mapping) or not isinstance(model.get("name"), str):
             raise LockfileError(f"{at}: content.model.name is missing")

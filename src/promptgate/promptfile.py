@@ -21,8 +21,16 @@ from .yamlload import KeyPath, Located, load_yaml_file, parse_yaml
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 INPUT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-TOP_KEYS = {"name", "description", "model", "messages", "template", "inputs", "tools",
-            "response_format"}
+TOP_KEYS = {
+    "name",
+    "description",
+    "model",
+    "messages",
+    "template",
+    "inputs",
+    "tools",
+    "response_format",
+}
 MODEL_RESERVED = {"provider", "name"}
 PROVIDERS = {"openai"}
 ROLES = {"system", "user", "assistant", "developer", "tool"}
@@ -79,8 +87,11 @@ def _validate_model(doc: Located, model: Any) -> dict[str, Any]:
         raise _fail(doc, ("model",), "`name` is required (the model to call)")
     provider = model.get("provider", "openai")
     if provider not in PROVIDERS:
-        raise _fail(doc, ("model", "provider"),
-                    f"unknown provider {provider!r} (known: {', '.join(sorted(PROVIDERS))})")
+        raise _fail(
+            doc,
+            ("model", "provider"),
+            f"unknown provider {provider!r} (known: {', '.join(sorted(PROVIDERS))})",
+        )
     out = dict(model)
     out["provider"] = provider
     for k in out:
@@ -100,8 +111,11 @@ def _validate_messages(doc: Located, messages: Any) -> list[dict[str, Any]]:
         if unknown:
             raise _fail(doc, ("messages", i, sorted(unknown)[0]), "unknown key")
         if m.get("role") not in ROLES:
-            raise _fail(doc, ("messages", i, "role"),
-                        f"must be one of {', '.join(sorted(ROLES))}, not {m.get('role')!r}")
+            raise _fail(
+                doc,
+                ("messages", i, "role"),
+                f"must be one of {', '.join(sorted(ROLES))}, not {m.get('role')!r}",
+            )
         if "content" not in m:
             raise _fail(doc, ("messages", i), "`content` is required")
         _check_template(doc, ("messages", i, "content"), m["content"])
@@ -143,8 +157,10 @@ def _validate_tools(doc: Located, tools: Any) -> list[Any]:
         raise _fail(doc, ("tools",), "must be a list of OpenAI tool definitions")
     for i, tool in enumerate(tools):
         fn = tool.get("function") if isinstance(tool, Mapping) else None
-        if not isinstance(tool, Mapping) or tool.get("type") != "function" or not (
-            isinstance(fn, Mapping) and isinstance(fn.get("name"), str)
+        if (
+            not isinstance(tool, Mapping)
+            or tool.get("type") != "function"
+            or not (isinstance(fn, Mapping) and isinstance(fn.get("name"), str))
         ):
             raise _fail(doc, ("tools", i), "must be {type: function, function: {name, ...}}")
     _json_value(doc, ("tools",), tools)
@@ -195,8 +211,7 @@ def validate_prompt(doc: Located) -> PromptSpec:
     if rf is not None:
         content["response_format"] = rf
     content = copy.deepcopy(content)
-    return PromptSpec(name=name, content=content, content_hash=content_hash(content),
-                      path=doc.path)
+    return PromptSpec(name=name, content=content, content_hash=content_hash(content), path=doc.path)
 
 
 def load_prompt_file(path: Path) -> PromptSpec:
@@ -242,8 +257,12 @@ def prompt_inputs(content: Mapping[str, Any]) -> dict[str, InputSpec]:
     out: dict[str, InputSpec] = {}
     for n in sorted(names):
         spec = declared.get(n) or {}
-        out[n] = InputSpec(name=n, source=spec.get("from"), has_default="default" in spec,
-                           default=spec.get("default"))
+        out[n] = InputSpec(
+            name=n,
+            source=spec.get("from"),
+            has_default="default" in spec,
+            default=spec.get("default"),
+        )
     return out
 
 

@@ -42,22 +42,31 @@ class ChatRequest:
     api_key_env: str | None = None
 
     @classmethod
-    def for_content(cls, content: Mapping[str, Any], messages: list[dict[str, Any]],
-                    run_index: int = 0) -> ChatRequest:
+    def for_content(
+        cls, content: Mapping[str, Any], messages: list[dict[str, Any]], run_index: int = 0
+    ) -> ChatRequest:
         model = content["model"]
         return cls(
-            model=model["name"], messages=tuple(messages),
+            model=model["name"],
+            messages=tuple(messages),
             params={k: v for k, v in model.items() if k not in ENDPOINT_KEYS},
-            tools=tuple(content.get("tools") or ()), response_format=content.get("response_format"),
-            run_index=run_index, provider=model.get("provider", "openai"),
-            base_url=model.get("base_url"), api_key_env=model.get("api_key_env"),
+            tools=tuple(content.get("tools") or ()),
+            response_format=content.get("response_format"),
+            run_index=run_index,
+            provider=model.get("provider", "openai"),
+            base_url=model.get("base_url"),
+            api_key_env=model.get("api_key_env"),
         )
 
     def canonical(self) -> dict[str, Any]:
         return {
-            "provider": self.provider, "model": self.model, "messages": list(self.messages),
-            "parameters": dict(self.params), "tools": list(self.tools),
-            "response_format": self.response_format, "run_index": self.run_index,
+            "provider": self.provider,
+            "model": self.model,
+            "messages": list(self.messages),
+            "parameters": dict(self.params),
+            "tools": list(self.tools),
+            "response_format": self.response_format,
+            "run_index": self.run_index,
         }
 
     @property
@@ -65,8 +74,11 @@ class ChatRequest:
         return content_hash(self.canonical())
 
     def api_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"model": self.model, "messages": list(self.messages),
-                                  **self.params}
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": list(self.messages),
+            **self.params,
+        }
         if self.tools:
             kwargs["tools"] = list(self.tools)
         if self.response_format is not None:
@@ -95,18 +107,26 @@ class ChatResponse:
         return json.dumps(list(self.tool_calls))
 
     def to_record(self) -> dict[str, Any]:
-        return {"content": self.content, "tool_calls": list(self.tool_calls or []) or None,
-                "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "latency_ms": round(self.latency_ms, 3), "model": self.model}
+        return {
+            "content": self.content,
+            "tool_calls": list(self.tool_calls or []) or None,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "latency_ms": round(self.latency_ms, 3),
+            "model": self.model,
+        }
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> ChatResponse:
-        return cls(content=record.get("content") or "",
-                   tool_calls=tuple(record["tool_calls"]) if record.get("tool_calls") else None,
-                   prompt_tokens=int(record.get("prompt_tokens") or 0),
-                   completion_tokens=int(record.get("completion_tokens") or 0),
-                   latency_ms=float(record.get("latency_ms") or 0.0), cached=True,
-                   model=str(record.get("model") or ""))
+        return cls(
+            content=record.get("content") or "",
+            tool_calls=tuple(record["tool_calls"]) if record.get("tool_calls") else None,
+            prompt_tokens=int(record.get("prompt_tokens") or 0),
+            completion_tokens=int(record.get("completion_tokens") or 0),
+            latency_ms=float(record.get("latency_ms") or 0.0),
+            cached=True,
+            model=str(record.get("model") or ""),
+        )
 
 
 class ResponseCache(Protocol):
@@ -146,8 +166,9 @@ class StoreCache:
         return result
 
     def put(self, key: str, request: ChatRequest, record: dict[str, Any]) -> None:
-        self._pending.append((key, request.model, {"request": request.canonical(),
-                                                    "response": record}))
+        self._pending.append(
+            (key, request.model, {"request": request.canonical(), "response": record})
+        )
         if len(self._pending) >= self.batch:
             self.flush()
 
@@ -203,9 +224,17 @@ def read_recording(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
 
 def recording_line(key: str, model: str, created_at: str, entry: Mapping[str, Any]) -> str:
     """One line of a recording: key, model, date, the request (for reviewers) and response."""
-    return json.dumps({"key": key, "model": model, "recorded_at": created_at,
-                       "request": entry.get("request"), "response": _unwrap(dict(entry))},
-                      ensure_ascii=False, sort_keys=True)
+    return json.dumps(
+        {
+            "key": key,
+            "model": model,
+            "recorded_at": created_at,
+            "request": entry.get("request"),
+            "response": _unwrap(dict(entry)),
+        },
+        ensure_ascii=False,
+        sort_keys=True,
+    )
 
 
 @dataclass
@@ -223,21 +252,31 @@ class CallStats:
     cost_known: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        return {"calls": self.calls, "cached": self.cached, "shared": self.shared,
-                "retries": self.retries, "errors": self.errors,
-                "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens,
-                "cost_usd": round(self.cost_usd, 6) if self.cost_known else None}
+        return {
+            "calls": self.calls,
+            "cached": self.cached,
+            "shared": self.shared,
+            "retries": self.retries,
+            "errors": self.errors,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cost_usd": round(self.cost_usd, 6) if self.cost_known else None,
+        }
 
 
-def call_cost(pricing: Mapping[str, Mapping[str, float]], model: str, prompt_tokens: int,
-              completion_tokens: int) -> float | None:
+def call_cost(
+    pricing: Mapping[str, Mapping[str, float]],
+    model: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+) -> float | None:
     """USD for one call by the pricing table (per million tokens); None for unknown models."""
     price = pricing.get(model)
     if price is None:
         return None
-    return (prompt_tokens * price.get("input", 0.0)
-            + completion_tokens * price.get("output", 0.0)) / 1_000_000
+    return (
+        prompt_tokens * price.get("input", 0.0) + completion_tokens * price.get("output", 0.0)
+    ) / 1_000_000
 
 
 def _retry_after(exc: Exception) -> float | None:
@@ -257,10 +296,18 @@ def _retry_after(exc: Exception) -> float | None:
 class ModelClient:
     """Bounded, retrying, caching chat-completions calls shared by a whole gate run."""
 
-    def __init__(self, *, cache: ResponseCache | None = None, concurrency: int = 16,
-                 timeout_s: float = 60.0, retries: int = 4, backoff_s: float = 0.5,
-                 pricing: Mapping[str, Mapping[str, float]] | None = None,
-                 base_url: str | None = None, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        cache: ResponseCache | None = None,
+        concurrency: int = 16,
+        timeout_s: float = 60.0,
+        retries: int = 4,
+        backoff_s: float = 0.5,
+        pricing: Mapping[str, Mapping[str, float]] | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+    ) -> None:
         self.cache = cache or NoCache()
         self.concurrency = concurrency
         self.timeout_s = timeout_s
@@ -277,19 +324,24 @@ class ModelClient:
 
     def _client(self, request: ChatRequest) -> Any:
         base_url = request.base_url or self.base_url
-        api_key = (os.environ.get(request.api_key_env) or None) if request.api_key_env \
-            else self.api_key
+        api_key = (
+            (os.environ.get(request.api_key_env) or None) if request.api_key_env else self.api_key
+        )
         if base_url is None and api_key is None:
             raise ModelError(
                 "no model endpoint: set OPENAI_API_KEY (and OPENAI_BASE_URL for another "
-                "OpenAI-compatible server), or run from a recording with --replay")
+                "OpenAI-compatible server), or run from a recording with --replay"
+            )
         client_key = (base_url, api_key)
         if client_key not in self._clients:
             import openai
 
             self._clients[client_key] = openai.AsyncOpenAI(
-                base_url=base_url, api_key=api_key or "not-needed", max_retries=0,
-                timeout=self.timeout_s)
+                base_url=base_url,
+                api_key=api_key or "not-needed",
+                max_retries=0,
+                timeout=self.timeout_s,
+            )
         return self._clients[client_key]
 
     def prepare(self) -> None:
@@ -313,8 +365,10 @@ class ModelClient:
             self.stats.cached += 1  # tokens and cost count only what this run paid for
             return ChatResponse.from_record(cached)
         if isinstance(self.cache, ReplayCache):
-            raise ReplayMiss(f"request not in the recording {self.cache.path.name} "
-                             f"(model {request.model}, key {key[:12]})")
+            raise ReplayMiss(
+                f"request not in the recording {self.cache.path.name} "
+                f"(model {request.model}, key {key[:12]})"
+            )
         running = self._inflight.get(key)
         if running is not None:
             self.stats.shared += 1
@@ -336,16 +390,18 @@ class ModelClient:
     def _count_tokens(self, response: ChatResponse) -> None:
         self.stats.prompt_tokens += response.prompt_tokens
         self.stats.completion_tokens += response.completion_tokens
-        cost = call_cost(self.pricing, response.model, response.prompt_tokens,
-                         response.completion_tokens)
+        cost = call_cost(
+            self.pricing, response.model, response.prompt_tokens, response.completion_tokens
+        )
         if cost is None:
             self.stats.cost_known = False
         else:
             self.stats.cost_usd += cost
 
     def response_cost(self, response: ChatResponse) -> float | None:
-        return call_cost(self.pricing, response.model, response.prompt_tokens,
-                         response.completion_tokens)
+        return call_cost(
+            self.pricing, response.model, response.prompt_tokens, response.completion_tokens
+        )
 
     async def _call_with_retries(self, request: ChatRequest) -> ChatResponse:
         import openai
@@ -363,15 +419,22 @@ class ModelClient:
                     # timeouts, error classes and connection pool as `chat.completions.create`,
                     # without its per-call TypedDict transform and pydantic parse, which cost
                     # ~1.5 ms of CPU per call here (measured; see benchmarks/README.md).
-                    completion = await client.post("/chat/completions",
-                                                   body=request.api_kwargs(), cast_to=object)
+                    completion = await client.post(
+                        "/chat/completions", body=request.api_kwargs(), cast_to=object
+                    )
                     latency = (time.perf_counter() - started) * 1000
                 response = self._parse(completion, request, latency)
                 self._count_tokens(response)
                 return response
-            except (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError,
-                    openai.APIConnectionError, openai.APIResponseValidationError,
-                    _Malformed, json.JSONDecodeError) as exc:
+            except (
+                openai.RateLimitError,
+                openai.InternalServerError,
+                openai.APITimeoutError,
+                openai.APIConnectionError,
+                openai.APIResponseValidationError,
+                _Malformed,
+                json.JSONDecodeError,
+            ) as exc:
                 retryable = True
                 error: Exception = exc
             except openai.APIStatusError as exc:
@@ -379,11 +442,13 @@ class ModelClient:
                 error = exc
             if not retryable or attempt >= self.retries:
                 self.stats.errors += 1
-                raise ModelError(f"model {request.model}: {_describe(error)}"
-                                 + (f" after {attempt + 1} attempts" if attempt else "")) from None
+                raise ModelError(
+                    f"model {request.model}: {_describe(error)}"
+                    + (f" after {attempt + 1} attempts" if attempt else "")
+                ) from None
             delay = _retry_after(error)
             if delay is None:
-                delay = random.uniform(0, self.backoff_s * (2 ** attempt))
+                delay = random.uniform(0, self.backoff_s * (2**attempt))
             attempt += 1
             self.stats.retries += 1
             await asyncio.sleep(min(delay, 60.0))
@@ -399,10 +464,14 @@ class ModelClient:
             tool_calls = tuple(message["tool_calls"]) if message.get("tool_calls") else None
             usage = completion.get("usage") or {}
             return ChatResponse(
-                content=content, tool_calls=tool_calls,
+                content=content,
+                tool_calls=tool_calls,
                 prompt_tokens=int(usage.get("prompt_tokens") or 0),
                 completion_tokens=int(usage.get("completion_tokens") or 0),
-                latency_ms=latency, cached=False, model=request.model)
+                latency_ms=latency,
+                cached=False,
+                model=request.model,
+            )
         except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
             raise _Malformed(f"malformed completion: {exc}") from None
 

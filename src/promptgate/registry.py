@@ -26,8 +26,9 @@ def default_author() -> str:
     if env:
         return env
     try:
-        name = subprocess.run(["git", "config", "user.name"], capture_output=True, text=True,
-                              timeout=2).stdout.strip()
+        name = subprocess.run(
+            ["git", "config", "user.name"], capture_output=True, text=True, timeout=2
+        ).stdout.strip()
         if name:
             return name
     except (OSError, subprocess.SubprocessError):
@@ -46,7 +47,8 @@ def load_specs(paths: Sequence[Path]) -> list[PromptSpec]:
         spec = load_prompt_file(path)
         if spec.name in seen:
             raise PromptFileError(
-                f"{path}: prompt {spec.name!r} is also defined in {seen[spec.name]}")
+                f"{path}: prompt {spec.name!r} is also defined in {seen[spec.name]}"
+            )
         seen[spec.name] = str(path)
         specs.append(spec)
     if not specs:
@@ -62,16 +64,20 @@ def check_graph_with(store: Store, specs: Iterable[PromptSpec], label: str = LAT
     build_graph(contents)
 
 
-def push_specs(store: Store, specs: Sequence[PromptSpec], *, message: str,
-               author: str) -> list[PushResult]:
+def push_specs(
+    store: Store, specs: Sequence[PromptSpec], *, message: str, author: str
+) -> list[PushResult]:
     check_graph_with(store, specs)
     return store.push(
         [PendingPush(s.name, s.content, s.content_hash) for s in specs],
-        message=message, author=author)
+        message=message,
+        author=author,
+    )
 
 
-def push_paths(store: Store, paths: Sequence[Path], *, message: str,
-               author: str) -> list[PushResult]:
+def push_paths(
+    store: Store, paths: Sequence[Path], *, message: str, author: str
+) -> list[PushResult]:
     """Validate every file, check the graph, then store all of them in one transaction."""
     if not message.strip():
         raise BadInput("a change message is required (-m)")
@@ -100,11 +106,20 @@ class LabelPolicy:
             raise BadInput("`latest` moves only on push")
         if label in self.protected:
             raise ProtectedLabel(
-                f"label {label!r} is protected: move it with `promote` or `rollback`")
+                f"label {label!r} is protected: move it with `promote` or `rollback`"
+            )
 
 
-def set_label(store: Store, ref: str, label: str, *, policy: LabelPolicy, actor: str,
-              reason: str, expect: int | None | str = "any") -> AuditEvent | None:
+def set_label(
+    store: Store,
+    ref: str,
+    label: str,
+    *,
+    policy: LabelPolicy,
+    actor: str,
+    reason: str,
+    expect: int | None | str = "any",
+) -> AuditEvent | None:
     """Move an unprotected label to the ref's version, by CAS when `expect` is given.
 
     `expect` is a version number, None (the label must be unset) or "any" (whatever it holds
@@ -116,19 +131,20 @@ def set_label(store: Store, ref: str, label: str, *, policy: LabelPolicy, actor:
     current = store.label_version(target.name, label) if expect == "any" else expect
     assert current is None or isinstance(current, int)
     events = store.move_labels(
-        [LabelMove(target.name, label, target.version, current, reason)], actor=actor)
+        [LabelMove(target.name, label, target.version, current, reason)], actor=actor
+    )
     return events[0] if events else None
 
 
-def remove_label(store: Store, name: str, label: str, *, policy: LabelPolicy, actor: str,
-                 reason: str) -> AuditEvent:
+def remove_label(
+    store: Store, name: str, label: str, *, policy: LabelPolicy, actor: str, reason: str
+) -> AuditEvent:
     check_label_name(label)
     policy.check_direct_move(label)
     return store.remove_label(name, label, expect=None, actor=actor, reason=reason)
 
 
-def rollback_target(history: Sequence[AuditEvent], current: int | None,
-                    to: int | None) -> int:
+def rollback_target(history: Sequence[AuditEvent], current: int | None, to: int | None) -> int:
     """Pure: where a rollback goes. Default: the version the label held before its last move;
     with `to`, any version the label pointed at before (one that was proven)."""
     moves = [e for e in history if e.type in ("move", "push")]
@@ -142,8 +158,9 @@ def rollback_target(history: Sequence[AuditEvent], current: int | None,
     return moves[-1].from_version
 
 
-def rollback(store: Store, name: str, label: str, *, to: int | None, actor: str,
-             reason: str) -> AuditEvent:
+def rollback(
+    store: Store, name: str, label: str, *, to: int | None, actor: str, reason: str
+) -> AuditEvent:
     """Move a label back at once (protected labels included), audited as a rollback."""
     check_label_name(label)
     if label == LATEST:
@@ -154,8 +171,9 @@ def rollback(store: Store, name: str, label: str, *, to: int | None, actor: str,
     if current is None:
         raise UnknownRef(f"unknown ref {name}@{label}: label {label!r} is not set")
     target = rollback_target(store.label_moves(name, label), current, to)
-    events = store.move_labels([LabelMove(name, label, target, current, reason)], actor=actor,
-                               details={"rollback": True})
+    events = store.move_labels(
+        [LabelMove(name, label, target, current, reason)], actor=actor, details={"rollback": True}
+    )
     return events[0]
 
 
@@ -169,11 +187,15 @@ def _template_text(content: dict[str, Any]) -> list[str]:
     return out
 
 
-def text_diff(a: PromptVersion | PromptSpec, b: PromptVersion | PromptSpec,
-              a_name: str, b_name: str) -> str:
+def text_diff(
+    a: PromptVersion | PromptSpec, b: PromptVersion | PromptSpec, a_name: str, b_name: str
+) -> str:
     """Unified diff of the template or messages text."""
-    return "\n".join(difflib.unified_diff(
-        _template_text(a.content), _template_text(b.content), a_name, b_name, lineterm=""))
+    return "\n".join(
+        difflib.unified_diff(
+            _template_text(a.content), _template_text(b.content), a_name, b_name, lineterm=""
+        )
+    )
 
 
 def config_diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -195,8 +217,7 @@ def config_diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
                 elif kind.endswith("_removed"):
                     out[path] = {"from": change, "to": None}
                 else:
-                    out[path] = {"from": change.get("old_value"),
-                                 "to": change.get("new_value")}
+                    out[path] = {"from": change.get("old_value"), "to": change.get("new_value")}
         else:  # set-like reports (e.g. type changes without values)
             for path in entries:
                 out[str(path).replace("root", "", 1)] = {"change": kind}

@@ -28,25 +28,38 @@ def open_store(url: str, *, create: bool = False) -> Any:
     if url.startswith(("http://", "https://")):
         return RemoteStore(url, api_key=os.environ.get("PROMPTGATE_API_KEY"))
     if not url.startswith(("sqlite://", "postgresql://", "postgres://", "postgresql+psycopg://")):
-        raise BadInput(f"bad registry URL {url!r}: use sqlite:///path, postgresql://... "
-                       "or http(s)://server")
+        raise BadInput(
+            f"bad registry URL {url!r}: use sqlite:///path, postgresql://... or http(s)://server"
+        )
     return Store(url, create=create)
 
 
 def _version(data: dict[str, Any]) -> PromptVersion:
-    return PromptVersion(name=data["name"], version=data["version"],
-                         content_hash=data["content_hash"], content=data["content"],
-                         message=data["message"], author=data["author"],
-                         created_at=datetime.fromisoformat(data["created_at"]),
-                         labels=tuple(data.get("labels", ())))
+    return PromptVersion(
+        name=data["name"],
+        version=data["version"],
+        content_hash=data["content_hash"],
+        content=data["content"],
+        message=data["message"],
+        author=data["author"],
+        created_at=datetime.fromisoformat(data["created_at"]),
+        labels=tuple(data.get("labels", ())),
+    )
 
 
 def _event(data: dict[str, Any]) -> AuditEvent:
-    return AuditEvent(id=data["seq"], type=data["type"], prompt=data["prompt"],
-                      label=data.get("label"), from_version=data.get("from"),
-                      to_version=data.get("to"), actor=data["actor"],
-                      reason=data.get("reason", ""), at=datetime.fromisoformat(data["at"]),
-                      details=data.get("details") or {})
+    return AuditEvent(
+        id=data["seq"],
+        type=data["type"],
+        prompt=data["prompt"],
+        label=data.get("label"),
+        from_version=data.get("from"),
+        to_version=data.get("to"),
+        actor=data["actor"],
+        reason=data.get("reason", ""),
+        at=datetime.fromisoformat(data["at"]),
+        details=data.get("details") or {},
+    )
 
 
 class RemoteStore:
@@ -111,8 +124,9 @@ class RemoteStore:
         return [_version(v) for v in self._call("GET", f"/v1/prompts/{quote(name)}/versions")]
 
     def get_version(self, name: str, version: int) -> PromptVersion:
-        return _version(self._call("GET", f"/v1/prompts/{quote(name)}",
-                                   params={"version": version}))
+        return _version(
+            self._call("GET", f"/v1/prompts/{quote(name)}", params={"version": version})
+        )
 
     def resolve(self, name: str, label: str = "latest") -> PromptVersion:
         return _version(self._call("GET", f"/v1/prompts/{quote(name)}", params={"label": label}))
@@ -140,10 +154,17 @@ class RemoteStore:
     def labels(self, name: str | None = None) -> list[Label]:
         raise BadInput("listing label rows is not available through a server")
 
-    def audit(self, *, prompt: str | None = None, label: str | None = None,
-              before: int | None = None, since: int | None = None, limit: int | None = None,
-              oldest_first: bool = False, types: Iterable[str] | None = None
-              ) -> list[AuditEvent]:
+    def audit(
+        self,
+        *,
+        prompt: str | None = None,
+        label: str | None = None,
+        before: int | None = None,
+        since: int | None = None,
+        limit: int | None = None,
+        oldest_first: bool = False,
+        types: Iterable[str] | None = None,
+    ) -> list[AuditEvent]:
         events: list[AuditEvent] = []
         cursor = before
         while True:
@@ -172,18 +193,20 @@ class RemoteStore:
 
     # -- writes -------------------------------------------------------------------------------
 
-    def push(self, items: Sequence[PendingPush], *, message: str,
-             author: str) -> list[PushResult]:
+    def push(self, items: Sequence[PendingPush], *, message: str, author: str) -> list[PushResult]:
         """One request per prompt (validated together beforehand): the server records the
         key's name as the author."""
         results = []
         for item in items:
-            response = self.http.post(f"/v1/prompts/{quote(item.name)}/versions",
-                                      json={"content": item.content, "message": message})
+            response = self.http.post(
+                f"/v1/prompts/{quote(item.name)}/versions",
+                json={"content": item.content, "message": message},
+            )
             if response.status_code not in (200, 201):
                 self._raise(response)
-            results.append(PushResult(version=_version(response.json()),
-                                      created=response.status_code == 201))
+            results.append(
+                PushResult(version=_version(response.json()), created=response.status_code == 201)
+            )
         return results
 
     def _raise(self, response: Any) -> None:
@@ -191,40 +214,67 @@ class RemoteStore:
             detail = response.json().get("detail", response.text)
         except ValueError:
             detail = response.text[:200]
-        raise {401: BadInput, 403: ProtectedLabel, 404: UnknownRef, 409: LabelConflict,
-               412: LabelConflict, 400: BadInput, 422: BadInput}.get(
-            response.status_code, RegistryUnavailable)(str(detail))
+        raise {
+            401: BadInput,
+            403: ProtectedLabel,
+            404: UnknownRef,
+            409: LabelConflict,
+            412: LabelConflict,
+            400: BadInput,
+            422: BadInput,
+        }.get(response.status_code, RegistryUnavailable)(str(detail))
 
-    def move_labels(self, moves: Sequence[LabelMove], *, actor: str,
-                    details: dict[str, Any] | None = None,
-                    event_type: str = "move") -> list[AuditEvent]:
+    def move_labels(
+        self,
+        moves: Sequence[LabelMove],
+        *,
+        actor: str,
+        details: dict[str, Any] | None = None,
+        event_type: str = "move",
+    ) -> list[AuditEvent]:
         events = []
         for move in moves:
             if (details or {}).get("rollback"):
-                events.append(_event(self._call(
-                    "POST", f"/v1/prompts/{quote(move.prompt)}/labels/{quote(move.label)}"
-                            "/rollback", json={"to": move.to_version, "reason": move.reason})))
+                events.append(
+                    _event(
+                        self._call(
+                            "POST",
+                            f"/v1/prompts/{quote(move.prompt)}/labels/{quote(move.label)}/rollback",
+                            json={"to": move.to_version, "reason": move.reason},
+                        )
+                    )
+                )
                 continue
             if move.expect == move.to_version:
                 continue
             tag = '"none"' if move.expect is None else f'"{move.expect}"'
-            self._call("PUT", f"/v1/prompts/{quote(move.prompt)}/labels/{quote(move.label)}",
-                       json={"version": move.to_version, "reason": move.reason},
-                       headers={"If-Match": tag})
+            self._call(
+                "PUT",
+                f"/v1/prompts/{quote(move.prompt)}/labels/{quote(move.label)}",
+                json={"version": move.to_version, "reason": move.reason},
+                headers={"If-Match": tag},
+            )
             latest = self.audit(prompt=move.prompt, label=move.label, limit=1)
             events.extend(latest)
         return events
 
-    def remove_label(self, name: str, label: str, *, expect: int | None, actor: str,
-                     reason: str) -> AuditEvent:
-        return _event(self._call("DELETE", f"/v1/prompts/{quote(name)}/labels/{quote(label)}",
-                                 json={"reason": reason}))
+    def remove_label(
+        self, name: str, label: str, *, expect: int | None, actor: str, reason: str
+    ) -> AuditEvent:
+        return _event(
+            self._call(
+                "DELETE",
+                f"/v1/prompts/{quote(name)}/labels/{quote(label)}",
+                json={"reason": reason},
+            )
+        )
 
     # -- promotion requests -------------------------------------------------------------------
 
     def request_promotion(self, refs: Sequence[str], label: str, reason: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", "/v1/promotions", json={
-            "refs": list(refs), "label": label, "reason": reason})
+        result: dict[str, Any] = self._call(
+            "POST", "/v1/promotions", json={"refs": list(refs), "label": label, "reason": reason}
+        )
         return result
 
     def promotion(self, pid: int) -> dict[str, Any]:

@@ -31,21 +31,34 @@ MARKER = "<!-- promptgate-report -->"
 
 
 def _assertion_json(a: Any) -> dict[str, Any]:
-    return {"type": a.type, "value": a.value, "reason": a.reason, "score": round(a.score, 4),
-            "weight": a.weight, "error": a.error}
+    return {
+        "type": a.type,
+        "value": a.value,
+        "reason": a.reason,
+        "score": round(a.score, 4),
+        "weight": a.weight,
+        "error": a.error,
+    }
 
 
 def _case_json(case: CaseResult, change: str | None) -> dict[str, Any]:
     failing_run = next((r for r in case.runs if not r.passed), case.runs[0] if case.runs else None)
     out: dict[str, Any] = {
-        "id": case.case_id, "line": case.line, "passed": case.passed, "flaky": case.flaky,
-        "runs": len(case.runs), "runs_passed": sum(r.passed for r in case.runs),
-        "change": change, "error": case.error,
+        "id": case.case_id,
+        "line": case.line,
+        "passed": case.passed,
+        "flaky": case.flaky,
+        "runs": len(case.runs),
+        "runs_passed": sum(r.passed for r in case.runs),
+        "change": change,
+        "error": case.error,
         "cached": all(r.cached for r in case.runs),
         "output": failing_run.output if failing_run else "",
         "failed_assertions": [
-            _assertion_json(a) for a in (failing_run.assertions if failing_run else ())
-            if not a.passed],
+            _assertion_json(a)
+            for a in (failing_run.assertions if failing_run else ())
+            if not a.passed
+        ],
     }
     return out
 
@@ -64,17 +77,25 @@ def _suite_json(sr: SuiteResult, baseline: SuiteResult | None) -> dict[str, Any]
     before = {c.case_id: c for c in baseline.cases} if baseline else {}
     cases = sorted(sr.cases, key=lambda c: (c.line or 0, c.case_id))
     return {
-        "prompt": sr.prompt, "path": sr.path, "digest": sr.digest, "version": sr.version,
-        "threshold": sr.threshold, "repeat": sr.repeat, "total": sr.total,
-        "passed_cases": sr.passed_cases, "pass_rate": round(sr.pass_rate, 4),
+        "prompt": sr.prompt,
+        "path": sr.path,
+        "digest": sr.digest,
+        "version": sr.version,
+        "threshold": sr.threshold,
+        "repeat": sr.repeat,
+        "total": sr.total,
+        "passed_cases": sr.passed_cases,
+        "pass_rate": round(sr.pass_rate, 4),
         "passed": sr.passed,
-        "cases": [_case_json(c, _change(c, before.get(c.case_id)) if baseline else "new")
-                  for c in cases],
+        "cases": [
+            _case_json(c, _change(c, before.get(c.case_id)) if baseline else "new") for c in cases
+        ],
     }
 
 
-def build_report(run: Any, passed: bool, failures: Sequence[str],
-                 diffs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def build_report(
+    run: Any, passed: bool, failures: Sequence[str], diffs: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
     """The JSON report of a gate run (see the module docstring for the shape)."""
     plan = run.plan
     suites = []
@@ -93,21 +114,39 @@ def build_report(run: Any, passed: bool, failures: Sequence[str],
         "started_at": run.started_at,
         "wall_s": round(run.wall_s, 3),
         "candidates": [
-            {"name": c.name, "version": c.version, "ref": f"{c.name}@{c.label}",
-             "content_hash": c.content_hash, "draft": c.version is None, "path": c.path}
-            for c in plan.candidates.values()],
+            {
+                "name": c.name,
+                "version": c.version,
+                "ref": f"{c.name}@{c.label}",
+                "content_hash": c.content_hash,
+                "draft": c.version is None,
+                "path": c.path,
+            }
+            for c in plan.candidates.values()
+        ],
         "baselines": [
-            {"name": n, "version": plan.baseline[n].version,
-             "content_hash": plan.baseline[n].content_hash}
-            for n in plan.affected if n in plan.baseline],
+            {
+                "name": n,
+                "version": plan.baseline[n].version,
+                "content_hash": plan.baseline[n].content_hash,
+            }
+            for n in plan.affected
+            if n in plan.baseline
+        ],
         "affected": [
-            {"name": n, "reason": plan.reasons.get(n, ""),
-             "candidate": plan.candidate_side[n].label if n in plan.candidate_side else None,
-             "baseline": plan.baseline[n].label if n in plan.baseline else None,
-             "new": n not in plan.baseline}
-            for n in plan.affected],
-        "graph": {"nodes": list(plan.affected),
-                  "edges": [[a, b] for a, b in sorted(plan.graph.edges)]},
+            {
+                "name": n,
+                "reason": plan.reasons.get(n, ""),
+                "candidate": plan.candidate_side[n].label if n in plan.candidate_side else None,
+                "baseline": plan.baseline[n].label if n in plan.baseline else None,
+                "new": n not in plan.baseline,
+            }
+            for n in plan.affected
+        ],
+        "graph": {
+            "nodes": list(plan.affected),
+            "edges": [[a, b] for a, b in sorted(plan.graph.edges)],
+        },
         "diffs": list(diffs),
         "failures": list(failures),
         "problems": list(plan.problems),
@@ -119,14 +158,33 @@ def build_report(run: Any, passed: bool, failures: Sequence[str],
 
 
 def nothing_changed_report(label: str) -> dict[str, Any]:
-    return {"schema_version": SCHEMA_VERSION, "tool": {"name": "promptgate",
-                                                       "version": __version__},
-            "verdict": "nothing-changed", "label": label, "candidates": [], "baselines": [],
-            "affected": [], "graph": {"nodes": [], "edges": []}, "diffs": [], "failures": [],
-            "problems": [], "suites": [], "baseline_suites": [],
-            "stats": {"calls": 0, "cached": 0, "shared": 0, "retries": 0, "errors": 0,
-                      "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0,
-                      "wall_s": 0.0}, "settings": {}}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "promptgate", "version": __version__},
+        "verdict": "nothing-changed",
+        "label": label,
+        "candidates": [],
+        "baselines": [],
+        "affected": [],
+        "graph": {"nodes": [], "edges": []},
+        "diffs": [],
+        "failures": [],
+        "problems": [],
+        "suites": [],
+        "baseline_suites": [],
+        "stats": {
+            "calls": 0,
+            "cached": 0,
+            "shared": 0,
+            "retries": 0,
+            "errors": 0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "cost_usd": 0.0,
+            "wall_s": 0.0,
+        },
+        "settings": {},
+    }
 
 
 def report_digest(report: Mapping[str, Any]) -> str:
@@ -134,6 +192,7 @@ def report_digest(report: Mapping[str, Any]) -> str:
 
 
 # -- Markdown -------------------------------------------------------------------------------
+
 
 def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
@@ -149,9 +208,11 @@ def _fence(text: str) -> str:
 def _stats_line(stats: Mapping[str, Any]) -> str:
     cost = stats.get("cost_usd")
     cost_text = f"${cost:.4f}" if isinstance(cost, (int, float)) else "unknown"
-    return (f"{stats.get('calls', 0)} model calls, {stats.get('cached', 0)} served from cache, "
-            f"{stats.get('prompt_tokens', 0) + stats.get('completion_tokens', 0)} tokens, "
-            f"cost {cost_text}, wall {stats.get('wall_s', 0):.2f}s")
+    return (
+        f"{stats.get('calls', 0)} model calls, {stats.get('cached', 0)} served from cache, "
+        f"{stats.get('prompt_tokens', 0) + stats.get('completion_tokens', 0)} tokens, "
+        f"cost {cost_text}, wall {stats.get('wall_s', 0):.2f}s"
+    )
 
 
 def to_markdown(report: Mapping[str, Any], limit: int = GITHUB_COMMENT_LIMIT - 2_000) -> str:
@@ -159,8 +220,11 @@ def to_markdown(report: Mapping[str, Any], limit: int = GITHUB_COMMENT_LIMIT - 2
     verdict = report["verdict"]
     icon = {"pass": "✅", "fail": "❌", "nothing-changed": "⚪"}[verdict]
     cands = ", ".join(f"`{c['ref']}`" for c in report["candidates"]) or "nothing"
-    head = [MARKER, f"## {icon} promptgate: {verdict.upper()} for {cands} "
-                    f"against `{report['label']}`", ""]
+    head = [
+        MARKER,
+        f"## {icon} promptgate: {verdict.upper()} for {cands} against `{report['label']}`",
+        "",
+    ]
     if verdict == "nothing-changed":
         head.append(f"No prompt differs from `{report['label']}`: nothing to evaluate.")
         return "\n".join(head) + "\n"
@@ -170,41 +234,60 @@ def to_markdown(report: Mapping[str, Any], limit: int = GITHUB_COMMENT_LIMIT - 2
         head.append("**Why it failed**")
         head += [f"- {_md_escape(f)}" for f in report["failures"]]
         head.append("")
-    body = ["### Affected prompts", "", "| prompt | candidate | baseline | why |",
-            "|---|---|---|---|"]
+    body = [
+        "### Affected prompts",
+        "",
+        "| prompt | candidate | baseline | why |",
+        "|---|---|---|---|",
+    ]
     for a in report["affected"]:
-        body.append(f"| `{a['name']}` | {a['candidate'] or '-'} | "
-                    f"{a['baseline'] or 'new'} | {_md_escape(a['reason'])} |")
-    body += ["", "### Suites", "", "| prompt | suite | version | passed | threshold | result |",
-             "|---|---|---|---|---|---|"]
+        body.append(
+            f"| `{a['name']}` | {a['candidate'] or '-'} | "
+            f"{a['baseline'] or 'new'} | {_md_escape(a['reason'])} |"
+        )
+    body += [
+        "",
+        "### Suites",
+        "",
+        "| prompt | suite | version | passed | threshold | result |",
+        "|---|---|---|---|---|---|",
+    ]
     for s in report["suites"]:
         flaky = sum(1 for c in s["cases"] if c["flaky"])
         result = "✅ pass" if s["passed"] else "❌ fail"
         if flaky:
             result += f" ({flaky} flaky)"
-        body.append(f"| `{s['prompt']}` | `{s['path']}` | {s['version']} | "
-                    f"{s['passed_cases']}/{s['total']} | {s['threshold']:g} | {result} |")
+        body.append(
+            f"| `{s['prompt']}` | `{s['path']}` | {s['version']} | "
+            f"{s['passed_cases']}/{s['total']} | {s['threshold']:g} | {result} |"
+        )
     failing = [(s, c) for s in report["suites"] for c in s["cases"] if not c["passed"]]
     flaky_cases = [(s, c) for s in report["suites"] for c in s["cases"] if c["flaky"]]
     if failing:
         body += ["", "### Failing cases", ""]
         for s, c in failing:
             change = f" — {c['change']}" if c.get("change") else ""
-            body.append(f"<details><summary><code>{s['prompt']}</code> / <b>{c['id']}</b>"
-                        f"{change} ({c['runs_passed']}/{c['runs']} runs passed)</summary>")
+            body.append(
+                f"<details><summary><code>{s['prompt']}</code> / <b>{c['id']}</b>"
+                f"{change} ({c['runs_passed']}/{c['runs']} runs passed)</summary>"
+            )
             body.append("")
             if c["error"]:
                 body.append(f"**Error:** {_md_escape(c['error'])}")
             for a in c["failed_assertions"]:
-                body.append(f"- `{a['type']}` expected {_md_escape(json.dumps(a['value']))[:300]}"
-                            f": {_md_escape(a['reason'] or '')[:500]}")
+                body.append(
+                    f"- `{a['type']}` expected {_md_escape(json.dumps(a['value']))[:300]}"
+                    f": {_md_escape(a['reason'] or '')[:500]}"
+                )
             if c["output"]:
                 body += ["", "Output:", "", _fence(c["output"])]
             body += ["", "</details>", ""]
     if flaky_cases:
         body += ["", "### Flaky cases", ""]
-        body += [f"- `{s['prompt']}` / {c['id']}: {c['runs_passed']}/{c['runs']} runs passed"
-                 for s, c in flaky_cases]
+        body += [
+            f"- `{s['prompt']}` / {c['id']}: {c['runs_passed']}/{c['runs']} runs passed"
+            for s, c in flaky_cases
+        ]
     if report["problems"]:
         body += ["", "### Problems", ""] + [f"- {_md_escape(p)}" for p in report["problems"]]
     if report["diffs"]:
@@ -215,8 +298,10 @@ def to_markdown(report: Mapping[str, Any], limit: int = GITHUB_COMMENT_LIMIT - 2
             if d["text"]:
                 body.append(_fence("diff\n" + d["text"]).replace("```\ndiff\n", "```diff\n", 1))
             for path, change in d["config"].items():
-                body.append(f"- config `{path}`: `{json.dumps(change.get('from'))}` → "
-                            f"`{json.dumps(change.get('to'))}`")
+                body.append(
+                    f"- config `{path}`: `{json.dumps(change.get('from'))}` → "
+                    f"`{json.dumps(change.get('to'))}`"
+                )
             body.append("\n</details>\n")
     if report["graph"]["edges"]:
         body += ["", "### Graph", "", "```mermaid", "graph LR"]
@@ -224,13 +309,16 @@ def to_markdown(report: Mapping[str, Any], limit: int = GITHUB_COMMENT_LIMIT - 2
         body += ["```"]
     text = "\n".join(head + body) + "\n"
     if len(text) > limit:
-        note = (f"\n\n_Report cut at {limit:,} characters to fit a GitHub comment; "
-                "the full report is in the JSON artifact._\n")
+        note = (
+            f"\n\n_Report cut at {limit:,} characters to fit a GitHub comment; "
+            "the full report is in the JSON artifact._\n"
+        )
         text = text[: limit - len(note)] + note
     return text
 
 
 # -- JUnit ----------------------------------------------------------------------------------
+
 
 def to_junit(report: Mapping[str, Any]) -> str:
     """One <testsuite> per suite, one <testcase> per case, <failure> when it fails."""
@@ -239,22 +327,35 @@ def to_junit(report: Mapping[str, Any]) -> str:
     for s in report["suites"]:
         n_fail = sum(1 for c in s["cases"] if not c["passed"] and not c["error"])
         n_err = sum(1 for c in s["cases"] if not c["passed"] and c["error"])
-        suite = ET.SubElement(root, "testsuite", name=s["prompt"], tests=str(len(s["cases"])),
-                              failures=str(n_fail), errors=str(n_err), file=s["path"])
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=s["prompt"],
+            tests=str(len(s["cases"])),
+            failures=str(n_fail),
+            errors=str(n_err),
+            file=s["path"],
+        )
         total += len(s["cases"])
         failures += n_fail
         errors += n_err
         for c in s["cases"]:
-            tc = ET.SubElement(suite, "testcase", name=c["id"], classname=s["prompt"],
-                               file=s["path"])
+            tc = ET.SubElement(
+                suite, "testcase", name=c["id"], classname=s["prompt"], file=s["path"]
+            )
             if c["line"]:
                 tc.set("line", str(c["line"]))
             if not c["passed"]:
-                message = c["error"] or "; ".join(
-                    f"{a['type']}: {a['reason']}" for a in c["failed_assertions"])[:1000]
+                message = (
+                    c["error"]
+                    or "; ".join(f"{a['type']}: {a['reason']}" for a in c["failed_assertions"])[
+                        :1000
+                    ]
+                )
                 tag = "error" if c["error"] else "failure"
-                el = ET.SubElement(tc, tag, message=message or "failed",
-                                   type="flaky" if c["flaky"] else tag)
+                el = ET.SubElement(
+                    tc, tag, message=message or "failed", type="flaky" if c["flaky"] else tag
+                )
                 el.text = c["output"]
     root.set("tests", str(total))
     root.set("failures", str(failures))
@@ -264,6 +365,7 @@ def to_junit(report: Mapping[str, Any]) -> str:
 
 
 # -- GitHub annotations and terminal ------------------------------------------------------
+
 
 def _gh_escape(text: str) -> str:
     """A workflow command's message."""
@@ -283,8 +385,9 @@ def github_annotations(report: Mapping[str, Any]) -> list[str]:
             if c["passed"]:
                 continue
             where = f"file={_gh_prop(s['path'])}" + (f",line={c['line']}" if c["line"] else "")
-            why = c["error"] or "; ".join(f"{a['type']}: {a['reason']}"
-                                          for a in c["failed_assertions"])
+            why = c["error"] or "; ".join(
+                f"{a['type']}: {a['reason']}" for a in c["failed_assertions"]
+            )
             title = f"promptgate {s['prompt']}/{c['id']}"
             out.append(f"::error {where},title={_gh_prop(title)}::{_gh_escape(why[:900])}")
     for problem in report["problems"]:
@@ -308,19 +411,27 @@ def print_terminal(report: Mapping[str, Any], console: Any) -> None:
     reasons = {a["name"]: a["reason"] for a in report["affected"]}
     for s in report["suites"]:
         flaky = sum(1 for c in s["cases"] if c["flaky"])
-        table.add_row(s["prompt"], reasons.get(s["prompt"], ""), s["path"], s["version"],
-                      f"{s['passed_cases']}/{s['total']}", f"{s['threshold']:g}",
-                      ("[green]pass[/]" if s["passed"] else "[red]fail[/]")
-                      + (f" ({flaky} flaky)" if flaky else ""))
+        table.add_row(
+            s["prompt"],
+            reasons.get(s["prompt"], ""),
+            s["path"],
+            s["version"],
+            f"{s['passed_cases']}/{s['total']}",
+            f"{s['threshold']:g}",
+            ("[green]pass[/]" if s["passed"] else "[red]fail[/]")
+            + (f" ({flaky} flaky)" if flaky else ""),
+        )
     console.print(table)
     for s in report["suites"]:
         for c in s["cases"]:
             if not c["passed"]:
-                why = c["error"] or "; ".join(f"{a['type']}: {a['reason']}"
-                                              for a in c["failed_assertions"])
+                why = c["error"] or "; ".join(
+                    f"{a['type']}: {a['reason']}" for a in c["failed_assertions"]
+                )
                 change = f" ({c['change']})" if c.get("change") else ""
-                console.print(f"  ✗ {s['prompt']}/{c['id']}{change}: {why}", markup=False,
-                              highlight=False)
+                console.print(
+                    f"  ✗ {s['prompt']}/{c['id']}{change}: {why}", markup=False, highlight=False
+                )
     for f in report["failures"]:
         console.print(f"  • {f}", markup=False, highlight=False)
     console.print(_stats_line(report["stats"]), markup=False, highlight=False)

@@ -125,14 +125,22 @@ class Runner:
         if not self.judge_model.get("name"):
             raise PromptgateError("llm-rubric needs a judge model (promptgate.yaml `judge`)")
         request = ChatRequest(
-            model=self.judge_model["name"], messages=tuple(messages),
+            model=self.judge_model["name"],
+            messages=tuple(messages),
             params={k: v for k, v in self.judge_model.items() if k not in ENDPOINT_KEYS},
             base_url=self.judge_model.get("base_url"),
-            api_key_env=self.judge_model.get("api_key_env"))
+            api_key_env=self.judge_model.get("api_key_env"),
+        )
         return (await self.client.complete(request)).content
 
-    async def output(self, side: Side, name: str, variables: Mapping[str, Any],
-                     run_index: int, upstream: bool = False) -> ChatResponse:
+    async def output(
+        self,
+        side: Side,
+        name: str,
+        variables: Mapping[str, Any],
+        run_index: int,
+        upstream: bool = False,
+    ) -> ChatResponse:
         """Run `name` on `variables`, producing its `from:` inputs by running upstream first."""
         prompt = side.get(name)
         if prompt is None:
@@ -160,30 +168,55 @@ class Runner:
             response = await self.output(side, suite.prompt, case.vars, index)
         except PromptgateError as exc:
             return RunResult(index=index, passed=False, score=0.0, output="", error=str(exc))
-        ctx = AssertContext(vars=case.vars, prompt=suite.prompt, suite_dir=suite.folder,
-                            latency_ms=response.latency_ms,
-                            cost=self.client.response_cost(response), judge=self.judge)
+        ctx = AssertContext(
+            vars=case.vars,
+            prompt=suite.prompt,
+            suite_dir=suite.folder,
+            latency_ms=response.latency_ms,
+            cost=self.client.response_cost(response),
+            judge=self.judge,
+        )
         output = response.output
         try:
             score = await score_case(case.asserts, output, ctx, case.threshold)
         except Exception as exc:  # an assertion engine failure fails the case, never passes
-            return RunResult(index=index, passed=False, score=0.0, output=excerpt(output),
-                             error=f"assertion error: {type(exc).__name__}: {exc}")
+            return RunResult(
+                index=index,
+                passed=False,
+                score=0.0,
+                output=excerpt(output),
+                error=f"assertion error: {type(exc).__name__}: {exc}",
+            )
         error = next((r.error for r in score.results if r.error), None)
-        return RunResult(index=index, passed=score.passed and error is None, score=score.score,
-                         output=excerpt(output), assertions=score.results, error=error,
-                         cached=response.cached, latency_ms=response.latency_ms)
+        return RunResult(
+            index=index,
+            passed=score.passed and error is None,
+            score=score.score,
+            output=excerpt(output),
+            assertions=score.results,
+            error=error,
+            cached=response.cached,
+            latency_ms=response.latency_ms,
+        )
 
     async def run_case(self, suite: Suite, case: Case, side: Side) -> CaseResult:
         if suite.repeat == 1:
             runs = [await self.run_once(suite, case, side, 0)]
         else:
-            runs = list(await asyncio.gather(
-                *(self.run_once(suite, case, side, i) for i in range(suite.repeat))))
+            runs = list(
+                await asyncio.gather(
+                    *(self.run_once(suite, case, side, i) for i in range(suite.repeat))
+                )
+            )
         passes = sum(r.passed for r in runs)
-        return CaseResult(suite=str(suite.path), case_id=case.id, line=case.line,
-                          passed=passes == len(runs), flaky=0 < passes < len(runs),
-                          runs=tuple(runs))
+        return CaseResult(
+            suite=str(suite.path),
+            case_id=case.id,
+            line=case.line,
+            passed=passes == len(runs),
+            flaky=0 < passes < len(runs),
+            runs=tuple(runs),
+        )
 
 
 @dataclass(frozen=True)
@@ -196,9 +229,14 @@ class Job:
     version: str
 
 
-async def run_jobs(runner: Runner, jobs: Iterable[Job], *, workers: int,
-                   on_case: Callable[[Job, CaseResult], Awaitable[None] | None] | None = None,
-                   timeout_s: float | None = None) -> dict[str, list[SuiteResult]]:
+async def run_jobs(
+    runner: Runner,
+    jobs: Iterable[Job],
+    *,
+    workers: int,
+    on_case: Callable[[Job, CaseResult], Awaitable[None] | None] | None = None,
+    timeout_s: float | None = None,
+) -> dict[str, list[SuiteResult]]:
     """Run every case of every job on `workers` workers; results grouped by job key.
 
     A case that exceeds `timeout_s` (if given) fails with a timeout error.
@@ -207,10 +245,15 @@ async def run_jobs(runner: Runner, jobs: Iterable[Job], *, workers: int,
     results: dict[str, list[SuiteResult]] = {}
     queue: asyncio.Queue[tuple[Job, SuiteResult, Case] | None] = asyncio.Queue()
     for job in jobs:
-        sr = SuiteResult(prompt=job.suite.prompt, path=str(job.suite.path),
-                         digest=job.suite.digest, version=job.version,
-                         threshold=job.suite.threshold, repeat=job.suite.repeat,
-                         total=len(job.suite.cases))
+        sr = SuiteResult(
+            prompt=job.suite.prompt,
+            path=str(job.suite.path),
+            digest=job.suite.digest,
+            version=job.version,
+            threshold=job.suite.threshold,
+            repeat=job.suite.repeat,
+            total=len(job.suite.cases),
+        )
         results.setdefault(job.key, []).append(sr)
         for case in job.suite.cases:
             queue.put_nowait((job, sr, case))
@@ -226,14 +269,27 @@ async def run_jobs(runner: Runner, jobs: Iterable[Job], *, workers: int,
                 if timeout_s is None:
                     result = await runner.run_case(job.suite, case, job.side)
                 else:
-                    result = await asyncio.wait_for(runner.run_case(job.suite, case, job.side),
-                                                    timeout_s)
+                    result = await asyncio.wait_for(
+                        runner.run_case(job.suite, case, job.side), timeout_s
+                    )
             except asyncio.TimeoutError:
                 elapsed = time.perf_counter() - started
-                result = CaseResult(suite=str(job.suite.path), case_id=case.id, line=case.line,
-                                    passed=False, flaky=False, runs=(RunResult(
-                                        index=0, passed=False, score=0.0, output="",
-                                        error=f"timed out after {elapsed:.1f}s"),))
+                result = CaseResult(
+                    suite=str(job.suite.path),
+                    case_id=case.id,
+                    line=case.line,
+                    passed=False,
+                    flaky=False,
+                    runs=(
+                        RunResult(
+                            index=0,
+                            passed=False,
+                            score=0.0,
+                            output="",
+                            error=f"timed out after {elapsed:.1f}s",
+                        ),
+                    ),
+                )
             sr.cases.append(result)
             if on_case is not None:
                 maybe = on_case(job, result)

@@ -72,6 +72,7 @@ _NO_LABEL_MOVE = frozenset({"request", "decision"})  # event types that never mo
 
 # -- errors ---------------------------------------------------------------------------------------
 
+
 class PromptError(PromptgateError):
     """Base class of the SDK's errors."""
 
@@ -105,6 +106,7 @@ class _Failure:
 
 
 # -- immutable values -----------------------------------------------------------------------------
+
 
 class _FrozenDict(dict):  # type: ignore[type-arg]
     """A dict that refuses mutation: JSON-serialisable, hashable by content_hash, shared safely
@@ -213,7 +215,11 @@ class Prompt:
         if not isinstance(other, Prompt):
             return NotImplemented
         return (self.name, self.version, self.label, self.content_hash) == (
-            other.name, other.version, other.label, other.content_hash)
+            other.name,
+            other.version,
+            other.label,
+            other.content_hash,
+        )
 
     def __hash__(self) -> int:
         return hash((self.name, self.version, self.label, self.content_hash))
@@ -223,8 +229,10 @@ class Prompt:
 
     def __repr__(self) -> str:
         at = f", label={self.label!r}" if self.label is not None else ""
-        return (f"Prompt(name={self.name!r}, version={self.version}{at}, "
-                f"content_hash={self.content_hash[:12]!r}...)")
+        return (
+            f"Prompt(name={self.name!r}, version={self.version}{at}, "
+            f"content_hash={self.content_hash[:12]!r}...)"
+        )
 
 
 def _render_parts(parts: tuple[Any, ...], variables: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -288,8 +296,14 @@ def _make_prompt(data: Mapping[str, Any], label: str | None) -> Prompt:
         raise _Transient(f"{name}@v{version}: malformed content: {exc!r}") from None
 
 
-def _build_prompt(name: str, version: int, digest: str, raw: Mapping[str, Any],
-                  data: Mapping[str, Any], label: str | None) -> Prompt:
+def _build_prompt(
+    name: str,
+    version: int,
+    digest: str,
+    raw: Mapping[str, Any],
+    data: Mapping[str, Any],
+    label: str | None,
+) -> Prompt:
     content = _freeze(raw)
     model = content["model"]
     defaults = {n: s.default for n, s in prompt_inputs(raw).items() if s.has_default}
@@ -300,11 +314,17 @@ def _build_prompt(name: str, version: int, digest: str, raw: Mapping[str, Any],
     attrs["content_hash"] = digest
     kwargs = ChatRequest.for_content(_thaw(raw), []).api_kwargs()  # messages filled per call
     return Prompt(
-        name=name, version=version, label=label, content_hash=digest, content=content,
-        messages=content.get("messages"), template=content.get("template"),
+        name=name,
+        version=version,
+        label=label,
+        content_hash=digest,
+        content=content,
+        messages=content.get("messages"),
+        template=content.get("template"),
         model=model["name"],
         parameters=_FrozenDict({k: v for k, v in model.items() if k not in ENDPOINT_KEYS}),
-        tools=content.get("tools") or (), response_format=content.get("response_format"),
+        tools=content.get("tools") or (),
+        response_format=content.get("response_format"),
         trace_attributes=_FrozenDict(attrs),
         _defaults=_FrozenDict(defaults) if flat_defaults else _thaw(defaults),
         _copy_defaults=not flat_defaults,
@@ -335,6 +355,7 @@ class PromptSnapshot(Mapping[str, Prompt]):
 
 # -- where prompts come from ----------------------------------------------------------------------
 
+
 class _NotFound(Exception):
     pass
 
@@ -364,8 +385,7 @@ class _HttpSource:
         self.back = self._client()
 
     def _client(self) -> Any:
-        return self.httpx.Client(base_url=self.url, headers=self.headers,
-                                 timeout=self.timeout_s)
+        return self.httpx.Client(base_url=self.url, headers=self.headers, timeout=self.timeout_s)
 
     def after_fork(self) -> None:
         # The parent's connections are shared with it and their pool locks may have been held
@@ -381,11 +401,21 @@ class _HttpSource:
             except Exception:
                 pass
 
-    def _get(self, client: Any, path: str, params: dict[str, Any] | None = None,
-             headers: dict[str, str] | None = None, timeout: float | None = None) -> Any:
+    def _get(
+        self,
+        client: Any,
+        path: str,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
         try:
-            response = client.get(path, params=params, headers=headers,
-                                  timeout=timeout if timeout is not None else self.timeout_s)
+            response = client.get(
+                path,
+                params=params,
+                headers=headers,
+                timeout=timeout if timeout is not None else self.timeout_s,
+            )
         except self.httpx.HTTPError as exc:
             raise _Transient(f"{type(exc).__name__}: {exc}") from None
         except RuntimeError as exc:  # "client has been closed" while closing
@@ -395,7 +425,8 @@ class _HttpSource:
             return response
         if status in (401, 403):
             raise PromptAccessError(
-                f"registry {self.url} refused the API key (HTTP {status}): {_detail(response)}")
+                f"registry {self.url} refused the API key (HTTP {status}): {_detail(response)}"
+            )
         if status == 404:
             raise _NotFound(_detail(response))
         if status >= 500 or status in (408, 425, 429):
@@ -410,36 +441,48 @@ class _HttpSource:
             raise _Transient("the registry answered with something that is not JSON") from None
 
     def version(self, name: str, version: int, back: bool = False) -> dict[str, Any]:
-        response = self._get(self.back if back else self.front, f"/v1/prompts/{quote(name)}",
-                             params={"version": version})
+        response = self._get(
+            self.back if back else self.front,
+            f"/v1/prompts/{quote(name)}",
+            params={"version": version},
+        )
         return self._json(response)  # type: ignore[no-any-return]
 
-    def label(self, name: str, label: str, etag: str | None = None,
-              back: bool = False) -> tuple[dict[str, Any] | None, str | None]:
+    def label(
+        self, name: str, label: str, etag: str | None = None, back: bool = False
+    ) -> tuple[dict[str, Any] | None, str | None]:
         """(version object, ETag); (None, etag) when unchanged (304)."""
-        response = self._get(self.back if back else self.front, f"/v1/prompts/{quote(name)}",
-                             params={"label": label},
-                             headers={"If-None-Match": etag} if etag else None)
+        response = self._get(
+            self.back if back else self.front,
+            f"/v1/prompts/{quote(name)}",
+            params={"label": label},
+            headers={"If-None-Match": etag} if etag else None,
+        )
         if response.status_code == 304:
             return None, etag
         return self._json(response), response.headers.get("etag")
 
-    def snapshot(self, label: str, names: Sequence[str] | None,
-                 back: bool = False) -> tuple[int, dict[str, dict[str, Any]]]:
+    def snapshot(
+        self, label: str, names: Sequence[str] | None, back: bool = False
+    ) -> tuple[int, dict[str, dict[str, Any]]]:
         params: dict[str, Any] = {"label": label}
         if names:
             params["names"] = ",".join(names)
-        body = self._json(self._get(self.back if back else self.front, "/v1/snapshot",
-                                    params=params))
+        body = self._json(
+            self._get(self.back if back else self.front, "/v1/snapshot", params=params)
+        )
         try:
             return int(body["seq"]), dict(body["prompts"])
         except (KeyError, TypeError, ValueError):
             raise _Transient("malformed snapshot from the registry") from None
 
     def events(self, since: int, wait_s: float) -> list[dict[str, Any]]:
-        response = self._get(self.back, "/v1/events",
-                             params={"since": since, "timeout": wait_s},
-                             timeout=wait_s + self.timeout_s)
+        response = self._get(
+            self.back,
+            "/v1/events",
+            params={"since": since, "timeout": wait_s},
+            timeout=wait_s + self.timeout_s,
+        )
         body = self._json(response)
         try:
             return list(body["events"])
@@ -462,8 +505,11 @@ class _StoreSource:
         from .store import Store
 
         # StoreClosed: a refresher finishing its last read after close() is not an error
-        self.db_errors: tuple[type[BaseException], ...] = (sqlalchemy.exc.SQLAlchemyError,
-                                                           OSError, StoreClosed)
+        self.db_errors: tuple[type[BaseException], ...] = (
+            sqlalchemy.exc.SQLAlchemyError,
+            OSError,
+            StoreClosed,
+        )
         self.store = Store(url)
         self.url = url
 
@@ -486,12 +532,14 @@ class _StoreSource:
     def version(self, name: str, version: int, back: bool = False) -> dict[str, Any]:
         return self._call(self.store.get_version, name, version).to_json()  # type: ignore
 
-    def label(self, name: str, label: str, etag: str | None = None,
-              back: bool = False) -> tuple[dict[str, Any] | None, str | None]:
+    def label(
+        self, name: str, label: str, etag: str | None = None, back: bool = False
+    ) -> tuple[dict[str, Any] | None, str | None]:
         return self._call(self.store.resolve, name, label).to_json(), None
 
-    def snapshot(self, label: str, names: Sequence[str] | None,
-                 back: bool = False) -> tuple[int, dict[str, dict[str, Any]]]:
+    def snapshot(
+        self, label: str, names: Sequence[str] | None, back: bool = False
+    ) -> tuple[int, dict[str, dict[str, Any]]]:
         seq, versions = self._call(self.store.snapshot, label, list(names) if names else None)
         return seq, {n: v.to_json() for n, v in versions.items()}
 
@@ -518,8 +566,13 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _refresher_main(ref: weakref.ref[PromptClient], source: _HttpSource | _StoreSource,
-                    stop: threading.Event, gen: int, delay: float) -> None:
+def _refresher_main(
+    ref: weakref.ref[PromptClient],
+    source: _HttpSource | _StoreSource,
+    stop: threading.Event,
+    gen: int,
+    delay: float,
+) -> None:
     """The refresher thread. It holds the client only weakly between steps, so an unreferenced
     client can be collected (and its thread ends). Its own connections are closed here, when
     it ends: a long-poll in flight at `close()` is never cut from another thread."""
@@ -540,8 +593,9 @@ def _refresher_main(ref: weakref.ref[PromptClient], source: _HttpSource | _Store
                     client._denied(exc)
                     delay = client._backoff(failures, cap=max(client._max_backoff_s, 30.0))
                 else:  # _Transient, or a surprising answer: keep serving, keep trying
-                    why = (str(exc) if isinstance(exc, _Transient)
-                           else f"{type(exc).__name__}: {exc}")
+                    why = (
+                        str(exc) if isinstance(exc, _Transient) else f"{type(exc).__name__}: {exc}"
+                    )
                     client._went_down(why)
                     delay = client._backoff(failures)
             del client
@@ -562,10 +616,18 @@ class PromptClient:
       registry cannot be reached at start; the registry takes over when it answers.
     """
 
-    def __init__(self, registry: str, api_key: str | None = None, refresh: str = "events",
-                 ttl_s: float = 30.0, fallback: str | os.PathLike[str] | None = None, *,
-                 timeout_s: float = 5.0, max_backoff_s: float = 10.0,
-                 long_poll_s: float = 25.0) -> None:
+    def __init__(
+        self,
+        registry: str,
+        api_key: str | None = None,
+        refresh: str = "events",
+        ttl_s: float = 30.0,
+        fallback: str | os.PathLike[str] | None = None,
+        *,
+        timeout_s: float = 5.0,
+        max_backoff_s: float = 10.0,
+        long_poll_s: float = 25.0,
+    ) -> None:
         if refresh not in ("events", "poll"):
             raise ValueError(f"refresh must be 'events' or 'poll', not {refresh!r}")
         if ttl_s <= 0:
@@ -580,13 +642,14 @@ class PromptClient:
             key = api_key if api_key is not None else os.environ.get("PROMPTGATE_API_KEY")
             self._source = _HttpSource(registry, key, timeout_s)
             self._events = refresh == "events"
-        elif registry.startswith(("sqlite:", "postgresql:", "postgres:",
-                                  "postgresql+psycopg:")):
+        elif registry.startswith(("sqlite:", "postgresql:", "postgres:", "postgresql+psycopg:")):
             self._source = _StoreSource(registry)
             self._events = False
         else:
-            raise ValueError(f"bad registry URL {registry!r}: use http(s)://server, "
-                             "sqlite:///path or postgresql://...")
+            raise ValueError(
+                f"bad registry URL {registry!r}: use http(s)://server, "
+                "sqlite:///path or postgresql://..."
+            )
         self._fallback_path = str(fallback) if fallback is not None else None
         self._lock_doc = read_lock(fallback) if fallback is not None else None
 
@@ -687,7 +750,9 @@ class PromptClient:
                 return locked
             raise PromptUnavailable(
                 f"registry {self.registry} unreachable and {self._describe(key)} is not cached"
-                + (" or locked" if self._lock_doc is not None else "") + f": {exc}") from None
+                + (" or locked" if self._lock_doc is not None else "")
+                + f": {exc}"
+            ) from None
         with self._wlock:
             self._install(key, prompt, effective, etag)
         self._mark_up()
@@ -695,8 +760,7 @@ class PromptClient:
             self._ensure_refresher()
         return prompt
 
-    def _install(self, key: _Key, prompt: Prompt, effective: str | None,
-                 etag: str | None) -> None:
+    def _install(self, key: _Key, prompt: Prompt, effective: str | None, etag: str | None) -> None:
         """A first fetch's result into the cache (caller holds _wlock)."""
         self._put(key, prompt)
         self._from_lock.discard(key)
@@ -735,15 +799,19 @@ class PromptClient:
             self._install(key, prompt, effective, None)
             self._from_lock.add(key)
         if announce:
-            log.warning("promptgate: registry %s unreachable (%s); serving prompts from lock "
-                        "file %s (label %s, written %s) until it answers", self.registry,
-                        reason or "at start", self._fallback_path, doc["label"],
-                        doc.get("created_at"))
+            log.warning(
+                "promptgate: registry %s unreachable (%s); serving prompts from lock "
+                "file %s (label %s, written %s) until it answers",
+                self.registry,
+                reason or "at start",
+                self._fallback_path,
+                doc["label"],
+                doc.get("created_at"),
+            )
         self._ensure_refresher()
         return prompt
 
-    def snapshot(self, names: Sequence[str] | None = None,
-                 label: str = LATEST) -> PromptSnapshot:
+    def snapshot(self, names: Sequence[str] | None = None, label: str = LATEST) -> PromptSnapshot:
         """The versions of `names` (every prompt at the label when None) at `label`, read at
         one event seq: a chain never mixes a new parent with an old child. Reads the registry
         on every call; when it cannot be reached, the last snapshot of the same names and label
@@ -763,22 +831,29 @@ class PromptClient:
         missing = [n for n in wanted or () if n not in found]
         if missing:
             raise PromptNotFound(f"unknown ref {missing[0]}@{label}")
-        snap = PromptSnapshot(label=label, seq=seq, prompts=_FrozenDict(
-            {n: _make_prompt(found[n], label) for n in sorted(found)}))
+        snap = PromptSnapshot(
+            label=label,
+            seq=seq,
+            prompts=_FrozenDict({n: _make_prompt(found[n], label) for n in sorted(found)}),
+        )
         self._snapshots[key] = snap
         self._mark_up()
         return snap
 
-    def _snapshot_from_lock(self, label: str,
-                            wanted: tuple[str, ...] | None) -> PromptSnapshot | None:
+    def _snapshot_from_lock(
+        self, label: str, wanted: tuple[str, ...] | None
+    ) -> PromptSnapshot | None:
         doc = self._lock_doc
         if doc is None or doc["label"] != label:
             return None
         names = wanted or tuple(doc["prompts"])
         if any(n not in doc["prompts"] for n in names):
             return None
-        return PromptSnapshot(label=label, seq=None, prompts=_FrozenDict(
-            {n: _make_prompt(doc["prompts"][n], label) for n in sorted(names)}))
+        return PromptSnapshot(
+            label=label,
+            seq=None,
+            prompts=_FrozenDict({n: _make_prompt(doc["prompts"][n], label) for n in sorted(names)}),
+        )
 
     # -- cache writes (refresher and first fetches; always under _wlock) ---------------------
 
@@ -787,8 +862,9 @@ class PromptClient:
         if isinstance(value, Prompt):
             self._good[key] = value
 
-    def _swap(self, key: _Key, data: dict[str, Any] | None, label: str,
-              etag: str | None = None) -> None:
+    def _swap(
+        self, key: _Key, data: dict[str, Any] | None, label: str, etag: str | None = None
+    ) -> None:
         """Install what the registry says `key` is now: a version object, or None (gone)."""
         with self._wlock:
             if key not in self._watched:
@@ -799,12 +875,20 @@ class PromptClient:
             if data is None:
                 if not isinstance(current, _Failure) or current.cls is not PromptNotFound:
                     name = key[0]
-                    self._put(key, _Failure(PromptNotFound,
-                                            f"unknown ref {name}@{label}: label {label!r} is "
-                                            "not set (it was removed)"))
+                    self._put(
+                        key,
+                        _Failure(
+                            PromptNotFound,
+                            f"unknown ref {name}@{label}: label {label!r} is "
+                            "not set (it was removed)",
+                        ),
+                    )
                 return
-            if (isinstance(current, Prompt) and current.version == data.get("version")
-                    and current.content_hash == data.get("content_hash")):
+            if (
+                isinstance(current, Prompt)
+                and current.version == data.get("version")
+                and current.content_hash == data.get("content_hash")
+            ):
                 return
         prompt = _make_prompt(data, label)  # outside the lock: hashing and parsing
         with self._wlock:
@@ -822,9 +906,10 @@ class PromptClient:
             self._next_resync = time.monotonic() + self._resync_every()
             self._thread = threading.Thread(
                 target=_refresher_main,
-                args=(weakref.ref(self), self._source, self._stop, self._gen,
-                      self._first_delay()),
-                name="promptgate-sdk-refresh", daemon=True)
+                args=(weakref.ref(self), self._source, self._stop, self._gen, self._first_delay()),
+                name="promptgate-sdk-refresh",
+                daemon=True,
+            )
             self._thread.start()
 
     def _first_delay(self) -> float:
@@ -894,8 +979,12 @@ class PromptClient:
                 data: dict[str, Any] | None = None
                 for key in keys:
                     current = self._cache.get(key)
-                    if (version is not None and isinstance(current, Prompt)
-                            and current.version == version and key not in self._from_lock):
+                    if (
+                        version is not None
+                        and isinstance(current, Prompt)
+                        and current.version == version
+                        and key not in self._from_lock
+                    ):
                         continue
                     if version is not None and data is None:
                         try:
@@ -904,14 +993,15 @@ class PromptClient:
                             continue
                     self._swap(key, data, label)
 
-    def _fetch_labels(self, label: str, names: Sequence[str]
-                      ) -> tuple[int | None, dict[str, dict[str, Any] | None]]:
+    def _fetch_labels(
+        self, label: str, names: Sequence[str]
+    ) -> tuple[int | None, dict[str, dict[str, Any] | None]]:
         """Each name's version object at `label` (None when not set), with the seq read at;
         one request for the group unless some label is gone."""
         found: dict[str, dict[str, Any] | None] = {}
         seqs: list[int] = []
         for i in range(0, len(names), 50):
-            chunk = list(names[i:i + 50])
+            chunk = list(names[i : i + 50])
             try:
                 seq, got = self._source.snapshot(label, chunk, back=True)
                 seqs.append(seq)
@@ -945,8 +1035,9 @@ class PromptClient:
         assert cursor is not None
         events = self._source.events(cursor, self._long_poll_s)  # type: ignore[union-attr]
         top = max([cursor] + [e["seq"] for e in events if isinstance(e.get("seq"), int)])
-        moved = {(e.get("label"), e.get("prompt")) for e in events
-                 if e.get("type") not in _NO_LABEL_MOVE}
+        moved = {
+            (e.get("label"), e.get("prompt")) for e in events if e.get("type") not in _NO_LABEL_MOVE
+        }
         done: set[tuple[str, str]] = set()
         while True:
             groups, gen = self._groups_gen()
@@ -974,8 +1065,12 @@ class PromptClient:
             if self._down:
                 return
             self._down, self._down_since, self._needs_resync = True, time.monotonic(), True
-        log.warning("promptgate: registry %s unreachable (%s); serving the last good prompts "
-                    "and retrying with backoff", self.registry, why)
+        log.warning(
+            "promptgate: registry %s unreachable (%s); serving the last good prompts "
+            "and retrying with backoff",
+            self.registry,
+            why,
+        )
 
     def _mark_up(self) -> None:
         if not self._down and not self._refused:
@@ -990,8 +1085,11 @@ class PromptClient:
                         self._cache[key] = prompt
                 self._needs_resync = True
         if was_down:
-            log.info("promptgate: registry %s answers again after %.1f s; re-reading prompts",
-                     self.registry, time.monotonic() - self._down_since)
+            log.info(
+                "promptgate: registry %s answers again after %.1f s; re-reading prompts",
+                self.registry,
+                time.monotonic() - self._down_since,
+            )
 
     def _denied(self, exc: PromptAccessError) -> None:
         with self._wlock:
@@ -1001,8 +1099,9 @@ class PromptClient:
             for key in list(self._cache):
                 self._cache[key] = _Failure(PromptAccessError, str(exc))
         if first:
-            log.error("promptgate: %s; every get raises PromptAccessError until it is accepted",
-                      exc)
+            log.error(
+                "promptgate: %s; every get raises PromptAccessError until it is accepted", exc
+            )
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -1051,14 +1150,20 @@ class AsyncPromptClient:
     answers from the cache without I/O after the first fetch; a first fetch runs in a worker
     thread, so the event loop never blocks on the registry."""
 
-    def __init__(self, registry: str, api_key: str | None = None, refresh: str = "events",
-                 ttl_s: float = 30.0, fallback: str | os.PathLike[str] | None = None,
-                 **options: Any) -> None:
-        self.sync = PromptClient(registry, api_key=api_key, refresh=refresh, ttl_s=ttl_s,
-                                 fallback=fallback, **options)
+    def __init__(
+        self,
+        registry: str,
+        api_key: str | None = None,
+        refresh: str = "events",
+        ttl_s: float = 30.0,
+        fallback: str | os.PathLike[str] | None = None,
+        **options: Any,
+    ) -> None:
+        self.sync = PromptClient(
+            registry, api_key=api_key, refresh=refresh, ttl_s=ttl_s, fallback=fallback, **options
+        )
 
-    async def get(self, name: str, label: str | None = None,
-                  version: int | None = None) -> Prompt:
+    async def get(self, name: str, label: str | None = None, version: int | None = None) -> Prompt:
         entry = self.sync._cache.get((name, label, version))
         if entry.__class__ is Prompt:
             return entry
@@ -1066,8 +1171,9 @@ class AsyncPromptClient:
             return entry.raise_()  # type: ignore[no-any-return]
         return await asyncio.to_thread(self.sync.get, name, label, version)
 
-    async def snapshot(self, names: Sequence[str] | None = None,
-                       label: str = LATEST) -> PromptSnapshot:
+    async def snapshot(
+        self, names: Sequence[str] | None = None, label: str = LATEST
+    ) -> PromptSnapshot:
         return await asyncio.to_thread(self.sync.snapshot, names, label)
 
     async def close(self) -> None:

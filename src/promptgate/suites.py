@@ -74,8 +74,12 @@ def _validate_asserts(items: Any, where: str) -> tuple[dict[str, Any], ...]:
 
 
 def _number(value: Any, where: str, lo: float, hi: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < lo or (
-            hi is not None and value > hi):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or value < lo
+        or (hi is not None and value > hi)
+    ):
         bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
         raise SuiteError(f"{where}: must be a number {bound}, not {value!r}")
     return float(value)
@@ -133,8 +137,9 @@ def _load_case_file(path: Path, where: str) -> tuple[list[Any], bytes]:
     raise SuiteError(f"{where}: case file {path.name}: use .jsonl, .csv or .yaml")
 
 
-def _case(doc: Located, raw: Any, index: int, defaults: Mapping[str, Any],
-          where: str, seen: set[str]) -> Case:
+def _case(
+    doc: Located, raw: Any, index: int, defaults: Mapping[str, Any], where: str, seen: set[str]
+) -> Case:
     line = doc.line(("cases", index)) if isinstance(doc.data.get("cases"), list) else None
     at = f"{doc.path}:{line}" if line else f"{where} case {index + 1}"
     if not isinstance(raw, Mapping):
@@ -150,8 +155,9 @@ def _case(doc: Located, raw: Any, index: int, defaults: Mapping[str, Any],
     variables = {**(defaults.get("vars") or {}), **(raw.get("vars") or {})}
     if not isinstance(raw.get("vars", {}), Mapping):
         raise SuiteError(f"{at}: `vars` must be a mapping")
-    asserts = _validate_asserts(defaults.get("assert"), f"{where} defaults") + \
-        _validate_asserts(raw.get("assert"), at)
+    asserts = _validate_asserts(defaults.get("assert"), f"{where} defaults") + _validate_asserts(
+        raw.get("assert"), at
+    )
     if not asserts:
         raise SuiteError(f"{at}: case {case_id!r} has no assertions (nothing could fail)")
     threshold = raw.get("threshold", defaults.get("threshold"))
@@ -159,8 +165,14 @@ def _case(doc: Located, raw: Any, index: int, defaults: Mapping[str, Any],
         threshold = _number(threshold, f"{at}: threshold", 0.0, 1.0)
     if "repeat" in raw:
         raise SuiteError(f"{at}: `repeat` is set per suite")
-    return Case(id=case_id, vars=dict(variables), asserts=asserts, threshold=threshold,
-                line=line, description=str(raw.get("description") or ""))
+    return Case(
+        id=case_id,
+        vars=dict(variables),
+        asserts=asserts,
+        threshold=threshold,
+        line=line,
+        description=str(raw.get("description") or ""),
+    )
 
 
 def load_suite(path: Path) -> Suite:
@@ -179,8 +191,9 @@ def load_suite(path: Path) -> Suite:
     prompt = data.get("prompt")
     if not isinstance(prompt, str) or not NAME_RE.match(prompt):
         raise SuiteError(f"{doc.where(('prompt',))}: `prompt` must name a prompt")
-    threshold = _number(data.get("threshold", 1.0), f"{doc.where(('threshold',))}: threshold",
-                        0.0, 1.0)
+    threshold = _number(
+        data.get("threshold", 1.0), f"{doc.where(('threshold',))}: threshold", 0.0, 1.0
+    )
     repeat = data.get("repeat", 1)
     if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= 100:
         raise SuiteError(f"{doc.where(('repeat',))}: repeat must be a whole number 1..100")
@@ -200,8 +213,15 @@ def load_suite(path: Path) -> Suite:
         raise SuiteError(f"{doc.where(('cases',))}: a suite needs at least one case")
     seen: set[str] = set()
     cases = tuple(_case(doc, raw, i, defaults, where, seen) for i, raw in enumerate(items))
-    return Suite(prompt=prompt, path=path, cases=cases, threshold=threshold, repeat=repeat,
-                 digest=digest.hexdigest(), description=str(data.get("description") or ""))
+    return Suite(
+        prompt=prompt,
+        path=path,
+        cases=cases,
+        threshold=threshold,
+        repeat=repeat,
+        digest=digest.hexdigest(),
+        description=str(data.get("description") or ""),
+    )
 
 
 def load_suites(folder: Path) -> dict[str, list[Suite]]:

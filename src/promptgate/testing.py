@@ -169,8 +169,9 @@ class RecordedRequest:
     received_at: float
 
 
-def tool_call(name: str, arguments: Mapping[str, Any] | str | None = None, *,
-              id: str | None = None) -> dict[str, Any]:
+def tool_call(
+    name: str, arguments: Mapping[str, Any] | str | None = None, *, id: str | None = None
+) -> dict[str, Any]:
     """Build an OpenAI-shaped tool call for :meth:`OpenAITestServer.reply` / :class:`Reply`."""
     args = arguments if isinstance(arguments, str) else json.dumps(arguments or {})
     call: dict[str, Any] = {"type": "function", "function": {"name": name, "arguments": args}}
@@ -207,9 +208,7 @@ def _conversation_text(body: Mapping[str, Any]) -> str:
     messages = body.get("messages")
     if not isinstance(messages, list):
         return ""
-    return "\n".join(
-        _content_text(m.get("content")) for m in messages if isinstance(m, Mapping)
-    )
+    return "\n".join(_content_text(m.get("content")) for m in messages if isinstance(m, Mapping))
 
 
 def default_reply_text(body: Mapping[str, Any]) -> str:
@@ -235,11 +234,13 @@ def _normalize_tool_calls(calls: Sequence[Mapping[str, Any]]) -> list[dict[str, 
             name, args = tc.get("name"), tc.get("arguments", {})
         if not isinstance(args, str):
             args = json.dumps(args)
-        out.append({
-            "id": tc.get("id") or f"call_{i}",
-            "type": "function",
-            "function": {"name": name, "arguments": args},
-        })
+        out.append(
+            {
+                "id": tc.get("id") or f"call_{i}",
+                "type": "function",
+                "function": {"name": name, "arguments": args},
+            }
+        )
     return out
 
 
@@ -294,11 +295,23 @@ class _Fault:
 # --------------------------------------------------------------------------- HTTP plumbing
 
 _REASONS = {
-    200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict", 413: "Content Too Large",
-    422: "Unprocessable Entity", 429: "Too Many Requests", 431: "Request Header Fields Too Large",
-    500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway",
-    503: "Service Unavailable", 504: "Gateway Timeout",
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    409: "Conflict",
+    413: "Content Too Large",
+    422: "Unprocessable Entity",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
 }
 
 _ERROR_KINDS = {  # status -> (type, code, message) as the real API reports them
@@ -332,17 +345,22 @@ _CHOICE_REST = (  # after '{"index":N,'
 )
 
 
-def _error_json(status: int, message: str | None = None, *, type_: str | None = None,
-                code: str | None = None) -> bytes:
+def _error_json(
+    status: int, message: str | None = None, *, type_: str | None = None, code: str | None = None
+) -> bytes:
     d_type, d_code, d_message = _ERROR_KINDS.get(
         status, ("server_error" if status >= 500 else "invalid_request_error", None, "Error.")
     )
-    return _dumps({"error": {
-        "message": message or d_message,
-        "type": type_ or d_type,
-        "param": None,
-        "code": code if code is not None else d_code,
-    }}).encode()
+    return _dumps(
+        {
+            "error": {
+                "message": message or d_message,
+                "type": type_ or d_type,
+                "param": None,
+                "code": code if code is not None else d_code,
+            }
+        }
+    ).encode()
 
 
 def _http_response(status: int, body: bytes, *, extra: bytes = b"", close: bool = False) -> bytes:
@@ -393,7 +411,7 @@ def _dechunk(buf: bytearray, start: int) -> tuple[bytes, int] | None:
             raise _BadRequest(413, "request body too large")
         if len(buf) < pos + size + 2:
             return None
-        parts.append(bytes(buf[pos:pos + size]))
+        parts.append(bytes(buf[pos : pos + size]))
         pos += size + 2
 
 
@@ -404,7 +422,7 @@ def _find_header(lower_head: str, key: str) -> str:
         return ""
     i += len(key)
     j = lower_head.find("\r\n", i)
-    return lower_head[i:j if j >= 0 else len(lower_head)].strip()
+    return lower_head[i : j if j >= 0 else len(lower_head)].strip()
 
 
 class _Headers(Mapping[str, str]):
@@ -427,7 +445,7 @@ class _Headers(Mapping[str, str]):
                 if i <= 0:
                     continue
                 name = line[:i].strip().lower()
-                value = line[i + 1:].strip()
+                value = line[i + 1 :].strip()
                 parsed[name] = parsed[name] + ", " + value if name in parsed else value
             self._parsed = parsed
         return parsed
@@ -451,8 +469,9 @@ class _Headers(Mapping[str, str]):
 class _Request:
     __slots__ = ("method", "path", "headers", "body", "keep_alive")
 
-    def __init__(self, method: str, path: str, headers: _Headers, body: bytes,
-                 keep_alive: bool) -> None:
+    def __init__(
+        self, method: str, path: str, headers: _Headers, body: bytes, keep_alive: bool
+    ) -> None:
         self.method = method
         self.path = path
         self.headers = headers
@@ -501,8 +520,9 @@ class _Connection(asyncio.Protocol):
             self._queue.clear()
             self._buf.clear()
             if self._transport is not None:
-                self._transport.write(_http_response(exc.status, _error_json(exc.status, str(exc)),
-                                                     close=True))
+                self._transport.write(
+                    _http_response(exc.status, _error_json(exc.status, str(exc)), close=True)
+                )
                 self._transport.close()
             return
         if not self._busy:
@@ -526,7 +546,7 @@ class _Connection(asyncio.Protocol):
                         raise _BadRequest(431, "request head too large")
                     return
                 head = self._head = self._parse_head(bytes(buf[:end]).decode("latin-1"))
-                del buf[:end + 4]
+                del buf[: end + 4]
                 if head[5] and head[4] != 0 and len(buf) == 0 and self._transport is not None:
                     self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             method, path, headers, keep_alive, length, _ = head
@@ -574,7 +594,7 @@ class _Connection(asyncio.Protocol):
         q = target.find("?")
         path = target if q < 0 else target[:q]
         expect_continue = _find_header(lower, "\r\nexpect:") == "100-continue"
-        headers = _Headers("" if eol < 0 else text[eol + 2:])
+        headers = _Headers("" if eol < 0 else text[eol + 2 :])
         return method, path, headers, keep_alive, length, expect_continue
 
     # -- answering
@@ -819,8 +839,16 @@ class OpenAITestServer:
         The body is an OpenAI error object unless ``body`` is given (sent
         verbatim).  ``retry_after`` adds a ``Retry-After`` header (seconds).
         """
-        self._add_fault(_Fault("fail", _compile_matcher(match), times, status=status,
-                               retry_after=retry_after, body=body))
+        self._add_fault(
+            _Fault(
+                "fail",
+                _compile_matcher(match),
+                times,
+                status=status,
+                retry_after=retry_after,
+                body=body,
+            )
+        )
 
     def malformed(self, *, times: int = 1, match: Matcher = None) -> None:
         """The next ``times`` matching chat requests get a 200 whose body is not valid JSON."""
@@ -863,9 +891,15 @@ class OpenAITestServer:
             if req.method != "POST":
                 return 0.0, _http_response(405, _error_json(405, "Use POST."), close=close), True
             if bad_json:
-                return 0.0, _http_response(
-                    400, _error_json(400, "We could not parse the JSON body of your request."),
-                    close=close), True
+                return (
+                    0.0,
+                    _http_response(
+                        400,
+                        _error_json(400, "We could not parse the JSON body of your request."),
+                        close=close,
+                    ),
+                    True,
+                )
             try:
                 return self._chat(body, close)
             except Exception as exc:  # noqa: BLE001 - a bug in a user callable: report it
@@ -873,16 +907,25 @@ class OpenAITestServer:
                 return 0.0, _http_response(500, _error_json(500, msg), close=close), True
         if req.method == "GET" and (path.startswith("/v1/models") or path.startswith("/models")):
             return 0.0, self._models(path, close), False
-        return 0.0, _http_response(
-            404, _error_json(404, f"Unknown request URL: {req.method} {path}.", code="unknown_url"),
-            close=close), False
+        return (
+            0.0,
+            _http_response(
+                404,
+                _error_json(404, f"Unknown request URL: {req.method} {path}.", code="unknown_url"),
+                close=close,
+            ),
+            False,
+        )
 
     def _models(self, path: str, close: bool) -> bytes:
         rest = path.split("/models", 1)[1].strip("/")
         if rest:
             if rest not in self.models:
-                return _http_response(404, _error_json(
-                    404, f"The model '{rest}' does not exist", code="model_not_found"), close=close)
+                return _http_response(
+                    404,
+                    _error_json(404, f"The model '{rest}' does not exist", code="model_not_found"),
+                    close=close,
+                )
             return _http_response(200, _dumps(self._model_obj(rest)).encode(), close=close)
         data = {"object": "list", "data": [self._model_obj(m) for m in self.models]}
         return _http_response(200, _dumps(data).encode(), close=close)
@@ -893,21 +936,52 @@ class OpenAITestServer:
 
     def _chat(self, body: Any, close: bool) -> tuple[float, bytes, bool]:
         if not isinstance(body, dict):
-            return 0.0, _http_response(400, _error_json(
-                400, "The request body must be a JSON object."), close=close), True
+            return (
+                0.0,
+                _http_response(
+                    400, _error_json(400, "The request body must be a JSON object."), close=close
+                ),
+                True,
+            )
         model = body.get("model")
         if not isinstance(model, str):
-            return 0.0, _http_response(400, _error_json(
-                400, "you must provide a model parameter", code="missing_required_parameter"),
-                close=close), True
+            return (
+                0.0,
+                _http_response(
+                    400,
+                    _error_json(
+                        400, "you must provide a model parameter", code="missing_required_parameter"
+                    ),
+                    close=close,
+                ),
+                True,
+            )
         if not isinstance(body.get("messages"), list):
-            return 0.0, _http_response(400, _error_json(
-                400, "'messages' is a required property", code="missing_required_parameter"),
-                close=close), True
+            return (
+                0.0,
+                _http_response(
+                    400,
+                    _error_json(
+                        400, "'messages' is a required property", code="missing_required_parameter"
+                    ),
+                    close=close,
+                ),
+                True,
+            )
         if body.get("stream"):
-            return 0.0, _http_response(400, _error_json(
-                400, "Streaming is not supported by OpenAITestServer.",
-                code="stream_not_supported"), close=close), True
+            return (
+                0.0,
+                _http_response(
+                    400,
+                    _error_json(
+                        400,
+                        "Streaming is not supported by OpenAITestServer.",
+                        code="stream_not_supported",
+                    ),
+                    close=close,
+                ),
+                True,
+            )
 
         text = _TextCache()
         delay = self.latency
@@ -925,10 +999,13 @@ class OpenAITestServer:
                 extra = b""
                 if fault.retry_after is not None:
                     ra = fault.retry_after
-                    extra = b"Retry-After: %s\r\n" % (
-                        str(int(ra)) if float(ra).is_integer() else repr(float(ra))).encode()
-                payload = (fault.body.encode() if fault.body is not None
-                           else _error_json(fault.status))
+                    extra = (
+                        b"Retry-After: %s\r\n"
+                        % (str(int(ra)) if float(ra).is_integer() else repr(float(ra))).encode()
+                    )
+                payload = (
+                    fault.body.encode() if fault.body is not None else _error_json(fault.status)
+                )
                 return delay, _http_response(fault.status, payload, extra=extra, close=close), True
             if fault.kind == "malformed":
                 return delay, _http_response(200, _MALFORMED_BODY, close=close), True
@@ -948,8 +1025,11 @@ class OpenAITestServer:
                     reply = r if isinstance(r, Reply) else Reply(content=str(r))
         if reply is None:
             reply = Reply(content=default_reply_text(body))
-        return delay, _http_response(200, self._completion(body, model, reply, text),
-                                     close=close), True
+        return (
+            delay,
+            _http_response(200, self._completion(body, model, reply, text), close=close),
+            True,
+        )
 
     @staticmethod
     def _rule_reply(rule: _Rule, body: dict) -> Reply:
@@ -979,20 +1059,31 @@ class OpenAITestServer:
             finish = reply.finish_reason or "stop"
         if reply.completion_tokens is not None:
             completion_tokens = reply.completion_tokens
-        prompt_tokens = (reply.prompt_tokens if reply.prompt_tokens is not None
-                         else len(text.get(body).split()))
+        prompt_tokens = (
+            reply.prompt_tokens if reply.prompt_tokens is not None else len(text.get(body).split())
+        )
         n = body.get("n")
         n = n if isinstance(n, int) and 1 < n <= 128 else 1
         # Hand-rolled JSON (every string goes through the json escaper): several times
         # faster than json.dumps of the equivalent dict, which matters for benchmarks.
         choice_rest = _CHOICE_REST % (
-            "null" if content is None else _esc(content), tool_calls_json, _esc(finish)
+            "null" if content is None else _esc(content),
+            tool_calls_json,
+            _esc(finish),
         )
         choices = ",".join([f'{{"index":{i},' + choice_rest for i in range(n)])
-        return (_COMPLETION % (
-            next(self._ids), int(time.time()), _esc(model), choices,
-            prompt_tokens, completion_tokens * n, prompt_tokens + completion_tokens * n,
-        )).encode()
+        return (
+            _COMPLETION
+            % (
+                next(self._ids),
+                int(time.time()),
+                _esc(model),
+                choices,
+                prompt_tokens,
+                completion_tokens * n,
+                prompt_tokens + completion_tokens * n,
+            )
+        ).encode()
 
 
 # --------------------------------------------------------------------------- CLI
@@ -1022,8 +1113,12 @@ def _load_script(server: OpenAITestServer, path: str) -> int:
         elif match is not None:
             match = str(match)
         content = item.get("content")
-        server.reply(match, None if content is None else str(content),
-                     tool_calls=item.get("tool_calls"), latency=item.get("latency"))
+        server.reply(
+            match,
+            None if content is None else str(content),
+            tool_calls=item.get("tool_calls"),
+            latency=item.get("latency"),
+        )
     return len(data)
 
 

@@ -44,9 +44,13 @@ def _is_database_error(exc: Exception) -> bool:
 
 
 @click.group(cls=PromptgateGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--registry", metavar="URL", default=None,
-              help="Registry URL: sqlite:///path, postgresql://..., or http(s)://server. "
-                   "Default: PROMPTGATE_REGISTRY, then promptgate.yaml.")
+@click.option(
+    "--registry",
+    metavar="URL",
+    default=None,
+    help="Registry URL: sqlite:///path, postgresql://..., or http(s)://server. "
+    "Default: PROMPTGATE_REGISTRY, then promptgate.yaml.",
+)
 @click.version_option(__version__, prog_name="promptgate")
 @click.pass_context
 def cli(ctx: click.Context, registry: str | None) -> None:

@@ -17,15 +17,22 @@ def _progress(total_cases: int) -> tuple[Any, Any]:
     """A live progress bar on stderr, or nothing when stderr is not a terminal."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    progress = Progress("[progress.description]{task.description}", BarColumn(),
-                        MofNCompleteColumn(), TimeElapsedColumn(), console=console(stderr=True),
-                        transient=True, disable=not console(stderr=True).is_terminal)
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console(stderr=True),
+        transient=True,
+        disable=not console(stderr=True).is_terminal,
+    )
     task = progress.add_task("cases", total=total_cases)
     return progress, task
 
 
-def _write_reports(report: dict[str, Any], report_md: Path | None, report_json: Path | None,
-                   junit: Path | None) -> None:
+def _write_reports(
+    report: dict[str, Any], report_md: Path | None, report_json: Path | None, junit: Path | None
+) -> None:
     import json
 
     from ..report import github_annotations, to_junit, to_markdown
@@ -36,8 +43,9 @@ def _write_reports(report: dict[str, Any], report_md: Path | None, report_json: 
         report_md.write_text(markdown, encoding="utf-8")
     if report_json:
         report_json.parent.mkdir(parents=True, exist_ok=True)
-        report_json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n",
-                               encoding="utf-8")
+        report_json.write_text(
+            json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
     if junit:
         junit.parent.mkdir(parents=True, exist_ok=True)
         junit.write_text(to_junit(report), encoding="utf-8")
@@ -50,9 +58,17 @@ def _write_reports(report: dict[str, Any], report_md: Path | None, report_json: 
                 fh.write(markdown + "\n")
 
 
-def _run_check(app: AppContext, refs: tuple[str, ...], *, label: str | None, changed: bool,
-               concurrency: int | None, no_cache: bool, replay: Path | None,
-               no_baseline: bool) -> Any:
+def _run_check(
+    app: AppContext,
+    refs: tuple[str, ...],
+    *,
+    label: str | None,
+    changed: bool,
+    concurrency: int | None,
+    no_cache: bool,
+    replay: Path | None,
+    no_baseline: bool,
+) -> Any:
     from ..gate import check
 
     state: dict[str, Any] = {}
@@ -60,10 +76,16 @@ def _run_check(app: AppContext, refs: tuple[str, ...], *, label: str | None, cha
     def on_plan(plan: Any) -> None:
         total = sum(len(s.cases) for n in plan.affected for s in plan.suites.get(n, []))
         if not no_baseline:
-            total += sum(len(s.cases) for n in plan.affected if n in plan.baseline
-                         for s in plan.suites.get(n, []))
-        note(f"checking {', '.join(f'{c.name}@{c.label}' for c in plan.candidates.values())} "
-             f"against {plan.label}: affected {', '.join(plan.affected)}")
+            total += sum(
+                len(s.cases)
+                for n in plan.affected
+                if n in plan.baseline
+                for s in plan.suites.get(n, [])
+            )
+        note(
+            f"checking {', '.join(f'{c.name}@{c.label}' for c in plan.candidates.values())} "
+            f"against {plan.label}: affected {', '.join(plan.affected)}"
+        )
         state["progress"], state["task"] = _progress(total)
         state["progress"].start()
 
@@ -71,9 +93,19 @@ def _run_check(app: AppContext, refs: tuple[str, ...], *, label: str | None, cha
         state["progress"].advance(state["task"])
 
     try:
-        return check(app.store(), app.config, list(refs), label=label, changed=changed,
-                     concurrency=concurrency, no_cache=no_cache, replay=replay,
-                     baseline=not no_baseline, on_plan=on_plan, on_case=on_case)
+        return check(
+            app.store(),
+            app.config,
+            list(refs),
+            label=label,
+            changed=changed,
+            concurrency=concurrency,
+            no_cache=no_cache,
+            replay=replay,
+            baseline=not no_baseline,
+            on_plan=on_plan,
+            on_case=on_case,
+        )
     finally:
         if "progress" in state:
             state["progress"].stop()
@@ -81,21 +113,47 @@ def _run_check(app: AppContext, refs: tuple[str, ...], *, label: str | None, cha
 
 def _gate_options(fn: Any) -> Any:
     options = [
-        click.option("--changed", is_flag=True,
-                     help="Every prompt whose latest version differs from the label's."),
-        click.option("--concurrency", type=click.IntRange(1, 1024), default=None,
-                     help="Model calls in flight at once (default: gate.concurrency)."),
+        click.option(
+            "--changed",
+            is_flag=True,
+            help="Every prompt whose latest version differs from the label's.",
+        ),
+        click.option(
+            "--concurrency",
+            type=click.IntRange(1, 1024),
+            default=None,
+            help="Model calls in flight at once (default: gate.concurrency).",
+        ),
         click.option("--no-cache", is_flag=True, help="Neither read nor write the cache."),
-        click.option("--replay", type=click.Path(path_type=Path, dir_okay=False), default=None,
-                     help="Serve model calls only from this recording; a miss is an error."),
-        click.option("--no-baseline", is_flag=True,
-                     help="Skip running the baseline for newly-failing/fixed comparison."),
-        click.option("--report-md", type=click.Path(path_type=Path), default=None,
-                     help="Write the Markdown report (PR comment, step summary)."),
-        click.option("--report-json", type=click.Path(path_type=Path), default=None,
-                     help="Write the JSON report."),
-        click.option("--junit", type=click.Path(path_type=Path), default=None,
-                     help="Write a JUnit XML report."),
+        click.option(
+            "--replay",
+            type=click.Path(path_type=Path, dir_okay=False),
+            default=None,
+            help="Serve model calls only from this recording; a miss is an error.",
+        ),
+        click.option(
+            "--no-baseline",
+            is_flag=True,
+            help="Skip running the baseline for newly-failing/fixed comparison.",
+        ),
+        click.option(
+            "--report-md",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Write the Markdown report (PR comment, step summary).",
+        ),
+        click.option(
+            "--report-json",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Write the JSON report.",
+        ),
+        click.option(
+            "--junit",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Write a JUnit XML report.",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -107,14 +165,32 @@ def _gate_options(fn: Any) -> Any:
 @click.option("--label", default=None, help="The baseline label (default: gate.label).")
 @_gate_options
 @pass_app
-def check_cmd(app: AppContext, refs: tuple[str, ...], label: str | None, changed: bool,
-              concurrency: int | None, no_cache: bool, replay: Path | None, no_baseline: bool,
-              report_md: Path | None, report_json: Path | None, junit: Path | None) -> None:
+def check_cmd(
+    app: AppContext,
+    refs: tuple[str, ...],
+    label: str | None,
+    changed: bool,
+    concurrency: int | None,
+    no_cache: bool,
+    replay: Path | None,
+    no_baseline: bool,
+    report_md: Path | None,
+    report_json: Path | None,
+    junit: Path | None,
+) -> None:
     """Evaluate candidates and everything downstream of them; exit 1 if any suite fails."""
     from ..report import print_terminal
 
-    outcome = _run_check(app, refs, label=label, changed=changed, concurrency=concurrency,
-                         no_cache=no_cache, replay=replay, no_baseline=no_baseline)
+    outcome = _run_check(
+        app,
+        refs,
+        label=label,
+        changed=changed,
+        concurrency=concurrency,
+        no_cache=no_cache,
+        replay=replay,
+        no_baseline=no_baseline,
+    )
     _write_reports(outcome.report, report_md, report_json, junit)
     print_terminal(outcome.report, console())
     if not outcome.passed:
@@ -125,15 +201,31 @@ def check_cmd(app: AppContext, refs: tuple[str, ...], label: str | None, changed
 @click.argument("refs", nargs=-1)
 @click.option("--to", "label", required=True, help="The label to move (e.g. production).")
 @click.option("--reason", required=True, help="Why, for the audit log.")
-@click.option("--wait-timeout", type=click.FloatRange(min=0), default=3600.0, show_default=True,
-              help="Through a server: give up (exit 1) if the request's gate has not finished "
-                   "after this many seconds.")
+@click.option(
+    "--wait-timeout",
+    type=click.FloatRange(min=0),
+    default=3600.0,
+    show_default=True,
+    help="Through a server: give up (exit 1) if the request's gate has not finished "
+    "after this many seconds.",
+)
 @_gate_options
 @pass_app
-def promote(app: AppContext, refs: tuple[str, ...], label: str, reason: str,
-            wait_timeout: float, changed: bool,
-            concurrency: int | None, no_cache: bool, replay: Path | None, no_baseline: bool,
-            report_md: Path | None, report_json: Path | None, junit: Path | None) -> None:
+def promote(
+    app: AppContext,
+    refs: tuple[str, ...],
+    label: str,
+    reason: str,
+    wait_timeout: float,
+    changed: bool,
+    concurrency: int | None,
+    no_cache: bool,
+    replay: Path | None,
+    no_baseline: bool,
+    report_md: Path | None,
+    report_json: Path | None,
+    junit: Path | None,
+) -> None:
     """Run the gate and, only if every suite passes, move the label of every prompt in the set
     (compare-and-swap, one transaction). Exit 1 failed, 3 a label moved meanwhile."""
     from ..errors import BadInput
@@ -158,11 +250,21 @@ def promote(app: AppContext, refs: tuple[str, ...], label: str, reason: str,
 
         candidates = resolve_candidates(store, refs)
         if all(store.label_version(n, label) == c.version for n, c in candidates.items()):
-            click.echo(f"{', '.join(f'{n}@{c.label}' for n, c in candidates.items())}: "
-                       f"{label} already points there; nothing moved")
+            click.echo(
+                f"{', '.join(f'{n}@{c.label}' for n, c in candidates.items())}: "
+                f"{label} already points there; nothing moved"
+            )
             return
-    outcome = _run_check(app, refs, label=label, changed=changed, concurrency=concurrency,
-                         no_cache=no_cache, replay=replay, no_baseline=no_baseline)
+    outcome = _run_check(
+        app,
+        refs,
+        label=label,
+        changed=changed,
+        concurrency=concurrency,
+        no_cache=no_cache,
+        replay=replay,
+        no_baseline=no_baseline,
+    )
     _write_reports(outcome.report, report_md, report_json, junit)
     print_terminal(outcome.report, console())
     if outcome.plan is None:
@@ -175,8 +277,13 @@ def promote(app: AppContext, refs: tuple[str, ...], label: str, reason: str,
 
     digest = report_digest(outcome.report)
     report_id = store.save_report(digest, outcome.report["verdict"], outcome.report)
-    events = apply_promotion(store, outcome.plan, reason=reason, actor=default_author(),
-                             report_ref={"id": report_id, "digest": digest})
+    events = apply_promotion(
+        store,
+        outcome.plan,
+        reason=reason,
+        actor=default_author(),
+        report_ref={"id": report_id, "digest": digest},
+    )
     for e in events:
         src = f"v{e.from_version}" if e.from_version else "unset"
         click.echo(f"{e.prompt}@{label}: {src} -> v{e.to_version}")
@@ -184,8 +291,9 @@ def promote(app: AppContext, refs: tuple[str, ...], label: str, reason: str,
         click.echo(f"{label} already points at every candidate; nothing moved")
 
 
-def _request_promotion(store: Any, refs: tuple[str, ...], changed: bool, label: str,
-                       reason: str, wait_timeout: float) -> None:
+def _request_promotion(
+    store: Any, refs: tuple[str, ...], changed: bool, label: str, reason: str, wait_timeout: float
+) -> None:
     """Through a server, a protected label moves only by an approved request: file it, wait
     for its gate, and say where an approver can find it."""
     import time
@@ -202,8 +310,11 @@ def _request_promotion(store: Any, refs: tuple[str, ...], changed: bool, label: 
     deadline = time.monotonic() + wait_timeout
     while request["state"] == "gating":
         if time.monotonic() >= deadline:  # fail closed: a gate that never ends is no pass
-            click.echo(f"request {pid}: still gating after {wait_timeout:g} s; giving up  "
-                       f"{store.url}/promotions/{pid}", err=True)
+            click.echo(
+                f"request {pid}: still gating after {wait_timeout:g} s; giving up  "
+                f"{store.url}/promotions/{pid}",
+                err=True,
+            )
             raise SystemExit(1)
         time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
         request = store.promotion(pid)
@@ -215,10 +326,20 @@ def _request_promotion(store: Any, refs: tuple[str, ...], changed: bool, label: 
 
 @click.command()
 @click.argument("name", required=False)
-@click.option("--label", default="latest", show_default=True,
-              help="Build the graph from the versions this label points at.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "mermaid", "dot"]),
-              default="text", show_default=True, help="Output format.")
+@click.option(
+    "--label",
+    default="latest",
+    show_default=True,
+    help="Build the graph from the versions this label points at.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "mermaid", "dot"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
 @pass_app
 def graph(app: AppContext, name: str | None, label: str, fmt: str) -> None:
     """Show the dependency graph (edges come from `from:` inputs)."""

@@ -30,8 +30,10 @@ def init(app: AppContext) -> None:
         note(f"kept existing {CONFIG_FILE}")
     store = app.store(create=True)
     applied = store.migrate()
-    note(f"registry {app.registry_url}: " + (
-        f"applied migrations {', '.join(map(str, applied))}" if applied else "up to date"))
+    note(
+        f"registry {app.registry_url}: "
+        + (f"applied migrations {', '.join(map(str, applied))}" if applied else "up to date")
+    )
 
 
 @click.command()
@@ -40,14 +42,14 @@ def init(app: AppContext) -> None:
 @click.option("--author", default=None, help="Default: PROMPTGATE_AUTHOR, git user, OS user.")
 @click.option("--json", "as_json", is_flag=True, help="Print the pushed versions as JSON.")
 @pass_app
-def push(app: AppContext, paths: tuple[Path, ...], message: str, author: str | None,
-         as_json: bool) -> None:
+def push(
+    app: AppContext, paths: tuple[Path, ...], message: str, author: str | None, as_json: bool
+) -> None:
     """Store prompt files as new immutable versions (all or nothing) and move `latest`."""
     from ..registry import default_author, push_paths
 
     targets = list(paths) or [app.config.root / app.config.prompts]
-    results = push_paths(app.store(), targets, message=message,
-                         author=author or default_author())
+    results = push_paths(app.store(), targets, message=message, author=author or default_author())
     if as_json:
         emit_json([dict(r.version.to_json(), created=r.created) for r in results])
         return
@@ -61,11 +63,18 @@ def _version_table(rows: list[Any], title: str | None = None) -> None:
 
     table = Table(title=title, show_lines=False)
     for col in ("prompt", "version", "labels", "author", "created", "message"):
-        table.add_column(col, no_wrap=col != "message", overflow="fold" if col == "message"
-                         else "ellipsis")
+        table.add_column(
+            col, no_wrap=col != "message", overflow="fold" if col == "message" else "ellipsis"
+        )
     for v in rows:
-        table.add_row(v.name, f"v{v.version}", ", ".join(v.labels), v.author,
-                      _fmt_time(v.created_at), v.message.splitlines()[0] if v.message else "")
+        table.add_row(
+            v.name,
+            f"v{v.version}",
+            ", ".join(v.labels),
+            v.author,
+            _fmt_time(v.created_at),
+            v.message.splitlines()[0] if v.message else "",
+        )
     console().print(table)
 
 
@@ -102,8 +111,11 @@ def show(app: AppContext, ref: str, as_json: bool) -> None:
     click.echo(f"author:  {v.author}   created: {v.created_at.isoformat()}")
     click.echo(f"message: {v.message}")
     click.echo("---")
-    click.echo(yaml.safe_dump({"name": v.name, **v.content}, sort_keys=False,
-                              allow_unicode=True, width=100).rstrip())
+    click.echo(
+        yaml.safe_dump(
+            {"name": v.name, **v.content}, sort_keys=False, allow_unicode=True, width=100
+        ).rstrip()
+    )
 
 
 @click.command()
@@ -146,8 +158,15 @@ def diff(app: AppContext, ref_a: str, ref_b: str, as_json: bool) -> None:
     text = text_diff(a, b, a_name, b_name)
     config = config_diff(a.content, b.content)
     if as_json:
-        emit_json({"from": a_name, "to": b_name, "text": text, "config": config,
-                   "identical": a.content_hash == b.content_hash})
+        emit_json(
+            {
+                "from": a_name,
+                "to": b_name,
+                "text": text,
+                "config": config,
+                "identical": a.content_hash == b.content_hash,
+            }
+        )
         return
     if a.content_hash == b.content_hash:
         click.echo(f"{a_name} and {b_name} have identical content")
@@ -171,18 +190,28 @@ def _policy(app: AppContext) -> Any:
 @label.command(name="set")
 @click.argument("ref")
 @click.argument("label_name", metavar="LABEL")
-@click.option("--expect", default=None, metavar="vN|none",
-              help="Compare-and-swap: move only if the label is at vN (none: unset); else exit 3.")
+@click.option(
+    "--expect",
+    default=None,
+    metavar="vN|none",
+    help="Compare-and-swap: move only if the label is at vN (none: unset); else exit 3.",
+)
 @click.option("--reason", default="", help="Why, for the audit log.")
 @pass_app
-def label_set(app: AppContext, ref: str, label_name: str, expect: str | None,
-              reason: str) -> None:
+def label_set(app: AppContext, ref: str, label_name: str, expect: str | None, reason: str) -> None:
     """Point an unprotected label at a version."""
     from ..registry import default_author, set_label
 
     expected = parse_version_opt(expect, "--expect")
-    event = set_label(app.store(), ref, label_name, policy=_policy(app),
-                      actor=default_author(), reason=reason, expect=expected)
+    event = set_label(
+        app.store(),
+        ref,
+        label_name,
+        policy=_policy(app),
+        actor=default_author(),
+        reason=reason,
+        expect=expected,
+    )
     if event is None:
         click.echo(f"{ref}: {label_name} already points there; nothing moved")
     else:
@@ -199,16 +228,22 @@ def label_rm(app: AppContext, name: str, label_name: str, reason: str) -> None:
     """Remove an unprotected label."""
     from ..registry import default_author, remove_label
 
-    event = remove_label(app.store(), name, label_name, policy=_policy(app),
-                         actor=default_author(), reason=reason)
+    event = remove_label(
+        app.store(), name, label_name, policy=_policy(app), actor=default_author(), reason=reason
+    )
     click.echo(f"{name}@{label_name}: removed (was v{event.from_version})")
 
 
 @click.command()
 @click.argument("name")
 @click.option("--label", "label_name", required=True, help="The label to move back.")
-@click.option("--to", "to", default=None, metavar="vN",
-              help="A version the label held before (default: the one before its last move).")
+@click.option(
+    "--to",
+    "to",
+    default=None,
+    metavar="vN",
+    help="A version the label held before (default: the one before its last move).",
+)
 @click.option("--reason", required=True, help="Why, for the audit log.")
 @pass_app
 def rollback(app: AppContext, name: str, label_name: str, to: str | None, reason: str) -> None:
@@ -219,8 +254,14 @@ def rollback(app: AppContext, name: str, label_name: str, to: str | None, reason
     target = parse_version_opt(to, "--to") if to else None
     if target == "any" or (to is not None and target is None):
         raise click.BadParameter("expected vN", param_hint="--to")
-    event = do_rollback(app.store(), name, label_name, to=target if isinstance(target, int)
-                        else None, actor=default_author(), reason=reason)
+    event = do_rollback(
+        app.store(),
+        name,
+        label_name,
+        to=target if isinstance(target, int) else None,
+        actor=default_author(),
+        reason=reason,
+    )
     click.echo(f"{name}@{label_name}: v{event.from_version} -> v{event.to_version} (rollback)")
 
 
@@ -230,8 +271,9 @@ def rollback(app: AppContext, name: str, label_name: str, to: str | None, reason
 @click.option("--limit", default=100, show_default=True, help="At most this many events.")
 @click.option("--json", "as_json", is_flag=True, help="A list of events, newest first.")
 @pass_app
-def log(app: AppContext, name: str | None, label_name: str | None, limit: int,
-        as_json: bool) -> None:
+def log(
+    app: AppContext, name: str | None, label_name: str | None, limit: int, as_json: bool
+) -> None:
     """Show the audit trail: pushes, label moves, rollbacks, removals."""
     from rich.table import Table
 
@@ -244,10 +286,17 @@ def log(app: AppContext, name: str | None, label_name: str | None, limit: int,
         table.add_column(col, no_wrap=col != "reason")
     for e in events:
         kind = "rollback" if e.details.get("rollback") else e.type
-        table.add_row(str(e.id), _fmt_time(e.at), kind, e.prompt, e.label or "",
-                      f"v{e.from_version}" if e.from_version else "",
-                      f"v{e.to_version}" if e.to_version else "", e.actor,
-                      e.reason.splitlines()[0] if e.reason else "")
+        table.add_row(
+            str(e.id),
+            _fmt_time(e.at),
+            kind,
+            e.prompt,
+            e.label or "",
+            f"v{e.from_version}" if e.from_version else "",
+            f"v{e.to_version}" if e.to_version else "",
+            e.actor,
+            e.reason.splitlines()[0] if e.reason else "",
+        )
     console().print(table)
 
 
@@ -256,8 +305,13 @@ COMMANDS = [init, push, list_, show, history, diff, label, rollback, log]
 
 @click.command()
 @click.argument("ref")
-@click.option("--var", "variables", multiple=True, metavar="NAME=VALUE",
-              help="A variable for the templates (repeatable).")
+@click.option(
+    "--var",
+    "variables",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A variable for the templates (repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="The rendered messages as JSON.")
 @pass_app
 def render(app: AppContext, ref: str, variables: tuple[str, ...], as_json: bool) -> None:
@@ -286,11 +340,21 @@ COMMANDS.append(render)
 
 @click.command()
 @click.argument("names", nargs=-1)
-@click.option("--label", "label_name", default="production", show_default=True,
-              help="Lock the versions this label points at.")
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
-              default=Path("promptgate.lock.json"), show_default=True,
-              help="Where to write the lock file.")
+@click.option(
+    "--label",
+    "label_name",
+    default="production",
+    show_default=True,
+    help="Lock the versions this label points at.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("promptgate.lock.json"),
+    show_default=True,
+    help="Where to write the lock file.",
+)
 @pass_app
 def lock(app: AppContext, names: tuple[str, ...], label_name: str, output: Path) -> None:
     """Write a lock file (prompts with their content hashes) for the SDK's cold starts."""

@@ -20,13 +20,17 @@ def serve(app: AppContext, host: str, port: int, public_url: str | None) -> None
 
     from ..server import ServerSettings, create_app
 
-    settings = ServerSettings(registry=app.registry_url, config=app.config,
-                              public_url=public_url or f"http://{host}:{port}")
+    settings = ServerSettings(
+        registry=app.registry_url,
+        config=app.config,
+        public_url=public_url or f"http://{host}:{port}",
+    )
     note(f"promptgate registry on http://{host}:{port} (registry {app.registry_url})")
     # long-polls end within a second of a stop (they re-check every second), so a short
     # graceful timeout never cuts a normal request
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
-                timeout_graceful_shutdown=5)
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_level="info", timeout_graceful_shutdown=5
+    )
 
 
 @click.group()
@@ -36,9 +40,12 @@ def keys() -> None:
 
 @keys.command(name="create")
 @click.argument("name")
-@click.option("--role", required=True,
-              type=click.Choice(["viewer", "editor", "approver", "admin"]),
-              help="What the key may do; roles are cumulative.")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["viewer", "editor", "approver", "admin"]),
+    help="What the key may do; roles are cumulative.",
+)
 @pass_app
 def keys_create(app: AppContext, name: str, role: str) -> None:
     """Create a key; it is printed once, alone on stdout, and only its hash is stored."""
@@ -46,8 +53,11 @@ def keys_create(app: AppContext, name: str, role: str) -> None:
     from ..store import create_key
 
     store = app.store()
-    key = store.create_key(name, role) if isinstance(store, RemoteStore) else create_key(
-        store, name, role)
+    key = (
+        store.create_key(name, role)
+        if isinstance(store, RemoteStore)
+        else create_key(store, name, role)
+    )
     click.echo(key)
     note("store this key now: it is shown only once")
 

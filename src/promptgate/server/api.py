@@ -45,7 +45,7 @@ def _state(request: Request) -> ServerState:
 def _principal(request: Request, authorization: str | None) -> Principal:
     if not authorization or not authorization.startswith("Bearer "):
         raise ApiError(401, "unauthorized", "missing API key: send Authorization: Bearer KEY")
-    found = _state(request).keys.lookup(authorization[len("Bearer "):].strip())
+    found = _state(request).keys.lookup(authorization[len("Bearer ") :].strip())
     if found is None:
         raise ApiError(401, "unauthorized", "unknown or revoked API key")
     return found
@@ -54,7 +54,7 @@ def _principal(request: Request, authorization: str | None) -> Principal:
 async def _principal_async(request: Request, authorization: str | None) -> Principal:
     """The fast path: a cached key answers without leaving the event loop."""
     if authorization and authorization.startswith("Bearer "):
-        found, who = _state(request).keys.peek(authorization[len("Bearer "):].strip())
+        found, who = _state(request).keys.peek(authorization[len("Bearer ") :].strip())
         if found and who is not None:
             return who
     result: Principal = await run_in_threadpool(_principal, request, authorization)
@@ -62,8 +62,9 @@ async def _principal_async(request: Request, authorization: str | None) -> Princ
 
 
 def requires(role: str) -> Any:
-    async def dependency(request: Request,
-                         authorization: str | None = Header(default=None)) -> Principal:
+    async def dependency(
+        request: Request, authorization: str | None = Header(default=None)
+    ) -> Principal:
         who = await _principal_async(request, authorization)
         if not who.can(role):
             raise ApiError(403, "forbidden", f"{who.name} is a {who.role}; this needs {role}")
@@ -119,17 +120,21 @@ class KeyBody(BaseModel):
 
 # -- prompts and versions -----------------------------------------------------------------------
 
+
 @router.get("/prompts")
 def list_prompts(request: Request, who: Principal = requires("viewer")) -> list[dict[str, Any]]:
     return [v.to_json() for v in _state(request).store.list_prompts()]
 
 
 @router.get("/prompts/{name}")
-async def get_prompt(request: Request, name: str,
-                     label: str | None = Query(default=None),
-                     version: int | None = Query(default=None, ge=1, le=MAX_ID),
-                     if_none_match: str | None = Header(default=None),
-                     who: Principal = requires("viewer")) -> Any:
+async def get_prompt(
+    request: Request,
+    name: str,
+    label: str | None = Query(default=None),
+    version: int | None = Query(default=None, ge=1, le=MAX_ID),
+    if_none_match: str | None = Header(default=None),
+    who: Principal = requires("viewer"),
+) -> Any:
     """The hot path of every application: served from the resolve cache when it can be
     (dropped on every event this replica hears of), else read in the thread pool."""
     state = _state(request)
@@ -148,12 +153,16 @@ async def get_prompt(request: Request, name: str,
     return Response(content=body, media_type="application/json", headers={"ETag": tag})
 
 
-def _resolve_body(state: ServerState, name: str, label: str | None,
-                  version: int | None) -> tuple[bytes, str]:
+def _resolve_body(
+    state: ServerState, name: str, label: str | None, version: int | None
+) -> tuple[bytes, str]:
     generation = state.resolved.generation
     store = state.store
-    v = store.get_version(name, version) if version is not None else store.resolve(
-        name, label or LATEST)
+    v = (
+        store.get_version(name, version)
+        if version is not None
+        else store.resolve(name, label or LATEST)
+    )
     data = v.to_json()
     entry = (canonical_json(data), _etag(data))
     state.resolved.put((name, label, version), entry, generation)
@@ -161,14 +170,20 @@ def _resolve_body(state: ServerState, name: str, label: str | None,
 
 
 @router.get("/prompts/{name}/versions")
-def list_versions(request: Request, name: str,
-                  who: Principal = requires("viewer")) -> list[dict[str, Any]]:
+def list_versions(
+    request: Request, name: str, who: Principal = requires("viewer")
+) -> list[dict[str, Any]]:
     return [v.to_json() for v in _state(request).store.history(_check_name(name))]
 
 
 @router.post("/prompts/{name}/versions", status_code=201)
-def push_version(request: Request, response: Response, name: str, body: PushBody,
-                 who: Principal = requires("editor")) -> dict[str, Any]:
+def push_version(
+    request: Request,
+    response: Response,
+    name: str,
+    body: PushBody,
+    who: Principal = requires("editor"),
+) -> dict[str, Any]:
     state = _state(request)
     spec = validate_content(_check_name(name), body.content, where=f"prompt {name}")
     [result] = push_specs(state.store, [spec], message=body.message, author=who.name)
@@ -179,6 +194,7 @@ def push_version(request: Request, response: Response, name: str, body: PushBody
 
 
 # -- labels -------------------------------------------------------------------------------------
+
 
 def _policy(state: ServerState) -> LabelPolicy:
     return LabelPolicy(frozenset(state.settings.config.protected_labels))
@@ -198,23 +214,30 @@ def _parse_if_match(value: str | None) -> int | None | str:
 
 
 @router.put("/prompts/{name}/labels/{label}")
-def move_label(request: Request, name: str, label: str, body: MoveBody,
-               if_match: str | None = Header(default=None),
-               who: Principal = requires("editor")) -> dict[str, Any]:
+def move_label(
+    request: Request,
+    name: str,
+    label: str,
+    body: MoveBody,
+    if_match: str | None = Header(default=None),
+    who: Principal = requires("editor"),
+) -> dict[str, Any]:
     state = _state(request)
     store = state.store
     _check_name(name)
     check_label_name(label)
     if label == LATEST or label in state.settings.config.protected_labels:
-        raise ApiError(403, "protected_label",
-                       f"label {label!r} moves only through promotion or rollback")
+        raise ApiError(
+            403, "protected_label", f"label {label!r} moves only through promotion or rollback"
+        )
     expect = _parse_if_match(if_match)
     store.get_version(name, body.version)
     current = store.label_version(name, label) if expect == "any" else expect
     assert current is None or isinstance(current, int)
     try:
-        store.move_labels([LabelMove(name, label, body.version, current, body.reason)],
-                          actor=who.name)
+        store.move_labels(
+            [LabelMove(name, label, body.version, current, body.reason)], actor=who.name
+        )
     except LabelConflict as exc:
         raise ApiError(412, "precondition_failed", str(exc)) from None
     state.hub.notify()
@@ -223,22 +246,31 @@ def move_label(request: Request, name: str, label: str, body: MoveBody,
 
 
 @router.delete("/prompts/{name}/labels/{label}")
-def delete_label(request: Request, name: str, label: str, body: ReasonBody = Body(...),
-                 who: Principal = requires("editor")) -> dict[str, Any]:
+def delete_label(
+    request: Request,
+    name: str,
+    label: str,
+    body: ReasonBody = Body(...),
+    who: Principal = requires("editor"),
+) -> dict[str, Any]:
     state = _state(request)
     _check_name(name)
     check_label_name(label)
     if label == LATEST or label in state.settings.config.protected_labels:
         raise ApiError(403, "protected_label", f"label {label!r} cannot be removed directly")
-    event = state.store.remove_label(name, label, expect=None, actor=who.name,
-                                     reason=body.reason)
+    event = state.store.remove_label(name, label, expect=None, actor=who.name, reason=body.reason)
     state.hub.notify()
     return event.to_json()
 
 
 @router.post("/prompts/{name}/labels/{label}/rollback")
-def rollback_label(request: Request, name: str, label: str, body: RollbackBody,
-                   who: Principal = requires("approver")) -> dict[str, Any]:
+def rollback_label(
+    request: Request,
+    name: str,
+    label: str,
+    body: RollbackBody,
+    who: Principal = requires("approver"),
+) -> dict[str, Any]:
     state = _state(request)
     store = state.store
     _check_name(name)
@@ -250,8 +282,11 @@ def rollback_label(request: Request, name: str, label: str, body: RollbackBody,
         raise UnknownRef(f"unknown ref {name}@{label}: label {label!r} is not set")
     target = rollback_target(store.label_moves(name, label), current, body.to)
     try:
-        [event] = store.move_labels([LabelMove(name, label, target, current, body.reason)],
-                                    actor=who.name, details={"rollback": True})
+        [event] = store.move_labels(
+            [LabelMove(name, label, target, current, body.reason)],
+            actor=who.name,
+            details={"rollback": True},
+        )
     except LabelConflict as exc:
         raise ApiError(409, "conflict", str(exc)) from None
     state.hub.notify()
@@ -260,9 +295,14 @@ def rollback_label(request: Request, name: str, label: str, body: RollbackBody,
 
 # -- reads across prompts -----------------------------------------------------------------------
 
+
 @router.get("/snapshot")
-def snapshot(request: Request, label: str = Query(...), names: str | None = Query(default=None),
-             who: Principal = requires("viewer")) -> dict[str, Any]:
+def snapshot(
+    request: Request,
+    label: str = Query(...),
+    names: str | None = Query(default=None),
+    who: Principal = requires("viewer"),
+) -> dict[str, Any]:
     """Versions at `label`, read in one transaction, with the feed position they reflect."""
     check_label_name(label)
     wanted = [n for n in (names or "").split(",") if n] or None
@@ -271,34 +311,42 @@ def snapshot(request: Request, label: str = Query(...), names: str | None = Quer
         missing = [n for n in wanted if n not in versions]
         if missing:
             raise UnknownRef(f"unknown ref {missing[0]}@{label}")
-    return {"label": label, "seq": seq,
-            "prompts": {n: v.to_json() for n, v in versions.items()}}
+    return {"label": label, "seq": seq, "prompts": {n: v.to_json() for n, v in versions.items()}}
 
 
 @router.get("/audit")
-def audit(request: Request, prompt: str | None = None, label: str | None = None,
-          before: int | None = Query(default=None, ge=1, le=MAX_ID),
-          limit: int = Query(default=100, ge=1, le=1000),
-          who: Principal = requires("viewer")) -> dict[str, Any]:
-    events = _state(request).store.audit(prompt=prompt, label=label, before=before,
-                                         limit=limit + 1)
+def audit(
+    request: Request,
+    prompt: str | None = None,
+    label: str | None = None,
+    before: int | None = Query(default=None, ge=1, le=MAX_ID),
+    limit: int = Query(default=100, ge=1, le=1000),
+    who: Principal = requires("viewer"),
+) -> dict[str, Any]:
+    events = _state(request).store.audit(prompt=prompt, label=label, before=before, limit=limit + 1)
     page = events[:limit]
-    return {"events": [e.to_json() for e in page],
-            "next": page[-1].id if len(events) > limit else None}
+    return {
+        "events": [e.to_json() for e in page],
+        "next": page[-1].id if len(events) > limit else None,
+    }
 
 
 @router.get("/events")
-async def events(request: Request, since: int = Query(default=0, ge=0, le=MAX_ID),
-                 timeout: float = Query(default=25.0, ge=0, le=60),
-                 authorization: str | None = Header(default=None)) -> dict[str, Any]:
+async def events(
+    request: Request,
+    since: int = Query(default=0, ge=0, le=MAX_ID),
+    timeout: float = Query(default=25.0, ge=0, le=60),
+    authorization: str | None = Header(default=None),
+) -> dict[str, Any]:
     """Events with seq > since, oldest first; waits up to `timeout` seconds when there are none."""
     state = _state(request)
     await run_in_threadpool(_principal, request, authorization)
     deadline = time.monotonic() + timeout
     while True:
         wake = state.hub.current()
-        found = await run_in_threadpool(state.store.audit, since=since, oldest_first=True,
-                                        limit=500)
+        found = await run_in_threadpool(
+            state.store.audit, since=since, oldest_first=True, limit=500
+        )
         remaining = deadline - time.monotonic()
         if found or remaining <= 0 or state.stopping or await request.is_disconnected():
             return {"events": [e.to_json() for e in found]}
@@ -307,33 +355,46 @@ async def events(request: Request, since: int = Query(default=0, ge=0, le=MAX_ID
 
 # -- promotion requests -------------------------------------------------------------------------
 
+
 @router.post("/promotions", status_code=201)
-def create_promotion_request(request: Request, body: PromotionBody,
-                             who: Principal = requires("editor")) -> dict[str, Any]:
+def create_promotion_request(
+    request: Request, body: PromotionBody, who: Principal = requires("editor")
+) -> dict[str, Any]:
     from .promotions import file_request
 
     state = _state(request)
-    promotion = file_request(state, refs=body.refs, label=body.label, reason=body.reason,
-                             author=who.name, run_gate=body.run_gate)
+    promotion = file_request(
+        state,
+        refs=body.refs,
+        label=body.label,
+        reason=body.reason,
+        author=who.name,
+        run_gate=body.run_gate,
+    )
     state.hub.notify()
     return promotion
 
 
 @router.get("/promotions")
-def promotions_list(request: Request, state_: str | None = Query(default=None, alias="state"),
-                    who: Principal = requires("viewer")) -> list[dict[str, Any]]:
+def promotions_list(
+    request: Request,
+    state_: str | None = Query(default=None, alias="state"),
+    who: Principal = requires("viewer"),
+) -> list[dict[str, Any]]:
     return list_promotions(_state(request).store, state_)
 
 
 @router.get("/promotions/{pid}")
-def promotion_get(request: Request, pid: int = PID,
-                  who: Principal = requires("viewer")) -> dict[str, Any]:
+def promotion_get(
+    request: Request, pid: int = PID, who: Principal = requires("viewer")
+) -> dict[str, Any]:
     return get_promotion(_state(request).store, pid)
 
 
 @router.get("/promotions/{pid}/report")
-def promotion_report(request: Request, pid: int = PID,
-                     who: Principal = requires("viewer")) -> dict[str, Any]:
+def promotion_report(
+    request: Request, pid: int = PID, who: Principal = requires("viewer")
+) -> dict[str, Any]:
     store = _state(request).store
     promotion = get_promotion(store, pid)
     report = get_report(store, promotion["report"]) if promotion["report"] else None
@@ -342,8 +403,9 @@ def promotion_report(request: Request, pid: int = PID,
     return report
 
 
-def _decide(request: Request, pid: int, body: DecisionBody, who: Principal,
-            approve: bool) -> dict[str, Any]:
+def _decide(
+    request: Request, pid: int, body: DecisionBody, who: Principal, approve: bool
+) -> dict[str, Any]:
     state = _state(request)
     store = state.store
     promotion = get_promotion(store, pid)
@@ -352,8 +414,9 @@ def _decide(request: Request, pid: int, body: DecisionBody, who: Principal,
     if promotion["state"] != "passed":
         raise ApiError(409, "conflict", f"request {pid} is {promotion['state']}, not passed")
     try:
-        decided = decide_promotion(store, pid, approve=approve, actor=who.name,
-                                   comment=body.comment)
+        decided = decide_promotion(
+            store, pid, approve=approve, actor=who.name, comment=body.comment
+        )
     except LabelConflict as exc:
         state.hub.notify()
         raise ApiError(409, "stale", f"request {pid} is stale: {exc}") from None
@@ -364,20 +427,32 @@ def _decide(request: Request, pid: int, body: DecisionBody, who: Principal,
 
 
 @router.post("/promotions/{pid}/approve")
-def approve(request: Request, pid: int = PID, body: DecisionBody = Body(default=DecisionBody()),
-            who: Principal = requires("approver")) -> dict[str, Any]:
+def approve(
+    request: Request,
+    pid: int = PID,
+    body: DecisionBody = Body(default=DecisionBody()),
+    who: Principal = requires("approver"),
+) -> dict[str, Any]:
     return _decide(request, pid, body, who, True)
 
 
 @router.post("/promotions/{pid}/reject")
-def reject(request: Request, pid: int = PID, body: DecisionBody = Body(default=DecisionBody()),
-           who: Principal = requires("approver")) -> dict[str, Any]:
+def reject(
+    request: Request,
+    pid: int = PID,
+    body: DecisionBody = Body(default=DecisionBody()),
+    who: Principal = requires("approver"),
+) -> dict[str, Any]:
     return _decide(request, pid, body, who, False)
 
 
 @router.post("/promotions/{pid}/report")
-def upload_report(request: Request, pid: int = PID, report: dict[str, Any] = Body(...),
-                  who: Principal = requires("editor")) -> dict[str, Any]:
+def upload_report(
+    request: Request,
+    pid: int = PID,
+    report: dict[str, Any] = Body(...),
+    who: Principal = requires("editor"),
+) -> dict[str, Any]:
     from .promotions import accept_report
 
     state = _state(request)
@@ -388,21 +463,22 @@ def upload_report(request: Request, pid: int = PID, report: dict[str, Any] = Bod
 
 # -- keys ---------------------------------------------------------------------------------------
 
+
 @router.get("/keys")
 def keys_list(request: Request, who: Principal = requires("admin")) -> list[dict[str, Any]]:
     return list_keys(_state(request).store)
 
 
 @router.post("/keys", status_code=201)
-def keys_create(request: Request, body: KeyBody,
-                who: Principal = requires("admin")) -> dict[str, Any]:
+def keys_create(
+    request: Request, body: KeyBody, who: Principal = requires("admin")
+) -> dict[str, Any]:
     key = create_key(_state(request).store, body.name, body.role)
     return {"name": body.name, "role": body.role, "key": key}
 
 
 @router.delete("/keys/{name}")
-def keys_revoke(request: Request, name: str,
-                who: Principal = requires("admin")) -> dict[str, Any]:
+def keys_revoke(request: Request, name: str, who: Principal = requires("admin")) -> dict[str, Any]:
     state = _state(request)
     revoke_key(state.store, name)
     state.keys.clear()

@@ -140,10 +140,15 @@ def create_app(settings: ServerSettings) -> FastAPI:
     store = open_store(settings.registry, create=True)
     store.migrate()
     state = ServerState(
-        settings=settings, store=store, hub=EventHub(), keys=KeyCache(store),
+        settings=settings,
+        store=store,
+        hub=EventHub(),
+        keys=KeyCache(store),
         session_secret=get_setting(store, "session_secret", lambda: secrets.token_hex(32)),
-        gate_pool=ThreadPoolExecutor(max_workers=settings.gate_workers,
-                                     thread_name_prefix="promptgate-gate"))
+        gate_pool=ThreadPoolExecutor(
+            max_workers=settings.gate_workers, thread_name_prefix="promptgate-gate"
+        ),
+    )
 
     state.hub.listeners.append(state.resolved.clear)
 
@@ -182,19 +187,22 @@ def create_app(settings: ServerSettings) -> FastAPI:
         errors = exc.errors()
         first = errors[0] if errors else {}
         where = ".".join(str(x) for x in first.get("loc", ()))
-        return JSONResponse({"error": "invalid", "detail": f"{where}: {first.get('msg', '')}"},
-                            status_code=422)
+        return JSONResponse(
+            {"error": "invalid", "detail": f"{where}: {first.get('msg', '')}"}, status_code=422
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": "http_error", "detail": str(exc.detail)},
-                            status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            {"error": "http_error", "detail": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse({"error": "internal", "detail": type(exc).__name__},
-                            status_code=500)
+        return JSONResponse({"error": "internal", "detail": type(exc).__name__}, status_code=500)
 
     from .api import router
 

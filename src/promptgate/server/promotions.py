@@ -22,8 +22,9 @@ from .app import ApiError, ServerState
 log = logging.getLogger("promptgate.server")
 
 
-def file_request(state: ServerState, *, refs: list[str], label: str, reason: str, author: str,
-                 run_gate: bool) -> dict[str, Any]:
+def file_request(
+    state: ServerState, *, refs: list[str], label: str, reason: str, author: str, run_gate: bool
+) -> dict[str, Any]:
     """Record the request and, unless a CI job will upload the report, start its gate."""
     store = state.store
     if state.stopping:
@@ -35,20 +36,28 @@ def file_request(state: ServerState, *, refs: list[str], label: str, reason: str
         if "/" in ref or ref.endswith((".yaml", ".yml")):
             raise BadInput(f"{ref}: a draft cannot be promoted: push it first")
     candidates = resolve_candidates(store, refs)
-    frozen = {n: {"version": c.version, "content_hash": c.content_hash}
-              for n, c in candidates.items()}
+    frozen = {
+        n: {"version": c.version, "content_hash": c.content_hash} for n, c in candidates.items()
+    }
     baseline = {n: store.label_version(n, label) for n in candidates}
-    promotion = create_promotion(store, refs=[f"{n}@v{c['version']}" for n, c in frozen.items()],
-                                 label=label, reason=reason, author=author,
-                                 candidates=frozen, baseline=baseline)
+    promotion = create_promotion(
+        store,
+        refs=[f"{n}@v{c['version']}" for n, c in frozen.items()],
+        label=label,
+        reason=reason,
+        author=author,
+        candidates=frozen,
+        baseline=baseline,
+    )
     if run_gate:
         pid = promotion["id"]
         try:
             state.gates[pid] = state.gate_pool.submit(_run_gate, state, pid)
         except RuntimeError:  # the pool shut down between the check above and now
             _fail_stopped(state, pid, promotion["label"])
-            raise ApiError(503, "unavailable",
-                           "the server is stopping: file the request again") from None
+            raise ApiError(
+                503, "unavailable", "the server is stopping: file the request again"
+            ) from None
     return promotion
 
 
@@ -78,13 +87,19 @@ def abandon_gates(state: ServerState) -> None:
 def _fail_stopped(state: ServerState, pid: int, label: str) -> None:
     report = _failure_report(label, STOPPED)
     report_id = state.store.save_report(report_digest(report), "fail", report)
-    update_promotion(state.store, pid, expect_state="gating", state="failed",
-                     report_id=report_id)
+    update_promotion(state.store, pid, expect_state="gating", state="failed", report_id=report_id)
 
 
 def _failure_report(label: str, failure: str) -> dict[str, Any]:
-    return {"schema_version": 1, "verdict": "fail", "label": label, "failures": [failure],
-            "candidates": [], "suites": [], "problems": []}
+    return {
+        "schema_version": 1,
+        "verdict": "fail",
+        "label": label,
+        "failures": [failure],
+        "candidates": [],
+        "suites": [],
+        "problems": [],
+    }
 
 
 def _run_gate(state: ServerState, pid: int) -> None:
@@ -102,11 +117,11 @@ def _gate(state: ServerState, pid: int) -> None:
     lock = threading.Lock()
 
     def on_plan(plan: Any) -> None:
-        progress["total"] = sum(len(s.cases) for n in plan.affected
-                                for s in plan.suites.get(n, []))
+        progress["total"] = sum(len(s.cases) for n in plan.affected for s in plan.suites.get(n, []))
         baseline = {n: plan.expectations.get(n) for n in promotion["candidates"]}
-        update_promotion(store, pid, expect_state="gating", progress=progress,
-                         baseline=_json(baseline))
+        update_promotion(
+            store, pid, expect_state="gating", progress=progress, baseline=_json(baseline)
+        )
         state.hub.notify()
 
     def on_case(job: Any, result: Any) -> None:
@@ -122,9 +137,15 @@ def _gate(state: ServerState, pid: int) -> None:
                 update_promotion(store, pid, expect_state="gating", progress=dict(progress))
 
     try:
-        outcome = check(store, state.settings.config, promotion["refs"],
-                        label=promotion["label"], on_plan=on_plan, on_case=on_case,
-                        baseline=False)
+        outcome = check(
+            store,
+            state.settings.config,
+            promotion["refs"],
+            label=promotion["label"],
+            on_plan=on_plan,
+            on_case=on_case,
+            baseline=False,
+        )
         report = outcome.report
         passed = outcome.passed
     except PromptgateError as exc:
@@ -135,15 +156,20 @@ def _gate(state: ServerState, pid: int) -> None:
             report = _failure_report(promotion["label"], STOPPED)
         else:
             log.exception("gate for request %s crashed", pid)
-            report = _failure_report(promotion["label"],
-                                     f"internal error: {type(exc).__name__}")
+            report = _failure_report(promotion["label"], f"internal error: {type(exc).__name__}")
         passed = False
     # A verdict reached is written even while stopping: the write is a compare-and-swap on
     # `gating`, so it and abandon_gates (which sees this future still running) cannot both win.
     digest = report_digest(report)
     report_id = store.save_report(digest, report["verdict"], report)
-    update_promotion(store, pid, expect_state="gating", state="passed" if passed else "failed",
-                     report_id=report_id, progress=progress)
+    update_promotion(
+        store,
+        pid,
+        expect_state="gating",
+        state="passed" if passed else "failed",
+        report_id=report_id,
+        progress=progress,
+    )
     state.hub.notify()
 
 
@@ -176,13 +202,16 @@ def accept_report(state: ServerState, pid: int, report: dict[str, Any]) -> dict[
     for entry in report.get("suites", []):
         digests = {s.digest for s in suites.get(entry.get("prompt"), [])}
         if entry.get("digest") not in digests:
-            raise ApiError(409, "mismatch",
-                           f"suite {entry.get('path')} differs from the server's")
+            raise ApiError(409, "mismatch", f"suite {entry.get('path')} differs from the server's")
     if not report.get("suites"):
         raise ApiError(409, "mismatch", "the report ran no suite")
     digest = report_digest(report)
     report_id = store.save_report(digest, report["verdict"], report)
-    update_promotion(store, pid, expect_state="gating",
-                     state="passed" if report["verdict"] == "pass" else "failed",
-                     report_id=report_id)
+    update_promotion(
+        store,
+        pid,
+        expect_state="gating",
+        state="passed" if report["verdict"] == "pass" else "failed",
+        report_id=report_id,
+    )
     return get_promotion(store, pid)

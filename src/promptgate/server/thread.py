@@ -13,12 +13,19 @@ class ServerThread:
     """`with ServerThread(app) as s: httpx.get(s.url + "/v1/...")` on 127.0.0.1, port 0."""
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.config = uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                     lifespan="on", access_log=False,
-                                     timeout_graceful_shutdown=2)
+        self.config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
+            timeout_graceful_shutdown=2,
+        )
         self.server = uvicorn.Server(self.config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True,
-                                       name="promptgate-server")
+        self.thread = threading.Thread(
+            target=self.server.run, daemon=True, name="promptgate-server"
+        )
 
     def start(self) -> ServerThread:
         self.thread.start()

@@ -67,8 +67,10 @@ SESSION_MAX_AGE = 12 * 3600
 AUDIT_PAGE = 50
 STATES = ("gating", "passed", "failed", "approved", "rejected", "stale")
 EVENT_TYPES = ("push", "move", "remove", "request", "decision")
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 NEW_PROMPT = """\
 name: my-prompt
 description: What this prompt is for.
@@ -86,6 +88,7 @@ messages:
 
 
 # -- errors ---------------------------------------------------------------------------------------
+
 
 class PageError(Exception):
     """An error shown as an HTML page with this status."""
@@ -147,6 +150,7 @@ def _error_page(request: Request, error: PageError) -> Response:
 
 # -- templates ------------------------------------------------------------------------------------
 
+
 def _when(value: datetime | str | None) -> str:
     if value is None or value == "":
         return "-"
@@ -179,11 +183,14 @@ def _version_label(version: Any) -> str:
 
 
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                             undefined=jinja2.ChainableUndefined, trim_blocks=True,
-                             lstrip_blocks=True)
-    env.filters.update(when=_when, dumps=_dumps, v=_version_label, quote=quote,
-                       preview=_preview)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.ChainableUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(when=_when, dumps=_dumps, v=_version_label, quote=quote, preview=_preview)
     env.globals.update(stats_line=_stats_line, STATES=STATES, EVENT_TYPES=EVENT_TYPES)
     return env
 
@@ -192,6 +199,7 @@ ENV = _environment()
 
 
 # -- sessions and CSRF ----------------------------------------------------------------------------
+
 
 @dataclass
 class Session:
@@ -224,17 +232,26 @@ def load_session(request: Request) -> Session:
 
 
 def csrf_token(state: ServerState, session: Session) -> str:
-    return hmac.new(state.session_secret.encode(), b"csrf:" + session.nonce.encode(),
-                    hashlib.sha256).hexdigest()
+    return hmac.new(
+        state.session_secret.encode(), b"csrf:" + session.nonce.encode(), hashlib.sha256
+    ).hexdigest()
 
 
 def _write_cookie(response: Response, request: Request, session: Session) -> None:
     state: ServerState = request.app.state.pg
     value = _serializer(state).dumps({"n": session.nonce, "k": session.key})
     secure = request.url.scheme == "https" or (state.settings.public_url or "").startswith(
-        "https://")
-    response.set_cookie(COOKIE, value, max_age=SESSION_MAX_AGE, path="/", httponly=True,
-                        samesite="lax", secure=secure)
+        "https://"
+    )
+    response.set_cookie(
+        COOKIE,
+        value,
+        max_age=SESSION_MAX_AGE,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=secure,
+    )
 
 
 def _principal(state: ServerState, name: str) -> Principal | None:
@@ -262,8 +279,9 @@ class Ui:
         return self.user is not None and self.user.can(role)
 
     def render(self, template: str, status: int = 200, **values: Any) -> HTMLResponse:
-        html = ENV.get_template(template).render(ui=self, user=self.user, csrf=self.csrf,
-                                                 path=self.request.url.path, **values)
+        html = ENV.get_template(template).render(
+            ui=self, user=self.user, csrf=self.csrf, path=self.request.url.path, **values
+        )
         response = HTMLResponse(html, status_code=status)
         self.finish(response)
         return response
@@ -297,8 +315,9 @@ def page(role: str | None) -> Any:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             raise Redirect("/signin?" + urlencode({"next": target}))
         if not user.can(role):
-            raise PageError(403, "Not allowed",
-                            f"{user.name} is a {user.role}; this needs the {role} role.")
+            raise PageError(
+                403, "Not allowed", f"{user.name} is a {user.role}; this needs the {role} role."
+            )
         return ui
 
     return Depends(dependency)
@@ -320,10 +339,13 @@ def posted(role: str | None) -> Any:
         form = await request.form()
         fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
         if not hmac.compare_digest(fields.get("csrf", ""), ui.csrf):
-            raise PageError(403, "Form expired",
-                            "This form did not carry a valid security token (it may have been "
-                            "opened before you signed in, or come from another site). Go back, "
-                            "reload the page and try again.")
+            raise PageError(
+                403,
+                "Form expired",
+                "This form did not carry a valid security token (it may have been "
+                "opened before you signed in, or come from another site). Go back, "
+                "reload the page and try again.",
+            )
         return Posted(ui, fields)
 
     return Depends(dependency)
@@ -336,6 +358,7 @@ def _safe_next(target: str | None) -> str:
 
 
 # -- views of registry data -----------------------------------------------------------------------
+
 
 class _Literal(yaml.SafeDumper):
     """YAML with multi-line strings as literal blocks, so prompt text reads as written."""
@@ -350,8 +373,16 @@ def _str_presenter(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 
 
 _Literal.add_representer(str, _str_presenter)
-KEY_ORDER = ("name", "description", "model", "template", "messages", "inputs", "tools",
-             "response_format")
+KEY_ORDER = (
+    "name",
+    "description",
+    "model",
+    "template",
+    "messages",
+    "inputs",
+    "tools",
+    "response_format",
+)
 MODEL_ORDER = ("provider", "name")
 
 
@@ -364,10 +395,11 @@ def prompt_yaml(name: str, content: Mapping[str, Any]) -> str:
         model = data["model"]
         data["model"] = {**{k: model[k] for k in MODEL_ORDER if k in model}, **model}
     if isinstance(data.get("messages"), list):
-        data["messages"] = [{**{k: m[k] for k in ("role", "content") if k in m}, **m}
-                            if isinstance(m, dict) else m for m in data["messages"]]
-    return yaml.dump(data, Dumper=_Literal, sort_keys=False, allow_unicode=True,
-                     width=1_000_000)
+        data["messages"] = [
+            {**{k: m[k] for k in ("role", "content") if k in m}, **m} if isinstance(m, dict) else m
+            for m in data["messages"]
+        ]
+    return yaml.dump(data, Dumper=_Literal, sort_keys=False, allow_unicode=True, width=1_000_000)
 
 
 @dataclass
@@ -408,9 +440,10 @@ def side_by_side(a: list[str], b: list[str]) -> list[DiffRow]:
     rows: list[DiffRow] = []
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
         if op == "equal":
-            rows += [DiffRow("equal", DiffLine(i + 1, [(False, a[i])]),
-                             DiffLine(j + 1, [(False, b[j])]))
-                     for i, j in zip(range(i1, i2), range(j1, j2), strict=True)]
+            rows += [
+                DiffRow("equal", DiffLine(i + 1, [(False, a[i])]), DiffLine(j + 1, [(False, b[j])]))
+                for i, j in zip(range(i1, i2), range(j1, j2), strict=True)
+            ]
             continue
         for i, j in zip_longest(range(i1, i2), range(j1, j2)):
             if i is not None and j is not None:
@@ -455,8 +488,9 @@ def _promotion_view(state: ServerState, pid: int) -> dict[str, Any]:
 
 # -- routes ---------------------------------------------------------------------------------------
 
-router = APIRouter(route_class=UiRoute, include_in_schema=False,
-                   default_response_class=HTMLResponse)
+router = APIRouter(
+    route_class=UiRoute, include_in_schema=False, default_response_class=HTMLResponse
+)
 
 
 @router.get("/signin")
@@ -474,8 +508,13 @@ def signin(form: Posted = posted(None)) -> Response:
     target = _safe_next(form.get("next"))
     who = ui.state.keys.lookup(form.get("key").strip()) if form.get("key").strip() else None
     if who is None:
-        return ui.render("signin.html", status=401, title="Sign in", next=target,
-                         error="That key is unknown or has been revoked.")
+        return ui.render(
+            "signin.html",
+            status=401,
+            title="Sign in",
+            next=target,
+            error="That key is unknown or has been revoked.",
+        )
     ui.session = Session.new(key=who.name)  # a new nonce: no token survives signing in
     return ui.redirect(target)
 
@@ -493,43 +532,73 @@ def prompt_list(ui: Ui = page("viewer")) -> Response:
     labels: dict[str, list[Any]] = {}
     for label in store.labels():
         labels.setdefault(label.prompt, []).append(label)
-    return ui.render("prompts.html", title="Prompts", prompts=store.list_prompts(),
-                     labels=labels)
+    return ui.render("prompts.html", title="Prompts", prompts=store.list_prompts(), labels=labels)
 
 
 @router.get("/prompts/{name}")
-def prompt_page(name: str, v: int | None = Query(default=None, ge=1),
-                saved: str | None = None, ui: Ui = page("viewer")) -> Response:
+def prompt_page(
+    name: str,
+    v: int | None = Query(default=None, ge=1),
+    saved: str | None = None,
+    ui: Ui = page("viewer"),
+) -> Response:
     store = ui.state.store
     history = store.history(_check_name(name))
     shown = _pick(history, v, -1)
     return ui.render(
-        "prompt.html", title=name, name=name, history=list(reversed(history)), shown=shown,
-        shown_yaml=prompt_yaml(name, shown.content), labels=store.labels(name),
-        histories=label_histories(store.audit(prompt=name, types=("push", "move", "remove"),
-                                              limit=1000)),
-        saved=saved, diff_a=history[-2].version if len(history) > 1 else history[-1].version,
-        diff_b=history[-1].version)
+        "prompt.html",
+        title=name,
+        name=name,
+        history=list(reversed(history)),
+        shown=shown,
+        shown_yaml=prompt_yaml(name, shown.content),
+        labels=store.labels(name),
+        histories=label_histories(
+            store.audit(prompt=name, types=("push", "move", "remove"), limit=1000)
+        ),
+        saved=saved,
+        diff_a=history[-2].version if len(history) > 1 else history[-1].version,
+        diff_b=history[-1].version,
+    )
 
 
 @router.get("/prompts/{name}/diff")
-def diff_page(name: str, a: int | None = Query(default=None, ge=1),
-              b: int | None = Query(default=None, ge=1), ui: Ui = page("viewer")) -> Response:
+def diff_page(
+    name: str,
+    a: int | None = Query(default=None, ge=1),
+    b: int | None = Query(default=None, ge=1),
+    ui: Ui = page("viewer"),
+) -> Response:
     history = ui.state.store.history(_check_name(name))
     left = _pick(history, a, -2 if len(history) > 1 else -1)
     right = _pick(history, b, -1)
-    rows = side_by_side(prompt_yaml(name, left.content).splitlines(),
-                        prompt_yaml(name, right.content).splitlines())
-    return ui.render("diff.html", title=f"{name}: v{left.version} vs v{right.version}",
-                     name=name, history=list(reversed(history)), left=left, right=right,
-                     rows=rows, same=left.content_hash == right.content_hash)
+    rows = side_by_side(
+        prompt_yaml(name, left.content).splitlines(), prompt_yaml(name, right.content).splitlines()
+    )
+    return ui.render(
+        "diff.html",
+        title=f"{name}: v{left.version} vs v{right.version}",
+        name=name,
+        history=list(reversed(history)),
+        left=left,
+        right=right,
+        rows=rows,
+        same=left.content_hash == right.content_hash,
+    )
 
 
-def _edit_form(ui: Ui, name: str | None, text: str, message: str = "",
-               error: str | None = None) -> Response:
-    return ui.render("edit.html", status=422 if error else 200,
-                     title=f"Edit {name}" if name else "New prompt", name=name, text=text,
-                     message=message, error=error)
+def _edit_form(
+    ui: Ui, name: str | None, text: str, message: str = "", error: str | None = None
+) -> Response:
+    return ui.render(
+        "edit.html",
+        status=422 if error else 200,
+        title=f"Edit {name}" if name else "New prompt",
+        name=name,
+        text=text,
+        message=message,
+        error=error,
+    )
 
 
 def _save(ui: Ui, name: str | None, text: str, message: str) -> Response:
@@ -543,8 +612,7 @@ def _save(ui: Ui, name: str | None, text: str, message: str) -> Response:
             raise BadInput(f"this form edits {name!r}, but the YAML names {spec.name!r}")
         if name is None and ui.state.store.exists(spec.name):
             raise BadInput(f"a prompt named {spec.name!r} exists already: edit it instead")
-        [result] = push_specs(ui.state.store, [spec], message=message.strip(),
-                              author=ui.user.name)
+        [result] = push_specs(ui.state.store, [spec], message=message.strip(), author=ui.user.name)
     except BadInput as exc:
         return _edit_form(ui, name, text, message, error=str(exc))
     ui.state.hub.notify()
@@ -577,27 +645,49 @@ def new_save(form: Posted = posted("editor")) -> Response:
 @router.get("/promotions")
 def promotions_page(state: str | None = None, ui: Ui = page("viewer")) -> Response:
     wanted = state if state in STATES else None
-    return ui.render("promotions.html", title="Promotion requests", state=wanted,
-                     promotions=list_promotions(ui.state.store, wanted))
+    return ui.render(
+        "promotions.html",
+        title="Promotion requests",
+        state=wanted,
+        promotions=list_promotions(ui.state.store, wanted),
+    )
 
 
-def _request_form(ui: Ui, name: str, version: int | None = None, label: str | None = None,
-                  reason: str = "", error: str | None = None) -> Response:
+def _request_form(
+    ui: Ui,
+    name: str,
+    version: int | None = None,
+    label: str | None = None,
+    reason: str = "",
+    error: str | None = None,
+) -> Response:
     store = ui.state.store
     history = list(reversed(store.history(_check_name(name))))
-    labels = sorted({x.label for x in store.labels()} - {"latest"}
-                    | set(ui.state.settings.config.protected_labels))
-    return ui.render("promote.html", status=422 if error else 200,
-                     title=f"Request promotion of {name}", name=name, history=history,
-                     version=version or history[0].version,
-                     label=label or ui.state.settings.config.gate.label, labels=labels,
-                     current={x.label: x.version for x in store.labels(name)},
-                     reason=reason, error=error)
+    labels = sorted(
+        {x.label for x in store.labels()} - {"latest"}
+        | set(ui.state.settings.config.protected_labels)
+    )
+    return ui.render(
+        "promote.html",
+        status=422 if error else 200,
+        title=f"Request promotion of {name}",
+        name=name,
+        history=history,
+        version=version or history[0].version,
+        label=label or ui.state.settings.config.gate.label,
+        labels=labels,
+        current={x.label: x.version for x in store.labels(name)},
+        reason=reason,
+        error=error,
+    )
 
 
 @router.get("/promotions/new")
-def request_form(prompt: str = Query(...), version: int | None = Query(default=None, ge=1),
-                 ui: Ui = page("editor")) -> Response:
+def request_form(
+    prompt: str = Query(...),
+    version: int | None = Query(default=None, ge=1),
+    ui: Ui = page("editor"),
+) -> Response:
     return _request_form(ui, prompt, version)
 
 
@@ -616,8 +706,14 @@ def request_file(form: Posted = posted("editor")) -> Response:
             raise BadInput("a reason is required")
         check_label_name(label)
         ui.state.store.get_version(_check_name(name), version)
-        promotion = file_request(ui.state, refs=[f"{name}@v{version}"], label=label,
-                                 reason=reason.strip(), author=ui.user.name, run_gate=True)
+        promotion = file_request(
+            ui.state,
+            refs=[f"{name}@v{version}"],
+            label=label,
+            reason=reason.strip(),
+            author=ui.user.name,
+            run_gate=True,
+        )
     except BadInput as exc:
         return _request_form(ui, name, version, label, reason, error=str(exc))
     ui.state.hub.notify()
@@ -649,8 +745,9 @@ def _report_of(ui: Ui, pid: int) -> dict[str, Any]:
 
 @router.get("/promotions/{pid}/report.md")
 def report_markdown(pid: int, ui: Ui = page("viewer")) -> Response:
-    response = PlainTextResponse(to_markdown(_report_of(ui, pid)),
-                                 media_type="text/markdown; charset=utf-8")
+    response = PlainTextResponse(
+        to_markdown(_report_of(ui, pid)), media_type="text/markdown; charset=utf-8"
+    )
     ui.finish(response)
     return response
 
@@ -684,19 +781,35 @@ def reject(pid: int, form: Posted = posted("approver")) -> Response:
 
 
 @router.get("/audit")
-def audit_page(prompt: str = "", label: str = "", type: str = "",
-               before: int | None = Query(default=None, ge=1),
-               ui: Ui = page("viewer")) -> Response:
-    events = ui.state.store.audit(prompt=prompt or None, label=label or None, before=before,
-                                  types=(type,) if type in EVENT_TYPES else None,
-                                  limit=AUDIT_PAGE + 1)
+def audit_page(
+    prompt: str = "",
+    label: str = "",
+    type: str = "",
+    before: int | None = Query(default=None, ge=1),
+    ui: Ui = page("viewer"),
+) -> Response:
+    events = ui.state.store.audit(
+        prompt=prompt or None,
+        label=label or None,
+        before=before,
+        types=(type,) if type in EVENT_TYPES else None,
+        limit=AUDIT_PAGE + 1,
+    )
     shown = events[:AUDIT_PAGE]
     filters = {k: v for k, v in (("prompt", prompt), ("label", label), ("type", type)) if v}
-    older = (urlencode({**filters, "before": shown[-1].id})
-             if len(events) > AUDIT_PAGE else None)
-    return ui.render("audit.html", title="Audit log", events=shown, filters=filters,
-                     prompt=prompt, label=label, type=type, before=before, older=older,
-                     newest=urlencode(filters))
+    older = urlencode({**filters, "before": shown[-1].id}) if len(events) > AUDIT_PAGE else None
+    return ui.render(
+        "audit.html",
+        title="Audit log",
+        events=shown,
+        filters=filters,
+        prompt=prompt,
+        label=label,
+        type=type,
+        before=before,
+        older=older,
+        newest=urlencode(filters),
+    )
 
 
 def mount_ui(app: FastAPI) -> None:

@@ -30,8 +30,14 @@ def signature(secret: str, body: bytes) -> str:
 class WebhookPump(threading.Thread):
     """Tails the audit log by seq and delivers matching events."""
 
-    def __init__(self, store: Store, hooks: Sequence[Webhook], hub: EventHub,
-                 retries: int = 4, backoff_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        store: Store,
+        hooks: Sequence[Webhook],
+        hub: EventHub,
+        retries: int = 4,
+        backoff_s: float = 0.5,
+    ) -> None:
         super().__init__(daemon=True, name="promptgate-webhooks")
         self.store, self.hooks, self.hub = store, list(hooks), hub
         self.retries, self.backoff_s = retries, backoff_s
@@ -85,7 +91,14 @@ class WebhookPump(threading.Thread):
                 error = f"{type(exc).__name__}: {exc}"
             if self._halt.wait(self.backoff_s * 2 ** (attempt - 1)):
                 break
-        record_delivery(self.store, url=hook.url, event_seq=event.id, event_type=event.type,
-                        status=status, attempts=attempt, error=error)
+        record_delivery(
+            self.store,
+            url=hook.url,
+            event_seq=event.id,
+            event_type=event.type,
+            status=status,
+            attempts=attempt,
+            error=error,
+        )
         if error:
             log.warning("webhook %s for event %s failed: %s", hook.url, event.id, error)

@@ -55,11 +55,15 @@ def _resolve_statement() -> sa.Select[Any]:
     return (
         sa.select(versions, on.c.label.label("on_label"))
         .select_from(
-            here.join(versions, sa.and_(versions.c.prompt == here.c.prompt,
-                                        versions.c.version == here.c.version))
-            .outerjoin(on, sa.and_(on.c.prompt == versions.c.prompt,
-                                   on.c.version == versions.c.version)))
-        .where(here.c.prompt == sa.bindparam("name"), here.c.label == sa.bindparam("label")))
+            here.join(
+                versions,
+                sa.and_(versions.c.prompt == here.c.prompt, versions.c.version == here.c.version),
+            ).outerjoin(
+                on, sa.and_(on.c.prompt == versions.c.prompt, on.c.version == versions.c.version)
+            )
+        )
+        .where(here.c.prompt == sa.bindparam("name"), here.c.label == sa.bindparam("label"))
+    )
 
 
 _RESOLVE = _resolve_statement()
@@ -77,13 +81,13 @@ def engine_url(url: str) -> str:
     """Map a registry URL to SQLAlchemy's: postgresql:// uses psycopg 3."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
 def _sqlite_path(url: str) -> Path | None:
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        return Path(url[len("sqlite:///"):])
+        return Path(url[len("sqlite:///") :])
     return None
 
 
@@ -138,9 +142,7 @@ class Store:
     @staticmethod
     def _make_engine(url: str) -> Engine:
         if url.startswith("sqlite"):
-            engine = sa.create_engine(
-                url, connect_args={"timeout": 60, "check_same_thread": False}
-            )
+            engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
 
             @event.listens_for(engine, "connect")
             def _connect(dbapi_conn: Any, _record: Any) -> None:
@@ -234,8 +236,9 @@ class Store:
                     continue
                 fn(conn)
                 conn.execute(
-                    schema_migrations.insert().values(version=number, name=name,
-                                                      applied_at=utcnow())
+                    schema_migrations.insert().values(
+                        version=number, name=name, applied_at=utcnow()
+                    )
                 )
                 applied.append(number)
         return applied
@@ -254,9 +257,14 @@ class Store:
     @staticmethod
     def _version_from_row(row: Any, label_names: Sequence[str] = ()) -> PromptVersion:
         return PromptVersion(
-            name=row.prompt, version=row.version, content_hash=row.content_hash,
-            content=json.loads(row.content), message=row.message, author=row.author,
-            created_at=_dt(row.created_at), labels=tuple(sorted(label_names)),
+            name=row.prompt,
+            version=row.version,
+            content_hash=row.content_hash,
+            content=json.loads(row.content),
+            message=row.message,
+            author=row.author,
+            created_at=_dt(row.created_at),
+            labels=tuple(sorted(label_names)),
         )
 
     def _labels_of(self, conn: Connection, name: str) -> dict[int, list[str]]:
@@ -319,9 +327,10 @@ class Store:
 
     @staticmethod
     def _exists(conn: Connection, name: str) -> bool:
-        return conn.scalar(
-            sa.select(versions.c.id).where(versions.c.prompt == name).limit(1)
-        ) is not None
+        return (
+            conn.scalar(sa.select(versions.c.id).where(versions.c.prompt == name).limit(1))
+            is not None
+        )
 
     def exists(self, name: str) -> bool:
         with self._read() as conn:
@@ -332,8 +341,7 @@ class Store:
         with self._read() as conn:
             by_version = self._labels_of(conn, name)
             rows = conn.execute(
-                sa.select(versions).where(versions.c.prompt == name)
-                .order_by(versions.c.version)
+                sa.select(versions).where(versions.c.prompt == name).order_by(versions.c.version)
             ).all()
         if not rows:
             raise UnknownRef(f"unknown prompt {name!r}")
@@ -343,13 +351,16 @@ class Store:
         """The newest version of every prompt, by name."""
         newest = (
             sa.select(versions.c.prompt, sa.func.max(versions.c.version).label("v"))
-            .group_by(versions.c.prompt).subquery()
+            .group_by(versions.c.prompt)
+            .subquery()
         )
         with self._read() as conn:
             rows = conn.execute(
-                sa.select(versions).join(
-                    newest, sa.and_(newest.c.prompt == versions.c.prompt,
-                                    newest.c.v == versions.c.version))
+                sa.select(versions)
+                .join(
+                    newest,
+                    sa.and_(newest.c.prompt == versions.c.prompt, newest.c.v == versions.c.version),
+                )
                 .order_by(versions.c.prompt)
             ).all()
             all_labels = self._all_labels(conn)
@@ -361,29 +372,46 @@ class Store:
             query = query.where(labels.c.prompt == name)
         with self._read() as conn:
             return [
-                Label(prompt=r.prompt, label=r.label, version=r.version, revision=r.revision,
-                      updated_at=_dt(r.updated_at))
+                Label(
+                    prompt=r.prompt,
+                    label=r.label,
+                    version=r.version,
+                    revision=r.revision,
+                    updated_at=_dt(r.updated_at),
+                )
                 for r in conn.execute(query)
             ]
 
-    def snapshot(self, label: str,
-                 names: Sequence[str] | None = None) -> tuple[int, dict[str, PromptVersion]]:
+    def snapshot(
+        self, label: str, names: Sequence[str] | None = None
+    ) -> tuple[int, dict[str, PromptVersion]]:
         """The versions at `label` (of `names`, or all) and the newest event seq, read in one
         transaction: a chain never sees a new parent with an old child."""
         with self._tx(write=self.dialect == "sqlite") as conn:
             if self.dialect == "postgresql":
                 conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             seq = int(conn.scalar(sa.select(sa.func.coalesce(sa.func.max(audit_events.c.id), 0))))
-            query = (sa.select(versions).select_from(versions.join(
-                labels, sa.and_(labels.c.prompt == versions.c.prompt,
-                                labels.c.version == versions.c.version)))
-                .where(labels.c.label == label))
+            query = (
+                sa.select(versions)
+                .select_from(
+                    versions.join(
+                        labels,
+                        sa.and_(
+                            labels.c.prompt == versions.c.prompt,
+                            labels.c.version == versions.c.version,
+                        ),
+                    )
+                )
+                .where(labels.c.label == label)
+            )
             if names:
                 query = query.where(versions.c.prompt.in_(list(names)))
             rows = conn.execute(query).all()
             all_labels = self._all_labels(conn)
-        return seq, {r.prompt: self._version_from_row(r, all_labels.get((r.prompt, r.version), []))
-                     for r in rows}
+        return seq, {
+            r.prompt: self._version_from_row(r, all_labels.get((r.prompt, r.version), []))
+            for r in rows
+        }
 
     def label_map(self, label: str) -> dict[str, int]:
         """Every prompt's version at `label`, read in one transaction."""
@@ -400,18 +428,22 @@ class Store:
         with self._read() as conn:
             rows = conn.execute(
                 sa.select(versions)
-                .select_from(versions.join(
-                    labels, sa.and_(labels.c.prompt == versions.c.prompt,
-                                    labels.c.version == versions.c.version)))
+                .select_from(
+                    versions.join(
+                        labels,
+                        sa.and_(
+                            labels.c.prompt == versions.c.prompt,
+                            labels.c.version == versions.c.version,
+                        ),
+                    )
+                )
                 .where(labels.c.label == label)
                 .order_by(versions.c.prompt)
             ).all()
             all_labels = self._all_labels(conn)
         return [self._version_from_row(r, all_labels.get((r.prompt, r.version), [])) for r in rows]
 
-    def push(
-        self, items: Sequence[PendingPush], *, message: str, author: str
-    ) -> list[PushResult]:
+    def push(self, items: Sequence[PendingPush], *, message: str, author: str) -> list[PushResult]:
         """Store every item in one transaction: all or nothing.
 
         Identical content returns the existing version (created=False). `latest` moves to each
@@ -424,26 +456,50 @@ class Store:
             for item in items:
                 existing = conn.execute(
                     sa.select(versions.c.version).where(
-                        versions.c.prompt == item.name,
-                        versions.c.content_hash == item.content_hash)
+                        versions.c.prompt == item.name, versions.c.content_hash == item.content_hash
+                    )
                 ).scalar()
                 created = existing is None
                 if created:
-                    number = int(conn.scalar(
-                        sa.select(sa.func.coalesce(sa.func.max(versions.c.version), 0))
-                        .where(versions.c.prompt == item.name)) or 0) + 1
-                    conn.execute(versions.insert().values(
-                        prompt=item.name, version=number, content_hash=item.content_hash,
-                        content=canonical_json(item.content).decode("utf-8"),
-                        message=message, author=author, created_at=now))
+                    number = (
+                        int(
+                            conn.scalar(
+                                sa.select(
+                                    sa.func.coalesce(sa.func.max(versions.c.version), 0)
+                                ).where(versions.c.prompt == item.name)
+                            )
+                            or 0
+                        )
+                        + 1
+                    )
+                    conn.execute(
+                        versions.insert().values(
+                            prompt=item.name,
+                            version=number,
+                            content_hash=item.content_hash,
+                            content=canonical_json(item.content).decode("utf-8"),
+                            message=message,
+                            author=author,
+                            created_at=now,
+                        )
+                    )
                 else:
                     number = int(existing)
                 previous = self._label_version(conn, item.name, LATEST)
                 if previous != number:
                     self._set_label(conn, item.name, LATEST, number, previous, now)
-                    self._audit(conn, "push", item.name, LATEST, previous, number, author,
-                                message, now, {"content_hash": item.content_hash,
-                                               "created": created})
+                    self._audit(
+                        conn,
+                        "push",
+                        item.name,
+                        LATEST,
+                        previous,
+                        number,
+                        author,
+                        message,
+                        now,
+                        {"content_hash": item.content_hash, "created": created},
+                    )
                 version = self._get(conn, item.name, number)
                 assert version is not None
                 results.append(PushResult(version=version, created=created))
@@ -460,11 +516,15 @@ class Store:
         if expect is None:
             try:
                 with conn.begin_nested():
-                    conn.execute(labels.insert().values(prompt=name, label=label, version=to,
-                                                        revision=1, updated_at=now))
+                    conn.execute(
+                        labels.insert().values(
+                            prompt=name, label=label, version=to, revision=1, updated_at=now
+                        )
+                    )
             except IntegrityError:
                 raise LabelConflict(
-                    f"{name}@{label} was set by someone else (expected it unset)") from None
+                    f"{name}@{label} was set by someone else (expected it unset)"
+                ) from None
             return
         moved = conn.execute(
             labels.update()
@@ -475,29 +535,51 @@ class Store:
             now_at = self._label_version(conn, name, label)
             raise LabelConflict(
                 f"{name}@{label} moved: expected v{expect}, it is "
-                + (f"v{now_at}" if now_at is not None else "unset"))
+                + (f"v{now_at}" if now_at is not None else "unset")
+            )
 
     @staticmethod
     def _audit(
-        conn: Connection, type_: str, name: str, label: str | None, from_v: int | None,
-        to_v: int | None, actor: str, reason: str, now: str, details: dict[str, Any]
+        conn: Connection,
+        type_: str,
+        name: str,
+        label: str | None,
+        from_v: int | None,
+        to_v: int | None,
+        actor: str,
+        reason: str,
+        now: str,
+        details: dict[str, Any],
     ) -> int:
         if conn.dialect.name == "postgresql":
             # Event ids are the feed's order: take them under one lock held to commit, so
             # they commit in id order and a reader past seq N never misses a lower id later.
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7072)")
-        result = conn.execute(audit_events.insert().values(
-            type=type_, prompt=name, label=label, from_version=from_v, to_version=to_v,
-            actor=actor, reason=reason, at=now,
-            details=canonical_json(details).decode("utf-8")))
+        result = conn.execute(
+            audit_events.insert().values(
+                type=type_,
+                prompt=name,
+                label=label,
+                from_version=from_v,
+                to_version=to_v,
+                actor=actor,
+                reason=reason,
+                at=now,
+                details=canonical_json(details).decode("utf-8"),
+            )
+        )
         if conn.dialect.name == "postgresql":
             # delivered at commit: wakes the events long-polls of every server replica
             conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
         return int(result.inserted_primary_key[0])
 
     def move_labels(
-        self, moves: Sequence[LabelMove], *, actor: str, details: dict[str, Any] | None = None,
-        event_type: str = "move"
+        self,
+        moves: Sequence[LabelMove],
+        *,
+        actor: str,
+        details: dict[str, Any] | None = None,
+        event_type: str = "move",
     ) -> list[AuditEvent]:
         """Move every label by compare-and-swap in one transaction with its audit events.
 
@@ -517,13 +599,26 @@ class Store:
                     raise LabelConflict(
                         f"{move.prompt}@{move.label} moved: expected "
                         + (f"v{move.expect}" if move.expect is not None else "unset")
-                        + ", it is " + (f"v{current}" if current is not None else "unset"))
+                        + ", it is "
+                        + (f"v{current}" if current is not None else "unset")
+                    )
                 if current == move.to_version:
                     continue
-                self._set_label(conn, move.prompt, move.label, move.to_version, move.expect,
-                                now)
-                ids.append(self._audit(conn, event_type, move.prompt, move.label, move.expect,
-                                       move.to_version, actor, move.reason, now, details))
+                self._set_label(conn, move.prompt, move.label, move.to_version, move.expect, now)
+                ids.append(
+                    self._audit(
+                        conn,
+                        event_type,
+                        move.prompt,
+                        move.label,
+                        move.expect,
+                        move.to_version,
+                        actor,
+                        move.reason,
+                        now,
+                        details,
+                    )
+                )
             return [self._event(conn, i) for i in ids]
 
         try:
@@ -544,13 +639,17 @@ class Store:
                 raise UnknownRef(f"unknown ref {name}@{label}: label {label!r} is not set")
             if expect is not None and current != expect:
                 raise LabelConflict(f"{name}@{label} moved: expected v{expect}, it is v{current}")
-            gone = conn.execute(labels.delete().where(
-                labels.c.prompt == name, labels.c.label == label,
-                labels.c.version == current)).rowcount
+            gone = conn.execute(
+                labels.delete().where(
+                    labels.c.prompt == name, labels.c.label == label, labels.c.version == current
+                )
+            ).rowcount
             if gone != 1:
                 raise LabelConflict(f"{name}@{label} moved while being removed")
-            return self._event(conn, self._audit(conn, "remove", name, label, current, None,
-                                                 actor, reason, now, {}))
+            return self._event(
+                conn,
+                self._audit(conn, "remove", name, label, current, None, actor, reason, now, {}),
+            )
 
         event_: AuditEvent = self._retrying(run, attempts=5)
         return event_
@@ -560,18 +659,32 @@ class Store:
     @staticmethod
     def _event_from_row(row: Any) -> AuditEvent:
         return AuditEvent(
-            id=row.id, type=row.type, prompt=row.prompt, label=row.label,
-            from_version=row.from_version, to_version=row.to_version, actor=row.actor,
-            reason=row.reason, at=_dt(row.at), details=json.loads(row.details))
+            id=row.id,
+            type=row.type,
+            prompt=row.prompt,
+            label=row.label,
+            from_version=row.from_version,
+            to_version=row.to_version,
+            actor=row.actor,
+            reason=row.reason,
+            at=_dt(row.at),
+            details=json.loads(row.details),
+        )
 
     def _event(self, conn: Connection, event_id: int) -> AuditEvent:
         row = conn.execute(sa.select(audit_events).where(audit_events.c.id == event_id)).one()
         return self._event_from_row(row)
 
     def audit(
-        self, *, prompt: str | None = None, label: str | None = None,
-        before: int | None = None, since: int | None = None, limit: int | None = None,
-        oldest_first: bool = False, types: Iterable[str] | None = None,
+        self,
+        *,
+        prompt: str | None = None,
+        label: str | None = None,
+        before: int | None = None,
+        since: int | None = None,
+        limit: int | None = None,
+        oldest_first: bool = False,
+        types: Iterable[str] | None = None,
     ) -> list[AuditEvent]:
         """Audit events, newest first unless `oldest_first`; filtered and paginated by id."""
         query = sa.select(audit_events)
@@ -601,17 +714,19 @@ class Store:
     def cache_get(self, key: str) -> dict[str, Any] | None:
         with self._read() as conn:
             text = conn.scalar(
-                sa.select(response_cache.c.response).where(response_cache.c.key == key))
+                sa.select(response_cache.c.response).where(response_cache.c.key == key)
+            )
         return json.loads(text) if text is not None else None
 
     def cache_get_many(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         with self._read() as conn:
             for i in range(0, len(keys), 500):
-                chunk = list(keys[i:i + 500])
+                chunk = list(keys[i : i + 500])
                 for row in conn.execute(
-                    sa.select(response_cache.c.key, response_cache.c.response)
-                    .where(response_cache.c.key.in_(chunk))
+                    sa.select(response_cache.c.key, response_cache.c.response).where(
+                        response_cache.c.key.in_(chunk)
+                    )
                 ):
                     out[row.key] = json.loads(row.response)
         return out
@@ -621,13 +736,23 @@ class Store:
         unique = list({k: (k, m, r) for k, m, r in entries}.values())
 
         def run(conn: Connection, chunk: Sequence[tuple[str, str, dict[str, Any]]]) -> int:
-            have = set(conn.scalars(sa.select(response_cache.c.key).where(
-                response_cache.c.key.in_([k for k, _, _ in chunk]))))
+            have = set(
+                conn.scalars(
+                    sa.select(response_cache.c.key).where(
+                        response_cache.c.key.in_([k for k, _, _ in chunk])
+                    )
+                )
+            )
             now = utcnow()
             rows = [
-                {"key": k, "model": m, "response": canonical_json(r).decode("utf-8"),
-                 "created_at": now}
-                for k, m, r in chunk if k not in have
+                {
+                    "key": k,
+                    "model": m,
+                    "response": canonical_json(r).decode("utf-8"),
+                    "created_at": now,
+                }
+                for k, m, r in chunk
+                if k not in have
             ]
             if rows:
                 conn.execute(response_cache.insert(), rows)
@@ -635,7 +760,7 @@ class Store:
 
         added = 0
         for i in range(0, len(unique), 500):
-            chunk = unique[i:i + 500]
+            chunk = unique[i : i + 500]
             added += int(self._retrying(lambda conn, chunk=chunk: run(conn, chunk)))
         return added
 
@@ -654,9 +779,14 @@ class Store:
             found = conn.scalar(sa.select(reports.c.id).where(reports.c.digest == digest))
             if found is not None:
                 return int(found)
-            result = conn.execute(reports.insert().values(
-                digest=digest, verdict=verdict, report=canonical_json(report).decode("utf-8"),
-                created_at=utcnow()))
+            result = conn.execute(
+                reports.insert().values(
+                    digest=digest,
+                    verdict=verdict,
+                    report=canonical_json(report).decode("utf-8"),
+                    created_at=utcnow(),
+                )
+            )
             return int(result.inserted_primary_key[0])
 
         report_id: int = self._retrying(run)
@@ -674,6 +804,7 @@ def default_sqlite_url(root: Path) -> str:
 
 # -- the registry server's tables ---------------------------------------------------------------
 
+
 def _key_hash(key: str) -> str:
     import hashlib
 
@@ -686,16 +817,22 @@ def create_key(store: Store, name: str, role: str) -> str:
 
     if role not in ROLES:
         raise BadInput(f"unknown role {role!r} (roles: {', '.join(ROLES)})")
-    if not name or len(name) > 100 or not name.replace("-", "").replace("_", "").replace(
-            ".", "").replace("@", "").isalnum():
+    if (
+        not name
+        or len(name) > 100
+        or not name.replace("-", "").replace("_", "").replace(".", "").replace("@", "").isalnum()
+    ):
         raise BadInput(f"bad key name {name!r}: letters, digits, - _ . @")
     key = "pg_" + secrets.token_urlsafe(32)
 
     def run(conn: Connection) -> None:
         if conn.scalar(sa.select(api_keys.c.name).where(api_keys.c.name == name)):
             raise BadInput(f"a key named {name!r} exists already")
-        conn.execute(api_keys.insert().values(name=name, key_hash=_key_hash(key), role=role,
-                                              created_at=utcnow()))
+        conn.execute(
+            api_keys.insert().values(
+                name=name, key_hash=_key_hash(key), role=role, created_at=utcnow()
+            )
+        )
 
     store._retrying(run, attempts=3)
     return key
@@ -704,31 +841,40 @@ def create_key(store: Store, name: str, role: str) -> str:
 def lookup_key(store: Store, key: str) -> tuple[str, str] | None:
     """(name, role) of a live key, or None."""
     with store._read() as conn:
-        row = conn.execute(sa.select(api_keys.c.name, api_keys.c.role).where(
-            api_keys.c.key_hash == _key_hash(key), api_keys.c.revoked_at.is_(None))).first()
+        row = conn.execute(
+            sa.select(api_keys.c.name, api_keys.c.role).where(
+                api_keys.c.key_hash == _key_hash(key), api_keys.c.revoked_at.is_(None)
+            )
+        ).first()
     return (row.name, row.role) if row else None
 
 
 def key_by_name(store: Store, name: str) -> tuple[str, str] | None:
     """(name, role) of the live key named `name` (a signed-in session holds the name)."""
     with store._read() as conn:
-        row = conn.execute(sa.select(api_keys.c.name, api_keys.c.role).where(
-            api_keys.c.name == name, api_keys.c.revoked_at.is_(None))).first()
+        row = conn.execute(
+            sa.select(api_keys.c.name, api_keys.c.role).where(
+                api_keys.c.name == name, api_keys.c.revoked_at.is_(None)
+            )
+        ).first()
     return (row.name, row.role) if row else None
 
 
 def list_keys(store: Store) -> list[dict[str, Any]]:
     with store._read() as conn:
-        return [{"name": r.name, "role": r.role, "created_at": r.created_at,
-                 "revoked_at": r.revoked_at}
-                for r in conn.execute(sa.select(api_keys).order_by(api_keys.c.name))]
+        return [
+            {"name": r.name, "role": r.role, "created_at": r.created_at, "revoked_at": r.revoked_at}
+            for r in conn.execute(sa.select(api_keys).order_by(api_keys.c.name))
+        ]
 
 
 def revoke_key(store: Store, name: str) -> None:
     def run(conn: Connection) -> None:
-        done = conn.execute(api_keys.update().where(
-            api_keys.c.name == name, api_keys.c.revoked_at.is_(None)).values(
-            revoked_at=utcnow())).rowcount
+        done = conn.execute(
+            api_keys.update()
+            .where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        ).rowcount
         if done != 1:
             raise UnknownRef(f"no live key named {name!r}")
 
@@ -755,29 +901,66 @@ def get_setting(store: Store, key: str, default: Any) -> str:
 
 
 def _promotion(row: Any) -> dict[str, Any]:
-    return {"id": row.id, "refs": json.loads(row.refs), "label": row.label,
-            "reason": row.reason, "author": row.author, "state": row.state,
-            "candidates": json.loads(row.candidates), "baseline": json.loads(row.baseline),
-            "report": row.report_id, "progress": json.loads(row.progress),
-            "decided_by": row.decided_by, "comment": row.comment,
-            "created_at": row.created_at, "updated_at": row.updated_at}
+    return {
+        "id": row.id,
+        "refs": json.loads(row.refs),
+        "label": row.label,
+        "reason": row.reason,
+        "author": row.author,
+        "state": row.state,
+        "candidates": json.loads(row.candidates),
+        "baseline": json.loads(row.baseline),
+        "report": row.report_id,
+        "progress": json.loads(row.progress),
+        "decided_by": row.decided_by,
+        "comment": row.comment,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    }
 
 
-def create_promotion(store: Store, *, refs: list[str], label: str, reason: str, author: str,
-                     candidates: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+def create_promotion(
+    store: Store,
+    *,
+    refs: list[str],
+    label: str,
+    reason: str,
+    author: str,
+    candidates: dict[str, Any],
+    baseline: dict[str, Any],
+) -> dict[str, Any]:
     """File a promotion request (state `gating`) with its request events, one per prompt."""
 
     def run(conn: Connection) -> dict[str, Any]:
         now = utcnow()
-        result = conn.execute(promotions.insert().values(
-            label=label, reason=reason, author=author, state="gating",
-            refs=json.dumps(refs), candidates=json.dumps(candidates),
-            baseline=json.dumps(baseline), progress=json.dumps({"done": 0, "total": 0}),
-            created_at=now, updated_at=now))
+        result = conn.execute(
+            promotions.insert().values(
+                label=label,
+                reason=reason,
+                author=author,
+                state="gating",
+                refs=json.dumps(refs),
+                candidates=json.dumps(candidates),
+                baseline=json.dumps(baseline),
+                progress=json.dumps({"done": 0, "total": 0}),
+                created_at=now,
+                updated_at=now,
+            )
+        )
         pid = int(result.inserted_primary_key[0])
         for name, cand in candidates.items():
-            store._audit(conn, "request", name, label, baseline.get(name), cand["version"],
-                         author, reason, now, {"request": pid})
+            store._audit(
+                conn,
+                "request",
+                name,
+                label,
+                baseline.get(name),
+                cand["version"],
+                author,
+                reason,
+                now,
+                {"request": pid},
+            )
         row = conn.execute(sa.select(promotions).where(promotions.c.id == pid)).one()
         return _promotion(row)
 
@@ -801,14 +984,23 @@ def list_promotions(store: Store, state: str | None = None) -> list[dict[str, An
         return [_promotion(r) for r in conn.execute(query)]
 
 
-def update_promotion(store: Store, pid: int, *, expect_state: str | tuple[str, ...],
-                     conn: Connection | None = None, **values: Any) -> bool:
+def update_promotion(
+    store: Store,
+    pid: int,
+    *,
+    expect_state: str | tuple[str, ...],
+    conn: Connection | None = None,
+    **values: Any,
+) -> bool:
     """Compare-and-swap a request's fields on its state; False if the state had moved."""
     states = (expect_state,) if isinstance(expect_state, str) else expect_state
     if "progress" in values:
         values["progress"] = json.dumps(values["progress"])
-    stmt = promotions.update().where(promotions.c.id == pid, promotions.c.state.in_(states))\
+    stmt = (
+        promotions.update()
+        .where(promotions.c.id == pid, promotions.c.state.in_(states))
         .values(updated_at=utcnow(), **values)
+    )
     if conn is not None:
         return bool(conn.execute(stmt).rowcount == 1)
     with store._write() as c:
@@ -821,18 +1013,36 @@ def get_report(store: Store, report_id: int) -> dict[str, Any] | None:
     return json.loads(text) if text else None
 
 
-def record_delivery(store: Store, *, url: str, event_seq: int, event_type: str,
-                    status: int | None, attempts: int, error: str | None) -> None:
+def record_delivery(
+    store: Store,
+    *,
+    url: str,
+    event_seq: int,
+    event_type: str,
+    status: int | None,
+    attempts: int,
+    error: str | None,
+) -> None:
     with store._write() as conn:
-        conn.execute(webhook_deliveries.insert().values(
-            url=url, event_seq=event_seq, event_type=event_type, status=status,
-            attempts=attempts, error=error, at=utcnow()))
+        conn.execute(
+            webhook_deliveries.insert().values(
+                url=url,
+                event_seq=event_seq,
+                event_type=event_type,
+                status=status,
+                attempts=attempts,
+                error=error,
+                at=utcnow(),
+            )
+        )
 
 
 def list_deliveries(store: Store) -> list[dict[str, Any]]:
     with store._read() as conn:
-        return [dict(r._mapping) for r in conn.execute(
-            sa.select(webhook_deliveries).order_by(webhook_deliveries.c.id))]
+        return [
+            dict(r._mapping)
+            for r in conn.execute(sa.select(webhook_deliveries).order_by(webhook_deliveries.c.id))
+        ]
 
 
 def max_seq(store: Store) -> int:
@@ -840,8 +1050,9 @@ def max_seq(store: Store) -> int:
         return int(conn.scalar(sa.select(sa.func.coalesce(sa.func.max(audit_events.c.id), 0))))
 
 
-def decide_promotion(store: Store, pid: int, *, approve: bool, actor: str,
-                     comment: str | None) -> dict[str, Any]:
+def decide_promotion(
+    store: Store, pid: int, *, approve: bool, actor: str, comment: str | None
+) -> dict[str, Any]:
     """Approve (move every label by CAS against the baseline the gate judged) or reject a
     passed request, in one transaction with its decision and move events.
 
@@ -864,30 +1075,61 @@ def decide_promotion(store: Store, pid: int, *, approve: bool, actor: str,
                 if current != expect:
                     raise LabelConflict(
                         f"{name}@{request['label']} moved since the gate judged it (expected "
-                        + (f"v{expect}" if expect else "unset") + ", it is "
-                        + (f"v{current}" if current else "unset") + ")")
+                        + (f"v{expect}" if expect else "unset")
+                        + ", it is "
+                        + (f"v{current}" if current else "unset")
+                        + ")"
+                    )
                 if current == cand["version"]:
                     continue
                 store._set_label(conn, name, request["label"], cand["version"], expect, now)
-                store._audit(conn, "move", name, request["label"], expect, cand["version"],
-                             actor, request["reason"], now,
-                             {"request": pid, "requester": request["author"],
-                              "approver": actor, "report": request["report"]})
+                store._audit(
+                    conn,
+                    "move",
+                    name,
+                    request["label"],
+                    expect,
+                    cand["version"],
+                    actor,
+                    request["reason"],
+                    now,
+                    {
+                        "request": pid,
+                        "requester": request["author"],
+                        "approver": actor,
+                        "report": request["report"],
+                    },
+                )
         for name, cand in request["candidates"].items():
-            store._audit(conn, "decision", name, request["label"],
-                         request["baseline"].get(name), cand["version"], actor,
-                         comment or "", now,
-                         {"request": pid, "decision": "approved" if approve else "rejected"})
-        update_promotion(store, pid, expect_state="passed", conn=conn,
-                         state="approved" if approve else "rejected", decided_by=actor,
-                         comment=comment)
+            store._audit(
+                conn,
+                "decision",
+                name,
+                request["label"],
+                request["baseline"].get(name),
+                cand["version"],
+                actor,
+                comment or "",
+                now,
+                {"request": pid, "decision": "approved" if approve else "rejected"},
+            )
+        update_promotion(
+            store,
+            pid,
+            expect_state="passed",
+            conn=conn,
+            state="approved" if approve else "rejected",
+            decided_by=actor,
+            comment=comment,
+        )
         final = conn.execute(sa.select(promotions).where(promotions.c.id == pid)).one()
         return _promotion(final)
 
     try:
         result: dict[str, Any] = store._retrying(run, attempts=3)
     except LabelConflict:
-        update_promotion(store, pid, expect_state="passed", state="stale", decided_by=actor,
-                         comment=comment)
+        update_promotion(
+            store, pid, expect_state="passed", state="stale", decided_by=actor, comment=comment
+        )
         raise
     return result

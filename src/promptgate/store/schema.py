@@ -15,14 +15,16 @@ from sqlalchemy.engine import Connection
 metadata = sa.MetaData()
 
 schema_migrations = sa.Table(
-    "schema_migrations", metadata,
+    "schema_migrations",
+    metadata,
     sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("applied_at", sa.String(40), nullable=False),
 )
 
 versions = sa.Table(
-    "versions", metadata,
+    "versions",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("prompt", sa.String(64), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
@@ -36,7 +38,8 @@ versions = sa.Table(
 )
 
 labels = sa.Table(
-    "labels", metadata,
+    "labels",
+    metadata,
     sa.Column("prompt", sa.String(64), primary_key=True),
     sa.Column("label", sa.String(32), primary_key=True),
     sa.Column("version", sa.Integer, nullable=False),
@@ -45,7 +48,8 @@ labels = sa.Table(
 )
 
 audit_events = sa.Table(
-    "audit_events", metadata,
+    "audit_events",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("type", sa.String(16), nullable=False),
     sa.Column("prompt", sa.String(64), nullable=False),
@@ -60,7 +64,8 @@ audit_events = sa.Table(
 )
 
 response_cache = sa.Table(
-    "response_cache", metadata,
+    "response_cache",
+    metadata,
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("model", sa.String(200), nullable=False),
     sa.Column("response", sa.Text, nullable=False),
@@ -68,7 +73,8 @@ response_cache = sa.Table(
 )
 
 reports = sa.Table(
-    "reports", metadata,
+    "reports",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("digest", sa.String(64), nullable=False, unique=True),
     sa.Column("verdict", sa.String(16), nullable=False),
@@ -77,7 +83,8 @@ reports = sa.Table(
 )
 
 api_keys = sa.Table(
-    "api_keys", metadata,
+    "api_keys",
+    metadata,
     sa.Column("name", sa.String(100), primary_key=True),
     sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("role", sa.String(16), nullable=False),
@@ -86,13 +93,15 @@ api_keys = sa.Table(
 )
 
 settings = sa.Table(
-    "settings", metadata,
+    "settings",
+    metadata,
     sa.Column("key", sa.String(100), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
 )
 
 promotions = sa.Table(
-    "promotions", metadata,
+    "promotions",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("label", sa.String(32), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
@@ -110,7 +119,8 @@ promotions = sa.Table(
 )
 
 webhook_deliveries = sa.Table(
-    "webhook_deliveries", metadata,
+    "webhook_deliveries",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("url", sa.Text, nullable=False),
     sa.Column("event_seq", sa.Integer, nullable=False),
