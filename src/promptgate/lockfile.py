@@ -9,6 +9,10 @@ transaction), so a chain in a lock file never mixes a new parent with an old chi
 `read_lock` verifies every entry's content hash (and the shape of its content); a file that
 fails is refused with `LockfileError`, never half-used. `PromptClient(..., fallback=path)`
 serves from the file when the registry cannot be reached at start.
+
+The versions are read through one small interface, `VersionSource.lock_versions`, which
+`Store`, `RemoteStore` and `PromptClient` implement: the SDK imports this module, never the
+reverse.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .canonical import content_hash
 from .errors import BadInput, UnknownRef
@@ -27,48 +31,44 @@ from .errors import BadInput, UnknownRef
 SCHEMA_VERSION = 1
 DEFAULT_LOCK_PATH = "promptgate.lock.json"
 
-__all__ = ["DEFAULT_LOCK_PATH", "SCHEMA_VERSION", "LockfileError", "read_lock", "write_lock"]
+__all__ = [
+    "DEFAULT_LOCK_PATH",
+    "SCHEMA_VERSION",
+    "LockfileError",
+    "VersionSource",
+    "read_lock",
+    "write_lock",
+]
 
 
 class LockfileError(BadInput, ValueError):
     """A lock file is missing, malformed, or was edited (a content hash does not match)."""
 
 
-def _read_versions(
-    source: Any, names: Sequence[str] | None, label: str
-) -> dict[str, dict[str, Any]]:
-    """Version objects of `names` (all prompts when None) at `label`, read at one event seq."""
-    from .sdk import PromptClient  # local: the SDK imports this module
+class VersionSource(Protocol):
+    """What a lock file is read from. `Store`, `RemoteStore` and `PromptClient` all have it."""
 
+    def lock_versions(self, label: str, names: Sequence[str] | None) -> dict[str, dict[str, Any]]:
+        """Version objects (`show --json`) of `names` (all when None) at `label`, read at one
+        event seq."""
+        ...
+
+
+def _read_versions(
+    source: VersionSource | str | os.PathLike[str], names: Sequence[str] | None, label: str
+) -> dict[str, dict[str, Any]]:
     wanted = list(dict.fromkeys(names)) if names else None
     if isinstance(source, (str, os.PathLike)):
-        url = str(source)
-        if url.startswith(("http://", "https://")):
-            with PromptClient(url) as client:
-                return _read_versions(client, wanted, label)
-        from .store import Store
+        # lazy: the store pulls in SQLAlchemy, which `import promptgate.sdk` must not load
+        from .remote import open_store
 
-        store = Store(url)
+        store = open_store(str(source))
         try:
-            return _read_versions(store, wanted, label)
+            found: dict[str, dict[str, Any]] = store.lock_versions(label, wanted)
         finally:
             store.close()
-    if isinstance(source, PromptClient):
-        snap = source.snapshot(wanted, label=label)
-        return {name: prompt.to_json() for name, prompt in snap.prompts.items()}
-    if hasattr(source, "snapshot"):  # promptgate.store.Store (or anything shaped like it)
-        _seq, versions = source.snapshot(label, wanted)
-        found = {name: v.to_json() for name, v in versions.items()}
-    elif hasattr(source, "_call"):  # promptgate.remote.RemoteStore (a registry server)
-        params = {"label": label}
-        if wanted:
-            params["names"] = ",".join(wanted)
-        found = dict(source._call("GET", "/v1/snapshot", params=params)["prompts"])
     else:
-        raise TypeError(
-            f"write_lock needs a Store, a PromptClient or a registry URL, "
-            f"not {type(source).__name__}"
-        )
+        found = source.lock_versions(label, wanted)
     missing = [n for n in wanted or () if n not in found]
     if missing:
         raise UnknownRef(f"unknown ref {missing[0]}@{label}")
@@ -76,7 +76,7 @@ def _read_versions(
 
 
 def write_lock(
-    store_or_client: Any,
+    store_or_client: VersionSource | str | os.PathLike[str],
     names: Sequence[str] | None,
     label: str,
     path: str | os.PathLike[str] = DEFAULT_LOCK_PATH,

@@ -151,6 +151,12 @@ class RemoteStore:
     def label_map(self, label: str) -> dict[str, int]:
         return {v.name: v.version for v in self.list_at_label(label)}
 
+    def lock_versions(self, label: str, names: Sequence[str] | None) -> dict[str, dict[str, Any]]:
+        params = {"label": label}
+        if names:
+            params["names"] = ",".join(names)
+        return dict(self._call("GET", "/v1/snapshot", params=params)["prompts"])
+
     def labels(self, name: str | None = None) -> list[Label]:
         raise BadInput("listing label rows is not available through a server")
 

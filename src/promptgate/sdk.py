@@ -840,6 +840,10 @@ class PromptClient:
         self._mark_up()
         return snap
 
+    def lock_versions(self, label: str, names: Sequence[str] | None) -> dict[str, dict[str, Any]]:
+        """`snapshot` as version objects: what `promptgate.lockfile` writes."""
+        return {name: p.to_json() for name, p in self.snapshot(names, label=label).prompts.items()}
+
     def _snapshot_from_lock(
         self, label: str, wanted: tuple[str, ...] | None
     ) -> PromptSnapshot | None:

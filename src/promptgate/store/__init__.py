@@ -413,6 +413,11 @@ class Store:
             for r in rows
         }
 
+    def lock_versions(self, label: str, names: Sequence[str] | None) -> dict[str, dict[str, Any]]:
+        """`snapshot` as version objects: what `promptgate.lockfile` writes."""
+        _seq, found = self.snapshot(label, names)
+        return {name: v.to_json() for name, v in found.items()}
+
     def label_map(self, label: str) -> dict[str, int]:
         """Every prompt's version at `label`, read in one transaction."""
         with self._read() as conn:
