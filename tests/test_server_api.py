@@ -440,3 +440,99 @@ def test_errors_are_json_never_tracebacks(api: Api) -> None:
             assert 400 <= response.status_code < 500
             body = response.json()
             assert set(body) == {"error", "detail"} and "Traceback" not in body["detail"]
+
+
+def _ci_report(api: Api, ref: str) -> dict[str, object]:
+    """A CI job's genuine JSON report for `ref`, made by `promptgate check` on the store."""
+    from click.testing import CliRunner
+
+    from promptgate.cli import cli
+
+    store_url = api.server.server.config.app.state.pg.settings.registry
+    out = api.root / "report.json"
+    CliRunner().invoke(
+        cli,
+        ["--registry", store_url, "check", ref, "--report-json", str(out)],
+        catch_exceptions=False,
+    )
+    report: dict[str, object] = json.loads(out.read_text())
+    return report
+
+
+def _file_for_ci(c: httpx.Client, ref: str) -> int:
+    return int(
+        c.post(
+            "/v1/promotions",
+            json={"refs": [ref], "label": "production", "reason": "ci", "run_gate": False},
+        ).json()["id"]
+    )
+
+
+def test_a_failing_report_cannot_be_forged_into_a_pass(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (api.root / "promptgate.yaml").write_text("evals: evals/\n")
+    monkeypatch.chdir(api.root)
+    store = api.server.server.config.app.state.pg.store
+    with api.client("editor") as editor:
+        push(editor, text="Bye {{ who | upper }}")  # echoes WORLD: `contains world` fails
+        pid = _file_for_ci(editor, "greet@v1")
+        report = _ci_report(api, "greet@v1")
+        assert report["verdict"] == "fail"
+        forged = json.loads(json.dumps(report))
+        forged["verdict"] = "pass"
+        refused = editor.post(f"/v1/promotions/{pid}/report", json=forged)
+        assert refused.status_code == 409 and "verdict" in refused.json()["detail"]
+        # flipping every flag as well does not help: the verdict is derived from the runs
+        forged["suites"][0]["passed"] = True
+        forged["suites"][0]["cases"][0]["passed"] = True
+        refused = editor.post(f"/v1/promotions/{pid}/report", json=forged)
+        assert refused.status_code == 409 and "runs passed" in refused.json()["detail"]
+        assert get_promotion(store, pid)["state"] == "gating"
+        events = [
+            e for e in store.audit(prompt="greet") if e.details.get("decision") == "report-refused"
+        ]
+        assert len(events) == 2 and events[0].actor == "editor"
+        # the genuine failing report is taken, and fails the request
+        taken = editor.post(f"/v1/promotions/{pid}/report", json=report)
+        assert taken.status_code == 200 and taken.json()["state"] == "failed"
+
+
+def test_a_report_must_hold_every_affected_suite(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from promptgate.domain import LabelMove
+
+    (api.root / "promptgate.yaml").write_text("evals: evals/\n")
+    (api.root / "evals" / "b.yaml").write_text(
+        "prompt: b\ncases:\n  - id: says\n    vars: {who: world}\n"
+        "    assert: [{type: contains, value: world}]\n"
+    )
+    monkeypatch.chdir(api.root)
+    store = api.server.server.config.app.state.pg.store
+    with api.client("editor") as editor:
+        push(editor)
+        content = {
+            "model": {"name": "m"},
+            "template": "Say {{ g }}",
+            "inputs": {"g": {"from": "greet"}},
+        }
+        assert editor.post(
+            "/v1/prompts/b/versions", json={"content": content, "message": "m"}
+        ).status_code in (200, 201)
+        store.move_labels(
+            [LabelMove("greet", "production", 1, None), LabelMove("b", "production", 1, None)],
+            actor="ops",
+        )
+        push(editor, text="Hello, {{ who }}")
+        pid = _file_for_ci(editor, "greet@v2")
+        report = _ci_report(api, "greet@v2")
+        assert {s["prompt"] for s in report["suites"]} == {"greet", "b"}
+        partial = json.loads(json.dumps(report))
+        partial["suites"] = [s for s in partial["suites"] if s["prompt"] == "greet"]
+        refused = editor.post(f"/v1/promotions/{pid}/report", json=partial)
+        assert refused.status_code == 409 and "leaves out" in refused.json()["detail"]
+        doubled = json.loads(json.dumps(report))
+        doubled["suites"].append(doubled["suites"][0])
+        assert editor.post(f"/v1/promotions/{pid}/report", json=doubled).status_code == 409
+        assert get_promotion(store, pid)["state"] == "gating"
+        taken = editor.post(f"/v1/promotions/{pid}/report", json=report)
+        assert taken.status_code == 200 and taken.json()["state"] == "passed"

@@ -2,8 +2,9 @@
 every suite passes.
 
 `plan_check` resolves refs into a `Plan` (pure given the store's reads), `run_plan` runs it into
-a report, `decide` is the pure verdict, and `promote` moves the labels by compare-and-swap
-against what they pointed at when the check began.
+a report, `decide` is the pure verdict (`judge_report` applies it again to a report made
+elsewhere), and `apply_promotion` moves the labels by compare-and-swap against what they
+pointed at when the check began.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .promptfile import load_prompt_file
 from .providers import ModelClient, NoCache, ReplayCache, ResponseCache, StoreCache
 from .refs import Ref, check_label_name, parse_ref
 from .registry import config_diff, text_diff
-from .runner import Job, PromptAt, Runner, SuiteResult, run_jobs
+from .runner import CaseResult, Job, PromptAt, Runner, SuiteResult, run_jobs
 from .store import LATEST, Store
 from .suites import Suite, load_suites
 
@@ -193,6 +194,105 @@ def decide(plan: Plan, candidate: Mapping[str, Sequence[SuiteResult]]) -> tuple[
                     f"cases, below its threshold {sr.threshold:g}"
                 )
     return not failures, failures
+
+
+def judge_report(plan: Plan, report: Mapping[str, Any]) -> tuple[bool, list[str]]:
+    """Re-judge a JSON report made elsewhere (a CI job's upload) against a plan made here.
+
+    The report must hold every suite of the plan's affected prompts, each with the plan's digest
+    and exactly its case ids, and nothing else; each case's verdict is derived again from its
+    runs (pass^k: every one of the suite's `repeat` runs passed, no error), each suite's from the
+    plan's own threshold, and the verdict from `decide`, the rule `check` uses. A report whose
+    own flags or verdict disagree with what its cases give is refused (BadInput), as is one that
+    is not a report of this plan. Returns `decide`'s (passed, failures)."""
+    entries = report.get("suites")
+    if not isinstance(entries, list):
+        raise BadInput("the report has no list of suites")
+    by_key: dict[tuple[Any, Any], Mapping[str, Any]] = {}
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            raise BadInput("the report's suites must be objects")
+        key = (entry.get("prompt"), entry.get("digest"))
+        if key in by_key:
+            raise BadInput(f"suite {entry.get('path')} appears twice in the report")
+        by_key[key] = entry
+    expected = {(n, s.digest): s for n in plan.affected for s in plan.suites.get(n, [])}
+    missing = sorted(
+        f"{n} ({s.path.name})" for (n, d), s in expected.items() if (n, d) not in by_key
+    )
+    if missing:
+        raise BadInput("the report leaves out affected suites: " + ", ".join(missing))
+    extra = sorted(str(e.get("path")) for k, e in by_key.items() if k not in expected)
+    if extra:
+        raise BadInput(
+            "the report has suites that this request does not affect or whose files differ "
+            "from the server's: " + ", ".join(extra)
+        )
+    results: dict[str, list[SuiteResult]] = {}
+    for (name, digest), suite in expected.items():
+        entry = by_key[(name, digest)]
+        where = f"{name} ({suite.path.name})"
+        cases = entry.get("cases")
+        if not isinstance(cases, list) or not all(isinstance(c, Mapping) for c in cases):
+            raise BadInput(f"suite {where}: the report has no list of cases")
+        ids = sorted(str(c.get("id")) for c in cases)
+        if ids != sorted(c.id for c in suite.cases):
+            raise BadInput(f"suite {where}: the report's cases are not the suite's cases")
+        case_results = []
+        for c in cases:
+            runs, runs_passed = c.get("runs"), c.get("runs_passed")
+            if (
+                type(runs) is not int
+                or type(runs_passed) is not int
+                or runs != suite.repeat
+                or not 0 <= runs_passed <= runs
+            ):
+                raise BadInput(
+                    f"suite {where}, case {c.get('id')}: {runs_passed!r}/{runs!r} runs, "
+                    f"but the suite repeats each case {suite.repeat} time(s)"
+                )
+            passed = runs_passed == runs and not c.get("error")
+            if c.get("passed") is not passed:
+                raise BadInput(
+                    f"suite {where}, case {c.get('id')}: marked passed={c.get('passed')!r}, "
+                    f"but {runs_passed}/{runs} runs passed"
+                    + (" with an error" if c.get("error") else "")
+                )
+            case_results.append(
+                CaseResult(
+                    suite=str(suite.path),
+                    case_id=str(c.get("id")),
+                    line=None,
+                    passed=passed,
+                    flaky=False,
+                    runs=(),
+                )
+            )
+        result = SuiteResult(
+            prompt=name,
+            path=str(suite.path),
+            digest=digest,
+            version=str(entry.get("version")),
+            threshold=suite.threshold,
+            repeat=suite.repeat,
+            total=len(suite.cases),
+            cases=case_results,
+        )
+        if entry.get("passed") is not result.passed:
+            raise BadInput(
+                f"suite {where}: marked passed={entry.get('passed')!r}, but "
+                f"{result.passed_cases}/{result.total} cases passed against its threshold "
+                f"{suite.threshold:g}"
+            )
+        results.setdefault(name, []).append(result)
+    passed, failures = decide(plan, results)
+    verdict = "pass" if passed else "fail"
+    if report.get("verdict") != verdict:
+        raise BadInput(
+            f"the report's verdict {report.get('verdict')!r} is not what its cases give "
+            f"({verdict}" + (f": {failures[0]}" if failures else "") + ")"
+        )
+    return passed, failures
 
 
 def make_cache(store: Store | None, *, no_cache: bool, replay: Path | None) -> ResponseCache:

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import click
 
+from ..errors import BadInput
 from .common import AppContext, emit_json, note
 
 pass_app = click.make_pass_decorator(AppContext)
+
+# the top-level modules of the `server` extra (pyproject.toml) and what they pull in
+_SERVER_EXTRA = frozenset(
+    {"fastapi", "starlette", "pydantic", "uvicorn", "multipart", "python_multipart", "itsdangerous"}
+)
 
 
 @click.command()
@@ -16,9 +22,17 @@ pass_app = click.make_pass_decorator(AppContext)
 @pass_app
 def serve(app: AppContext, host: str, port: int, public_url: str | None) -> None:
     """Run the registry server and web UI over the configured registry."""
-    import uvicorn
+    try:
+        import uvicorn
 
-    from ..server import ServerSettings, create_app
+        from ..server import ServerSettings, create_app
+    except ModuleNotFoundError as exc:  # lazy: the web server is the `server` extra
+        if (exc.name or "").split(".")[0] not in _SERVER_EXTRA:
+            raise
+        raise BadInput(
+            f"promptgate serve needs the server extra ({exc.name} is not installed): "
+            "pip install 'promptgate[server]'"
+        ) from None
 
     settings = ServerSettings(
         registry=app.registry_url,

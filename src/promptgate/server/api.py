@@ -456,7 +456,7 @@ def upload_report(
     from .promotions import accept_report
 
     state = _state(request)
-    result = accept_report(state, pid, report)
+    result = accept_report(state, pid, report, actor=who.name)
     state.hub.notify()
     return result
 

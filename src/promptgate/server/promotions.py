@@ -12,11 +12,10 @@ import time
 from typing import Any
 
 from ..errors import BadInput, PromptgateError
-from ..gate import check, resolve_candidates
+from ..gate import check, judge_report, plan_check, resolve_candidates
 from ..refs import check_label_name
 from ..report import report_digest
-from ..store import create_promotion, get_promotion, update_promotion
-from ..suites import load_suites
+from ..store import create_promotion, get_promotion, record_refused_report, update_promotion
 from .app import ApiError, ServerState
 
 log = logging.getLogger("promptgate.server")
@@ -179,9 +178,12 @@ def _json(value: Any) -> str:
     return json.dumps(value)
 
 
-def accept_report(state: ServerState, pid: int, report: dict[str, Any]) -> dict[str, Any]:
-    """Take a CI job's JSON report for a request, only if it judged exactly this request:
-    the same candidate hashes, the same baseline, and suites with the server's digests."""
+def accept_report(
+    state: ServerState, pid: int, report: dict[str, Any], *, actor: str
+) -> dict[str, Any]:
+    """Take a CI job's JSON report for a request, only if it judged exactly this request (the
+    same candidate hashes and baseline, every affected suite with the server's digests) and its
+    verdict is what its cases give; a refused report is audited and changes nothing."""
     store = state.store
     promotion = get_promotion(store, pid)
     if promotion["state"] != "gating":
@@ -198,20 +200,28 @@ def accept_report(state: ServerState, pid: int, report: dict[str, Any]) -> dict[
     for name, version in promotion["baseline"].items():
         if baselines.get(name) != version:
             raise ApiError(409, "mismatch", f"the report's baseline of {name} differs")
-    suites = load_suites(state.settings.config.root / state.settings.config.evals)
-    for entry in report.get("suites", []):
-        digests = {s.digest for s in suites.get(entry.get("prompt"), [])}
-        if entry.get("digest") not in digests:
-            raise ApiError(409, "mismatch", f"suite {entry.get('path')} differs from the server's")
-    if not report.get("suites"):
-        raise ApiError(409, "mismatch", "the report ran no suite")
+    config = state.settings.config
+    # The server judges the report itself: its own plan of the frozen candidates (affected set,
+    # suites and digests from its evals folder) and the gate's own verdict rule.
+    plan = plan_check(
+        store,
+        promotion["refs"],
+        label=promotion["label"],
+        suites_dir=config.root / config.evals,
+        allow_missing_suites=config.gate.allow_missing_suites,
+    )
+    try:
+        passed, _ = judge_report(plan, report)
+    except BadInput as exc:
+        record_refused_report(store, pid, actor=actor, reason=str(exc))
+        raise ApiError(409, "mismatch", str(exc)) from None
     digest = report_digest(report)
     report_id = store.save_report(digest, report["verdict"], report)
     update_promotion(
         store,
         pid,
         expect_state="gating",
-        state="passed" if report["verdict"] == "pass" else "failed",
+        state="passed" if passed else "failed",
         report_id=report_id,
     )
     return get_promotion(store, pid)

@@ -1012,6 +1012,31 @@ def update_promotion(
         return bool(c.execute(stmt).rowcount == 1)
 
 
+def record_refused_report(store: Store, pid: int, *, actor: str, reason: str) -> None:
+    """Audit a CI report the server refused for a request: one `decision` event per prompt,
+    `details.decision = "report-refused"`; the request itself stays as it was."""
+    request = get_promotion(store, pid)
+    now = utcnow()
+
+    def run(conn: Connection) -> None:
+        for name, cand in request["candidates"].items():
+            store._audit(
+                conn,
+                "decision",
+                name,
+                request["label"],
+                request["baseline"].get(name),
+                cand["version"],
+                actor,
+                reason,
+                now,
+                {"request": pid, "decision": "report-refused"},
+            )
+
+    with store._write() as conn:
+        run(conn)
+
+
 def get_report(store: Store, report_id: int) -> dict[str, Any] | None:
     with store._read() as conn:
         text = conn.scalar(sa.select(reports.c.report).where(reports.c.id == report_id))
