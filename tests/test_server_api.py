@@ -357,6 +357,17 @@ def test_promotion_request_gate_and_approval(api: Api) -> None:
         move = trail[1]
         assert move["details"]["request"] == pid and move["details"]["requester"] == "editor"
         assert move["details"]["approver"] == "approver" and move["reason"] == "launch"
+        # a second request runs the baseline too, and its report compares with it
+        push(editor, text="Hi {{ who }}")
+        pid = editor.post(
+            "/v1/promotions", json={"refs": ["greet@v2"], "label": "production", "reason": "r"}
+        ).json()["id"]
+        _wait_state(editor, pid, {"passed", "failed"})
+        report = editor.get(f"/v1/promotions/{pid}/report").json()
+        assert [s["version"] for s in report["baseline_suites"]] == ["v1"]
+        comparison = report["suites"][0]["comparison"]
+        assert comparison["n"] == 1 and comparison["verdict"] == "inconclusive"
+        assert report["verdict"] == "inconclusive"
 
 
 def test_self_approval_failed_gate_and_stale(api: Api, llm: OpenAITestServer) -> None:
@@ -533,6 +544,23 @@ def test_a_report_must_hold_every_affected_suite(api: Api, monkeypatch: pytest.M
         doubled = json.loads(json.dumps(report))
         doubled["suites"].append(doubled["suites"][0])
         assert editor.post(f"/v1/promotions/{pid}/report", json=doubled).status_code == 409
+        # the baseline's runs are part of the evidence: without them no comparison is possible
+        assert {s["prompt"] for s in report["baseline_suites"]} == {"greet", "b"}
+        blind = json.loads(json.dumps(report))
+        blind["baseline_suites"] = []
+        refused = editor.post(f"/v1/promotions/{pid}/report", json=blind)
+        assert refused.status_code == 409
+        assert "leaves out the baseline's runs" in refused.json()["detail"]
+        # a baseline that is not the label's version is refused too
+        other = json.loads(json.dumps(report))
+        other["baseline_suites"][0]["version"] = "v2"
+        refused = editor.post(f"/v1/promotions/{pid}/report", json=other)
+        assert refused.status_code == 409 and "not greet@v1" in refused.json()["detail"]
+        # and a suite verdict that its cases do not give
+        claimed = json.loads(json.dumps(report))
+        claimed["suites"][0]["verdict"] = "pass" if report["verdict"] != "pass" else "fail"
+        refused = editor.post(f"/v1/promotions/{pid}/report", json=claimed)
+        assert refused.status_code == 409 and "its cases give" in refused.json()["detail"]
         assert get_promotion(store, pid)["state"] == "gating"
         taken = editor.post(f"/v1/promotions/{pid}/report", json=report)
         assert taken.status_code == 200 and taken.json()["state"] == "passed"

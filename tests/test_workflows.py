@@ -792,10 +792,12 @@ def test_action_passing_gate(runs: dict[str, Any]) -> None:
     """Judged against the registry given (the secret's): no seeding."""
     run = runs["pass"]
     assert run.code == 0, _why(run)
-    assert run.outputs["verdict"] == "pass"
+    # the example's suites are a few cases: no drop, too few to prove one is within the margin
+    assert run.outputs["verdict"] == "inconclusive"
     assert "::error" not in run.stdout
     assert run.summary.startswith(MARKER) and run.summary.count(MARKER) == 1
-    assert "PASS" in run.summary.splitlines()[1]
+    assert "INCONCLUSIVE" in run.summary.splitlines()[1]
+    assert "paired cases would settle it" in run.summary
     report = json.loads(Path(run.outputs["report-json"]).read_text())
     assert report["candidates"][0]["draft"] is True
     assert report["candidates"][0]["path"] == "prompts/summarize.yaml"
@@ -821,7 +823,7 @@ def test_action_promote_mode(runs: dict[str, Any]) -> None:
     """The merge: push, then promote --changed moves summarize alone, with the reason."""
     run = runs["promote"]
     assert run.code == 0, _why(run)
-    assert run.outputs["verdict"] == "pass"
+    assert run.outputs["verdict"] == "inconclusive"  # moves under compare.inconclusive: warn
     assert run.summary.startswith(MARKER) and run.summary.count(MARKER) == 1
     assert "summarize@production: v1 -> v2" in run.stdout
     assert run.model_calls == 0

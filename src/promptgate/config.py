@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .policy import CompareSettings, parse_compare
 from .yamlload import load_yaml_file
 
 CONFIG_FILE = "promptgate.yaml"
@@ -30,6 +31,8 @@ gate:
   timeout_s: 60
   retries: 4
   allow_missing_suites: false
+  compare: {margin: 0.05, alpha: 0.05, inconclusive: warn}   # the paired comparison with the label
+  max_cost_usd: null          # budget for one check's new model calls (null: none)
 judge: {name: gpt-4o-mini, temperature: 0}
 pricing:
   gpt-4o-mini: {input: 0.15, output: 0.60}
@@ -44,6 +47,8 @@ class GateConfig:
     retries: int = 4
     backoff_s: float = 0.5
     allow_missing_suites: bool = False
+    compare: CompareSettings = field(default_factory=CompareSettings)
+    max_cost_usd: float | None = None
 
 
 @dataclass(frozen=True)
@@ -70,13 +75,30 @@ class Config:
 
 
 _TOP = {"registry", "prompts", "evals", "protected_labels", "webhooks", "gate", "judge", "pricing"}
-_GATE = {"label", "concurrency", "timeout_s", "retries", "backoff_s", "allow_missing_suites"}
+_GATE = {
+    "label",
+    "concurrency",
+    "timeout_s",
+    "retries",
+    "backoff_s",
+    "allow_missing_suites",
+    "compare",
+    "max_cost_usd",
+}
 
 
 def _type(where: str, value: Any, kind: type | tuple[type, ...], what: str) -> Any:
     if not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool)):
         raise ConfigError(f"{where}: must be {what}, not {value!r}")
     return value
+
+
+def _budget(where: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigError(f"{where}: must be a number of USD (0 or more) or null, not {value!r}")
+    return float(value)
 
 
 def parse_config(data: Any, root: Path, where: str) -> Config:
@@ -139,6 +161,10 @@ def parse_config(data: Any, root: Path, where: str) -> Config:
             bool,
             "true or false",
         ),
+        compare=CompareSettings().with_overrides(
+            parse_compare(gate.get("compare"), f"{where}: gate.compare", ConfigError)
+        ),
+        max_cost_usd=_budget(f"{where}: gate.max_cost_usd", gate.get("max_cost_usd")),
     )
     if kw["gate"].concurrency < 1:
         raise ConfigError(f"{where}: gate.concurrency must be at least 1")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,17 +20,21 @@ from typing import Any
 import networkx as nx
 
 from .config import Config
+from .costs import DEFAULT_COMPLETION_BOUND, Budget, PlanningClient, SiteTally
 from .domain import AuditEvent, LabelMove, PromptVersion
 from .errors import BadInput, GateFailed
 from .graph import affected as affected_nodes
 from .graph import reasons as affected_reasons
+from .policy import CompareSettings
 from .promptfile import load_prompt_file
 from .providers import ModelClient, NoCache, ReplayCache, ResponseCache, StoreCache
 from .refs import Ref, check_label_name, parse_ref
 from .registry import config_diff, text_diff
-from .runner import CaseResult, Job, PromptAt, Runner, SuiteResult, run_jobs
+from .report import build_report, nothing_changed_report
+from .runner import CaseResult, Job, PromptAt, Runner, RunResult, SuiteResult, run_jobs
 from .store import LATEST, Store
 from .suites import Suite, load_suites
+from .verdict import Judgement, judge
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class Plan:
     problems: list[str]
     expectations: dict[str, int | None]
     allow_missing_suites: bool = False
+    compare: CompareSettings = field(default_factory=CompareSettings)
 
     @property
     def missing_suites(self) -> list[str]:
@@ -104,6 +109,7 @@ def plan_check(
     label: str,
     suites_dir: Path,
     allow_missing_suites: bool = False,
+    compare: CompareSettings | None = None,
 ) -> Plan:
     """Resolve the candidate set against the label into a plan. Raises BadInput for refs,
     files or graphs that are wrong before anything runs."""
@@ -145,6 +151,7 @@ def plan_check(
         problems=problems,
         expectations=expectations,
         allow_missing_suites=allow_missing_suites,
+        compare=compare or CompareSettings(),
     )
 
 
@@ -176,62 +183,63 @@ class GateRun:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def decide(plan: Plan, candidate: Mapping[str, Sequence[SuiteResult]]) -> tuple[bool, list[str]]:
-    """Pure verdict: passed only if every affected prompt has suites that all passed, no
-    upstream gap exists, and (unless allowed) no suite is missing. Returns (passed, reasons)."""
-    failures: list[str] = []
-    for problem in plan.problems:
-        if "no eval suite" in problem and plan.allow_missing_suites:
-            continue
-        failures.append(problem)
-    for name in plan.affected:
-        for sr in candidate.get(name, []):
-            if not sr.complete:
-                failures.append(f"{name}: suite {sr.path} did not finish")
-            elif not sr.passed:
-                failures.append(
-                    f"{name}: suite {sr.path} passed {sr.passed_cases}/{sr.total} "
-                    f"cases, below its threshold {sr.threshold:g}"
-                )
-    return not failures, failures
+def decide(
+    plan: Plan,
+    candidate: Mapping[str, Sequence[SuiteResult]],
+    baseline: Mapping[str, Sequence[SuiteResult]],
+) -> Judgement:
+    """The pure verdict of a run (see `verdict`): an upstream gap or (unless allowed) a missing
+    suite fails it, and every suite is judged by its threshold and its paired comparison."""
+    problems = [
+        p for p in plan.problems if not ("no eval suite" in p and plan.allow_missing_suites)
+    ]
+    return judge(problems, plan.suites, candidate, baseline, plan.compare)
 
 
-def judge_report(plan: Plan, report: Mapping[str, Any]) -> tuple[bool, list[str]]:
-    """Re-judge a JSON report made elsewhere (a CI job's upload) against a plan made here.
+def _int(value: Any) -> int | None:
+    return value if type(value) is int else None
 
-    The report must hold every suite of the plan's affected prompts, each with the plan's digest
-    and exactly its case ids, and nothing else; each case's verdict is derived again from its
-    runs (pass^k: every one of the suite's `repeat` runs passed, no error), each suite's from the
-    plan's own threshold, and the verdict from `decide`, the rule `check` uses. A report whose
-    own flags or verdict disagree with what its cases give is refused (BadInput), as is one that
-    is not a report of this plan. Returns `decide`'s (passed, failures)."""
-    entries = report.get("suites")
+
+def _results_from_report(
+    plan: Plan,
+    entries: Any,
+    *,
+    side: str,
+    at: Mapping[str, PromptAt],
+    required: set[tuple[str, str]],
+) -> dict[str, list[SuiteResult]]:
+    """The suite results a report's `suites` (or `baseline_suites`) list holds, checked against
+    the plan: the plan's digests and case ids, each case's flags derived again from its runs."""
     if not isinstance(entries, list):
-        raise BadInput("the report has no list of suites")
+        raise BadInput(f"the report has no list of {side}")
     by_key: dict[tuple[Any, Any], Mapping[str, Any]] = {}
     for entry in entries:
         if not isinstance(entry, Mapping):
-            raise BadInput("the report's suites must be objects")
+            raise BadInput(f"the report's {side} must be objects")
         key = (entry.get("prompt"), entry.get("digest"))
         if key in by_key:
-            raise BadInput(f"suite {entry.get('path')} appears twice in the report")
+            raise BadInput(f"{side}: suite {entry.get('path')} appears twice in the report")
         by_key[key] = entry
     expected = {(n, s.digest): s for n in plan.affected for s in plan.suites.get(n, [])}
-    missing = sorted(
-        f"{n} ({s.path.name})" for (n, d), s in expected.items() if (n, d) not in by_key
-    )
+    missing = sorted(f"{n} ({expected[(n, d)].path.name})" for n, d in required - set(by_key))
     if missing:
-        raise BadInput("the report leaves out affected suites: " + ", ".join(missing))
+        what = "affected suites" if side == "suites" else "the baseline's runs of affected suites"
+        raise BadInput(f"the report leaves out {what}: " + ", ".join(missing))
     extra = sorted(str(e.get("path")) for k, e in by_key.items() if k not in expected)
     if extra:
         raise BadInput(
-            "the report has suites that this request does not affect or whose files differ "
-            "from the server's: " + ", ".join(extra)
+            f"the report's {side} hold suites that this request does not affect or whose "
+            "files differ from the server's: " + ", ".join(extra)
         )
     results: dict[str, list[SuiteResult]] = {}
-    for (name, digest), suite in expected.items():
-        entry = by_key[(name, digest)]
-        where = f"{name} ({suite.path.name})"
+    for (name, digest), entry in by_key.items():
+        suite = expected[(name, digest)]
+        where = f"{side}: {name} ({suite.path.name})"
+        if name not in at or entry.get("version") != at[name].label:
+            raise BadInput(
+                f"suite {where}: the report ran {name}@{entry.get('version')}, "
+                f"not {name}@{at[name].label if name in at else '(none)'}"
+            )
         cases = entry.get("cases")
         if not isinstance(cases, list) or not all(isinstance(c, Mapping) for c in cases):
             raise BadInput(f"suite {where}: the report has no list of cases")
@@ -240,23 +248,24 @@ def judge_report(plan: Plan, report: Mapping[str, Any]) -> tuple[bool, list[str]
             raise BadInput(f"suite {where}: the report's cases are not the suite's cases")
         case_results = []
         for c in cases:
-            runs, runs_passed = c.get("runs"), c.get("runs_passed")
+            runs, runs_passed = _int(c.get("runs")), _int(c.get("runs_passed"))
             if (
-                type(runs) is not int
-                or type(runs_passed) is not int
+                runs is None
+                or runs_passed is None
                 or runs != suite.repeat
                 or not 0 <= runs_passed <= runs
             ):
                 raise BadInput(
-                    f"suite {where}, case {c.get('id')}: {runs_passed!r}/{runs!r} runs, "
-                    f"but the suite repeats each case {suite.repeat} time(s)"
+                    f"suite {where}, case {c.get('id')}: {c.get('runs_passed')!r}/"
+                    f"{c.get('runs')!r} runs, but the suite repeats each case "
+                    f"{suite.repeat} time(s)"
                 )
-            passed = runs_passed == runs and not c.get("error")
+            error = c.get("error") or None
+            passed = runs_passed == runs and not error
             if c.get("passed") is not passed:
                 raise BadInput(
                     f"suite {where}, case {c.get('id')}: marked passed={c.get('passed')!r}, "
-                    f"but {runs_passed}/{runs} runs passed"
-                    + (" with an error" if c.get("error") else "")
+                    f"but {runs_passed}/{runs} runs passed" + (" with an error" if error else "")
                 )
             case_results.append(
                 CaseResult(
@@ -264,8 +273,17 @@ def judge_report(plan: Plan, report: Mapping[str, Any]) -> tuple[bool, list[str]
                     case_id=str(c.get("id")),
                     line=None,
                     passed=passed,
-                    flaky=False,
-                    runs=(),
+                    flaky=0 < runs_passed < runs,
+                    runs=tuple(
+                        RunResult(
+                            index=i,
+                            passed=i < runs_passed and not error,
+                            score=1.0 if i < runs_passed else 0.0,
+                            output="",
+                            error=str(error) if error and i == runs - 1 else None,
+                        )
+                        for i in range(runs)
+                    ),
                 )
             )
         result = SuiteResult(
@@ -285,14 +303,48 @@ def judge_report(plan: Plan, report: Mapping[str, Any]) -> tuple[bool, list[str]
                 f"{suite.threshold:g}"
             )
         results.setdefault(name, []).append(result)
-    passed, failures = decide(plan, results)
-    verdict = "pass" if passed else "fail"
-    if report.get("verdict") != verdict:
+    return results
+
+
+def judge_report(plan: Plan, report: Mapping[str, Any]) -> Judgement:
+    """Re-judge a JSON report made elsewhere (a CI job's upload) against a plan made here.
+
+    The report must hold every suite of the plan's affected prompts, each with the plan's digest
+    and exactly its case ids, and nothing else, and the baseline's run of every suite whose
+    prompt the label has (and can run); each case's verdict is derived again from its runs
+    (pass^k: every one of the suite's `repeat` runs passed, no error), each suite's from the
+    plan's own threshold and comparison policy, and the verdict by `decide`, the rule `check`
+    uses. A report whose own flags or verdicts disagree with what its cases give is refused
+    (BadInput), as is one that is not a report of this plan."""
+    every = {(n, s.digest) for n in plan.affected for s in plan.suites.get(n, [])}
+    candidate = _results_from_report(
+        plan, report.get("suites"), side="suites", at=plan.candidate_side, required=every
+    )
+    with_baseline = {(n, d) for n, d in every if n in plan.baseline and _baseline_runnable(plan, n)}
+    baseline = _results_from_report(
+        plan,
+        report.get("baseline_suites", []),
+        side="baseline_suites",
+        at=plan.baseline,
+        required=with_baseline,
+    )
+    judgement = decide(plan, candidate, baseline)
+    paths = {(n, s.digest): str(s.path) for n in plan.affected for s in plan.suites.get(n, [])}
+    for entry in report.get("suites") or []:
+        name = str(entry.get("prompt"))
+        sv = judgement.for_suite(name, paths.get((name, str(entry.get("digest"))), ""))
+        claimed = entry.get("verdict")
+        if sv is not None and claimed is not None and claimed != sv.verdict:
+            raise BadInput(
+                f"suite {entry.get('path')}: marked {claimed!r}, but its cases give {sv.verdict}"
+            )
+    if report.get("verdict") != judgement.verdict:
+        first = judgement.failures[0] if judgement.failures else ""
         raise BadInput(
             f"the report's verdict {report.get('verdict')!r} is not what its cases give "
-            f"({verdict}" + (f": {failures[0]}" if failures else "") + ")"
+            f"({judgement.verdict}" + (f": {first}" if first else "") + ")"
         )
-    return passed, failures
+    return judgement
 
 
 def make_cache(store: Store | None, *, no_cache: bool, replay: Path | None) -> ResponseCache:
@@ -467,7 +519,11 @@ def ensure_passed(passed: bool, failures: Sequence[str]) -> None:
 
 
 def client_from_config(
-    config: Config, *, cache: ResponseCache, concurrency: int | None = None
+    config: Config,
+    *,
+    cache: ResponseCache,
+    concurrency: int | None = None,
+    budget: Budget | None = None,
 ) -> ModelClient:
     return ModelClient(
         cache=cache,
@@ -476,6 +532,7 @@ def client_from_config(
         retries=config.gate.retries,
         backoff_s=config.gate.backoff_s,
         pricing=config.pricing,
+        budget=budget,
     )
 
 
@@ -497,6 +554,28 @@ class CheckOutcome:
     passed: bool
 
 
+def _plan_for(
+    store: Store, config: Config, refs: Sequence[str], *, label: str, changed: bool
+) -> Plan | None:
+    """The plan of `refs` (or of every changed prompt; None when nothing changed)."""
+    if changed:
+        if refs:
+            raise BadInput("give refs or --changed, not both")
+        refs = changed_refs(store, label)
+        if not refs:
+            return None
+    if not refs:
+        raise BadInput("nothing to check: give at least one ref, or --changed")
+    return plan_check(
+        store,
+        refs,
+        label=label,
+        suites_dir=_display_path(config.root / config.evals),
+        allow_missing_suites=config.gate.allow_missing_suites,
+        compare=config.gate.compare,
+    )
+
+
 def check(
     store: Store,
     config: Config,
@@ -508,34 +587,123 @@ def check(
     no_cache: bool = False,
     replay: Path | None = None,
     baseline: bool = True,
+    max_cost_usd: float | None = None,
     on_plan: Callable[[Plan], None] | None = None,
     on_case: Callable[..., Any] | None = None,
 ) -> CheckOutcome:
-    """Plan and run the gate for `refs` (or every changed prompt) against `label`."""
-    from .report import build_report, nothing_changed_report
-
+    """Plan and run the gate for `refs` (or every changed prompt) against `label`. A budget
+    (`max_cost_usd`, else `gate.max_cost_usd`) stops new model calls before one could cross it,
+    and a check that stopped so fails closed."""
     label = label or config.gate.label
-    if changed:
-        if refs:
-            raise BadInput("give refs or --changed, not both")
-        refs = changed_refs(store, label)
-        if not refs:
-            return CheckOutcome(plan=None, report=nothing_changed_report(label), passed=True)
-    if not refs:
-        raise BadInput("nothing to check: give at least one ref, or --changed")
-    suites_dir = _display_path(config.root / config.evals)
-    plan = plan_check(
-        store,
-        refs,
-        label=label,
-        suites_dir=suites_dir,
-        allow_missing_suites=config.gate.allow_missing_suites,
-    )
+    plan = _plan_for(store, config, refs, label=label, changed=changed)
+    if plan is None:
+        return CheckOutcome(plan=None, report=nothing_changed_report(label), passed=True)
     if on_plan is not None:
         on_plan(plan)
+    limit = max_cost_usd if max_cost_usd is not None else config.gate.max_cost_usd
+    budget = Budget(limit_usd=limit) if limit is not None else None
     cache = make_cache(store, no_cache=no_cache, replay=replay)
-    client = client_from_config(config, cache=cache, concurrency=concurrency)
+    client = client_from_config(config, cache=cache, concurrency=concurrency, budget=budget)
     run = run_plan(plan, client, judge=config.judge, baseline=baseline, on_case=on_case)
-    passed, failures = decide(plan, run.candidate)
-    report = build_report(run, passed, failures, diffs(plan))
-    return CheckOutcome(plan=plan, report=report, passed=passed)
+    judgement = decide(plan, run.candidate, run.baseline)
+    if budget is not None and budget.not_made:
+        judgement = replace(
+            judgement,
+            verdict="fail",
+            passed=False,
+            failures=(budget.summary(), *judgement.failures),
+        )
+    if budget is not None:
+        run.settings["max_cost_usd"] = budget.limit_usd
+    report = build_report(run, judgement, diffs(plan))
+    return CheckOutcome(plan=plan, report=report, passed=judgement.passed)
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    """What a check would call, before it calls anything (`check --plan`)."""
+
+    plan: Plan
+    sites: tuple[SiteTally, ...]
+    unpriced_models: tuple[str, ...]
+    max_cost_usd: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        sites = [
+            {
+                "prompt": t.prompt,
+                "side": t.side,
+                "version": (
+                    self.plan.candidate_side if t.side == "candidate" else self.plan.baseline
+                )[t.prompt].label
+                if t.prompt
+                in (self.plan.candidate_side if t.side == "candidate" else self.plan.baseline)
+                else None,
+                "requests": t.calls,
+                "cached": t.cached,
+                "shared": t.shared,
+                "calls": t.calls - t.cached - t.shared,
+                "upstream_requests": t.upstream,
+                "prompt_tokens_max": t.prompt_tokens,
+                "completion_tokens_max": t.completion_tokens,
+                "cost_usd_max": None if t.unpriced else round(t.cost_usd, 6),
+                "unbounded_completions": t.unbounded,
+            }
+            for t in self.sites
+        ]
+        cost = None if self.unpriced_models else round(sum(t.cost_usd for t in self.sites), 6)
+        return {
+            "label": self.plan.label,
+            "candidates": [f"{c.name}@{c.label}" for c in self.plan.candidates.values()],
+            "affected": list(self.plan.affected),
+            "problems": list(self.plan.problems),
+            "prompts": sites,
+            "requests": sum(t.calls for t in self.sites),
+            "cached": sum(t.cached for t in self.sites),
+            "calls": sum(t.calls - t.cached - t.shared for t in self.sites),
+            "prompt_tokens_max": sum(t.prompt_tokens for t in self.sites),
+            "completion_tokens_max": sum(t.completion_tokens for t in self.sites),
+            "cost_usd_max": cost,
+            "unpriced_models": list(self.unpriced_models),
+            "completion_bound_default": DEFAULT_COMPLETION_BOUND,
+            "max_cost_usd": self.max_cost_usd,
+            "within_budget": None
+            if self.max_cost_usd is None or cost is None
+            else cost <= self.max_cost_usd,
+        }
+
+
+def plan_calls(
+    store: Store,
+    config: Config,
+    refs: Sequence[str],
+    *,
+    label: str | None = None,
+    changed: bool = False,
+    no_cache: bool = False,
+    replay: Path | None = None,
+    baseline: bool = True,
+    max_cost_usd: float | None = None,
+) -> CallPlan | None:
+    """The calls `check` would make with these arguments, without calling a model: the real
+    chain runs on a planning client that serves the cache and counts every miss at its upper
+    bound. None when nothing changed."""
+    label = label or config.gate.label
+    plan = _plan_for(store, config, refs, label=label, changed=changed)
+    if plan is None:
+        return None
+    cache = make_cache(store, no_cache=no_cache, replay=replay)
+    client = PlanningClient(client_from_config(config, cache=cache))
+    run_plan(plan, client, judge=config.judge, baseline=baseline)
+    order = {n: i for i, n in enumerate(plan.affected)}
+    sites = sorted(
+        client.tallies.values(),
+        key=lambda t: (order.get(t.prompt, len(order)), t.side != "candidate", t.prompt),
+    )
+    limit = max_cost_usd if max_cost_usd is not None else config.gate.max_cost_usd
+    return CallPlan(
+        plan=plan,
+        sites=tuple(sites),
+        unpriced_models=tuple(sorted(client.unpriced_models)),
+        max_cost_usd=limit,
+    )

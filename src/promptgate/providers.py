@@ -293,6 +293,17 @@ def _retry_after(exc: Exception) -> float | None:
         return None
 
 
+class SpendGuard(Protocol):
+    """A budget: reserves a call's upper bound before it is made (raising if it could cross
+    the limit), then settles it at the call's real cost (costs.Budget)."""
+
+    def reserve(
+        self, request: ChatRequest, pricing: Mapping[str, Mapping[str, float]]
+    ) -> float: ...
+    def settle(self, reserved: float, actual: float | None) -> None: ...
+    def release(self, reserved: float) -> None: ...
+
+
 class ModelClient:
     """Bounded, retrying, caching chat-completions calls shared by a whole gate run."""
 
@@ -307,8 +318,10 @@ class ModelClient:
         pricing: Mapping[str, Mapping[str, float]] | None = None,
         base_url: str | None = None,
         api_key: str | None = None,
+        budget: SpendGuard | None = None,
     ) -> None:
         self.cache = cache or NoCache()
+        self.budget = budget
         self.concurrency = concurrency
         self.timeout_s = timeout_s
         self.retries = retries
@@ -373,16 +386,22 @@ class ModelClient:
         if running is not None:
             self.stats.shared += 1
             return await asyncio.shield(running)
+        # reserve before the call (may raise: the call is not made)
+        reserved = self.budget.reserve(request, self.pricing) if self.budget else 0.0
         future: asyncio.Future[ChatResponse] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
             response = await self._call_with_retries(request)
         except BaseException as exc:
+            if self.budget:
+                self.budget.release(reserved)
             future.set_exception(exc)
             future.exception()  # mark retrieved: waiters re-raise it
             raise
         finally:
             self._inflight.pop(key, None)
+        if self.budget:
+            self.budget.settle(reserved, self.response_cost(response))
         future.set_result(response)
         self.cache.put(key, request, response.to_record())
         return response

@@ -2,14 +2,19 @@
 terminal and GitHub-annotation forms are all rendered from that object, so they never disagree.
 
 JSON report, `schema_version` 1 (documented in the README):
-  verdict ("pass" | "fail" | "nothing-changed"), label, started_at, wall_s, tool {name, version},
+  verdict ("pass" | "fail" | "inconclusive" | "nothing-changed"), label, started_at, wall_s,
+  tool {name, version},
   candidates [{name, version, ref, content_hash, draft, path}],
   baselines [{name, version, content_hash}] (affected prompts the label points at),
   affected [{name, reason, candidate, baseline, new}], graph {nodes, edges},
   diffs [{prompt, from, to, new, text, config}], failures [str], problems [str],
   suites [{prompt, path, digest, version, threshold, repeat, total, passed_cases, pass_rate,
-           passed, cases [{id, line, passed, flaky, runs, runs_passed, change, error, output,
-                           failed_assertions [{type, value, reason, score, weight, error}]}]}],
+           passed (the threshold held), verdict ("pass" | "fail" | "inconclusive"),
+           comparison ({n, regressions, fixes, drop, ci_high, p_value, p_adjusted, margin, alpha,
+                        verdict, cases_needed, method, regressed, fixed}, or null without a
+                        baseline),
+           cases [{id, line, passed, flaky, runs, runs_passed, change, error, output,
+                   failed_assertions [{type, value, reason, score, weight, error}]}]}],
   baseline_suites [same shape, for the baseline side], stats {calls, cached, shared, retries,
   errors, prompt_tokens, completion_tokens, cost_usd, wall_s}, settings {...}.
 """
@@ -24,6 +29,7 @@ from typing import Any
 from . import __version__
 from .canonical import content_hash
 from .runner import CaseResult, SuiteResult
+from .verdict import Judgement, SuiteVerdict, sentence
 
 SCHEMA_VERSION = 1
 GITHUB_COMMENT_LIMIT = 65_536
@@ -73,7 +79,9 @@ def _change(case: CaseResult, before: CaseResult | None) -> str:
     return "still-failing" if not before.passed else "new-failure"
 
 
-def _suite_json(sr: SuiteResult, baseline: SuiteResult | None) -> dict[str, Any]:
+def _suite_json(
+    sr: SuiteResult, baseline: SuiteResult | None, judged: SuiteVerdict | None = None
+) -> dict[str, Any]:
     before = {c.case_id: c for c in baseline.cases} if baseline else {}
     cases = sorted(sr.cases, key=lambda c: (c.line or 0, c.case_id))
     return {
@@ -87,6 +95,14 @@ def _suite_json(sr: SuiteResult, baseline: SuiteResult | None) -> dict[str, Any]
         "passed_cases": sr.passed_cases,
         "pass_rate": round(sr.pass_rate, 4),
         "passed": sr.passed,
+        **(
+            {
+                "verdict": judged.verdict,
+                "comparison": judged.comparison.to_json() if judged.comparison else None,
+            }
+            if judged is not None
+            else {}
+        ),
         "cases": [
             _case_json(c, _change(c, before.get(c.case_id)) if baseline else "new") for c in cases
         ],
@@ -94,7 +110,7 @@ def _suite_json(sr: SuiteResult, baseline: SuiteResult | None) -> dict[str, Any]
 
 
 def build_report(
-    run: Any, passed: bool, failures: Sequence[str], diffs: Sequence[Mapping[str, Any]]
+    run: Any, judgement: Judgement, diffs: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:
     """The JSON report of a gate run (see the module docstring for the shape)."""
     plan = run.plan
@@ -103,13 +119,14 @@ def build_report(
     for name in plan.affected:
         base_by_path = {b.path: b for b in run.baseline.get(name, [])}
         for sr in run.candidate.get(name, []):
-            suites.append(_suite_json(sr, base_by_path.get(sr.path)))
+            judged = judgement.for_suite(name, sr.path)
+            suites.append(_suite_json(sr, base_by_path.get(sr.path), judged))
         for b in run.baseline.get(name, []):
             baseline_suites.append(_suite_json(b, None))
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "promptgate", "version": __version__},
-        "verdict": "pass" if passed else "fail",
+        "verdict": judgement.verdict,
         "label": plan.label,
         "started_at": run.started_at,
         "wall_s": round(run.wall_s, 3),
@@ -148,7 +165,7 @@ def build_report(
             "edges": [[a, b] for a, b in sorted(plan.graph.edges)],
         },
         "diffs": list(diffs),
-        "failures": list(failures),
+        "failures": list(judgement.failures),
         "problems": list(plan.problems),
         "suites": suites,
         "baseline_suites": baseline_suites,
@@ -215,10 +232,31 @@ def _stats_line(stats: Mapping[str, Any]) -> str:
     )
 
 
+_RESULT = {"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "⚠️ inconclusive"}
+
+
+def _suite_verdict(s: Mapping[str, Any]) -> str:
+    return str(s.get("verdict") or ("pass" if s["passed"] else "fail"))
+
+
+def comparison_lines(report: Mapping[str, Any]) -> list[str]:
+    """The `### Comparison with LABEL` section: one plain sentence per suite."""
+    lines = ["", f"### Comparison with `{report['label']}`", ""]
+    for s in report["suites"]:
+        c = s.get("comparison")
+        reading = sentence(c) if c else "no baseline at the label: judged by its threshold alone"
+        lines.append(f"- `{s['prompt']}` `{s['path']}`: {_md_escape(reading)}")
+        if c and c.get("regressed"):
+            shown = ", ".join(c["regressed"][:20])
+            more = f" (+{len(c['regressed']) - 20} more)" if len(c["regressed"]) > 20 else ""
+            lines.append(f"  - regressed: {_md_escape(shown)}{more}")
+    return lines if report["suites"] else []
+
+
 def to_markdown(report: Mapping[str, Any], limit: int = GITHUB_COMMENT_LIMIT - 2_000) -> str:
     """GitHub-flavoured Markdown: verdict first; kept under GitHub's comment limit."""
     verdict = report["verdict"]
-    icon = {"pass": "✅", "fail": "❌", "nothing-changed": "⚪"}[verdict]
+    icon = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️", "nothing-changed": "⚪"}[verdict]
     cands = ", ".join(f"`{c['ref']}`" for c in report["candidates"]) or "nothing"
     head = [
         MARKER,
@@ -231,7 +269,7 @@ def to_markdown(report: Mapping[str, Any], limit: int = GITHUB_COMMENT_LIMIT - 2
     head.append(_stats_line(report["stats"]))
     head.append("")
     if report["failures"]:
-        head.append("**Why it failed**")
+        head.append("**Why it failed**" if verdict == "fail" else "**Why it did not pass**")
         head += [f"- {_md_escape(f)}" for f in report["failures"]]
         head.append("")
     body = [
@@ -254,14 +292,16 @@ def to_markdown(report: Mapping[str, Any], limit: int = GITHUB_COMMENT_LIMIT - 2
     ]
     for s in report["suites"]:
         flaky = sum(1 for c in s["cases"] if c["flaky"])
-        result = "✅ pass" if s["passed"] else "❌ fail"
+        result = _RESULT[_suite_verdict(s)]
         if flaky:
             result += f" ({flaky} flaky)"
         body.append(
             f"| `{s['prompt']}` | `{s['path']}` | {s['version']} | "
             f"{s['passed_cases']}/{s['total']} | {s['threshold']:g} | {result} |"
         )
+    body += comparison_lines(report)
     failing = [(s, c) for s in report["suites"] for c in s["cases"] if not c["passed"]]
+    failing.sort(key=lambda sc: sc[1].get("change") != "new-failure")  # regressions first
     flaky_cases = [(s, c) for s in report["suites"] for c in s["cases"] if c["flaky"]]
     if failing:
         body += ["", "### Failing cases", ""]
@@ -336,6 +376,11 @@ def to_junit(report: Mapping[str, Any]) -> str:
             errors=str(n_err),
             file=s["path"],
         )
+        c = s.get("comparison")
+        if c is not None:
+            props = ET.SubElement(suite, "properties")
+            for key in ("verdict", "regressions", "fixes", "drop", "ci_high", "cases_needed"):
+                ET.SubElement(props, "property", name=f"comparison.{key}", value=str(c[key]))
         total += len(s["cases"])
         failures += n_fail
         errors += n_err
@@ -400,7 +445,9 @@ def print_terminal(report: Mapping[str, Any], console: Any) -> None:
     from rich.table import Table
 
     verdict = report["verdict"]
-    style = {"pass": "bold green", "fail": "bold red"}.get(verdict, "bold")
+    style = {"pass": "bold green", "fail": "bold red", "inconclusive": "bold yellow"}.get(
+        verdict, "bold"
+    )
     cands = ", ".join(c["ref"] for c in report["candidates"]) or "nothing"
     console.print(f"[{style}]{verdict.upper()}[/] {cands} against {report['label']}")
     if verdict == "nothing-changed":
@@ -418,10 +465,16 @@ def print_terminal(report: Mapping[str, Any], console: Any) -> None:
             s["version"],
             f"{s['passed_cases']}/{s['total']}",
             f"{s['threshold']:g}",
-            ("[green]pass[/]" if s["passed"] else "[red]fail[/]")
+            {"pass": "[green]pass[/]", "fail": "[red]fail[/]"}.get(
+                _suite_verdict(s), "[yellow]inconclusive[/]"
+            )
             + (f" ({flaky} flaky)" if flaky else ""),
         )
     console.print(table)
+    for s in report["suites"]:
+        c = s.get("comparison")
+        reading = sentence(c) if c else "no baseline: judged by its threshold alone"
+        console.print(f"  {s['prompt']}: {reading}", markup=False, highlight=False)
     for s in report["suites"]:
         for c in s["cases"]:
             if not c["passed"]:

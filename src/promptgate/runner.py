@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .assertions import AssertContext, AssertionResult, score_case
+from .costs import CALL_SITE
 from .errors import PromptgateError
 from .promptfile import prompt_inputs, with_defaults
 from .providers import ENDPOINT_KEYS, ChatRequest, ChatResponse, ModelClient
@@ -153,15 +154,19 @@ class Runner:
                 values[spec.name] = produced.output
         messages = render_messages(content, with_defaults(content, values), name)
         request = ChatRequest.for_content(content, messages, run_index)
-        if upstream:
-            key = request.key
-            memo = self._upstream.get(key)
-            if memo is not None:
-                return memo
-            response = await self.client.complete(request)
-            self._upstream[key] = response
-            return response
-        return await self.client.complete(request)
+        site = CALL_SITE.set((CALL_SITE.get()[0], name, upstream))
+        try:
+            if upstream:
+                key = request.key
+                memo = self._upstream.get(key)
+                if memo is not None:
+                    return memo
+                response = await self.client.complete(request)
+                self._upstream[key] = response
+                return response
+            return await self.client.complete(request)
+        finally:
+            CALL_SITE.reset(site)
 
     async def run_once(self, suite: Suite, case: Case, side: Side, index: int) -> RunResult:
         try:
@@ -264,6 +269,7 @@ async def run_jobs(
             if item is None:
                 return
             job, sr, case = item
+            CALL_SITE.set((job.key.split(":", 1)[0], job.suite.prompt, False))
             started = time.perf_counter()
             try:
                 if timeout_s is None:

@@ -12,15 +12,16 @@ import hashlib
 import io
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import SuiteError
+from .policy import parse_compare
 from .promptfile import NAME_RE
 from .yamlload import Located, load_yaml_file, parse_yaml
 
-SUITE_KEYS = {"prompt", "description", "threshold", "repeat", "defaults", "cases"}
+SUITE_KEYS = {"prompt", "description", "threshold", "repeat", "defaults", "cases", "compare"}
 CASE_KEYS = {"id", "description", "vars", "assert", "threshold", "repeat"}
 DEFAULT_KEYS = {"assert", "vars", "threshold"}
 
@@ -48,6 +49,8 @@ class Suite:
     repeat: int = 1
     digest: str = ""
     description: str = ""
+    # this suite's overrides of `gate.compare` (validated keys only)
+    compare: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def folder(self) -> Path:
@@ -197,6 +200,7 @@ def load_suite(path: Path) -> Suite:
     repeat = data.get("repeat", 1)
     if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= 100:
         raise SuiteError(f"{doc.where(('repeat',))}: repeat must be a whole number 1..100")
+    compare = parse_compare(data.get("compare"), f"{doc.where(('compare',))}: compare", SuiteError)
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, Mapping) or set(defaults) - DEFAULT_KEYS:
         raise SuiteError(f"{doc.where(('defaults',))}: defaults may hold assert, vars, threshold")
@@ -221,6 +225,7 @@ def load_suite(path: Path) -> Suite:
         repeat=repeat,
         digest=digest.hexdigest(),
         description=str(data.get("description") or ""),
+        compare=compare,
     )
 
 

@@ -34,6 +34,7 @@ Usage
 
         server.reply("weather", tool_calls=[tool_call("get_weather", {"city": "Paris"})])
         server.reply(re.compile(r"\\bsum\\b"), lambda body: "42")
+        server.reply("quiz", chance(0.8, "right", "wrong", seed="trial-1"))
         server.fail(429, retry_after=1)      # the next request is rate limited
         server.malformed()                   # ... then one gets a body that is not JSON
         server.slow(5.0)                     # ... then one stalls for 5 s
@@ -110,6 +111,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import hashlib
 import itertools
 import json
 import re
@@ -178,6 +180,19 @@ def tool_call(
     if id is not None:
         call["id"] = id
     return call
+
+
+def chance(p: float, right: str, wrong: str, *, seed: str = "") -> Callable[[dict], str]:
+    """A seeded random reply for :meth:`OpenAITestServer.reply`: ``right`` with probability
+    ``p``, else ``wrong``, decided by SHA-256 of ``seed`` and the conversation, so the same
+    request always gets the same answer and different seeds are independent trials."""
+
+    def answer(body: dict) -> str:
+        text = f"{seed}\0{body.get('model')}\0{_conversation_text(body)}"
+        draw = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64
+        return right if draw < p else wrong
+
+    return answer
 
 
 Matcher = None | str | re.Pattern[str] | Callable[[dict], bool]

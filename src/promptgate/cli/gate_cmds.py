@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .common import AppContext, console, note
+from .common import AppContext, console, emit_json, note
 
 pass_app = click.make_pass_decorator(AppContext)
 
@@ -68,6 +68,7 @@ def _run_check(
     no_cache: bool,
     replay: Path | None,
     no_baseline: bool,
+    max_cost: float | None,
 ) -> Any:
     from ..gate import check
 
@@ -103,6 +104,7 @@ def _run_check(
             no_cache=no_cache,
             replay=replay,
             baseline=not no_baseline,
+            max_cost_usd=max_cost,
             on_plan=on_plan,
             on_case=on_case,
         )
@@ -137,6 +139,14 @@ def _gate_options(fn: Any) -> Any:
             help="Skip running the baseline for newly-failing/fixed comparison.",
         ),
         click.option(
+            "--max-cost",
+            type=click.FloatRange(min=0),
+            default=None,
+            metavar="USD",
+            help="Budget for this check's new model calls (default: gate.max_cost_usd); the "
+            "check fails closed before a call that could cross it.",
+        ),
+        click.option(
             "--report-md",
             type=click.Path(path_type=Path),
             default=None,
@@ -160,27 +170,119 @@ def _gate_options(fn: Any) -> Any:
     return fn
 
 
+def _print_plan(data: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    def money(v: float | None) -> str:
+        return "unknown" if v is None else f"${v:.4f}"
+
+    out = console()
+    out.print(
+        f"plan: {', '.join(data['candidates'])} against {data['label']}: "
+        f"affected {', '.join(data['affected'])}"
+    )
+    table = Table()
+    for col in ("prompt", "side", "version", "requests", "cached", "calls", "tokens ≤", "cost ≤"):
+        table.add_column(col, no_wrap=True)
+    for p in data["prompts"]:
+        table.add_row(
+            p["prompt"],
+            p["side"],
+            p["version"] or "-",
+            str(p["requests"]),
+            str(p["cached"]),
+            str(p["calls"]),
+            str(p["prompt_tokens_max"] + p["completion_tokens_max"]),
+            money(p["cost_usd_max"]),
+        )
+    out.print(table)
+    lines = [
+        f"{data['calls']} model calls to make ({data['cached']} of {data['requests']} requests "
+        f"served from cache), at most {data['prompt_tokens_max']} prompt and "
+        f"{data['completion_tokens_max']} completion tokens, at most "
+        f"{money(data['cost_usd_max'])}"
+    ]
+    if data["unpriced_models"]:
+        lines.append(
+            "no pricing for " + ", ".join(data["unpriced_models"]) + ": add it under `pricing`"
+        )
+    if any(p["unbounded_completions"] for p in data["prompts"]):
+        lines.append(
+            f"a prompt without max_tokens is bounded at {data['completion_bound_default']} "
+            "completion tokens a call"
+        )
+    if data["max_cost_usd"] is not None:
+        fits = data["within_budget"]
+        lines.append(
+            f"budget {money(data['max_cost_usd'])}: "
+            + ("within it" if fits else "could be exceeded" if fits is False else "cannot tell")
+        )
+    for problem in data["problems"]:
+        lines.append(f"problem: {problem}")
+    for line in lines:
+        out.print(line, markup=False, highlight=False)
+
+
 @click.command(name="check")
 @click.argument("refs", nargs=-1)
 @click.option("--label", default=None, help="The baseline label (default: gate.label).")
+@click.option(
+    "--plan",
+    "plan_only",
+    is_flag=True,
+    help="Print the calls the check would make, how many are cached, and at most what they "
+    "cost; call no model.",
+)
+@click.option("--json", "as_json", is_flag=True, help="With --plan: print the plan as JSON.")
 @_gate_options
 @pass_app
 def check_cmd(
     app: AppContext,
     refs: tuple[str, ...],
     label: str | None,
+    plan_only: bool,
+    as_json: bool,
     changed: bool,
     concurrency: int | None,
     no_cache: bool,
     replay: Path | None,
     no_baseline: bool,
+    max_cost: float | None,
     report_md: Path | None,
     report_json: Path | None,
     junit: Path | None,
 ) -> None:
-    """Evaluate candidates and everything downstream of them; exit 1 if any suite fails."""
+    """Evaluate candidates and everything downstream of them; exit 1 if the gate fails (or,
+    under compare.inconclusive: fail, cannot tell)."""
     from ..report import print_terminal
 
+    if as_json and not plan_only:
+        raise click.UsageError("--json goes with --plan (the report is --report-json FILE)")
+    if plan_only:
+        from ..gate import plan_calls
+
+        planned = plan_calls(
+            app.store(),
+            app.config,
+            list(refs),
+            label=label,
+            changed=changed,
+            no_cache=no_cache,
+            replay=replay,
+            baseline=not no_baseline,
+            max_cost_usd=max_cost,
+        )
+        if planned is None:
+            if as_json:
+                emit_json({"label": label or app.config.gate.label, "prompts": [], "calls": 0})
+            else:
+                click.echo("nothing differs from the label: nothing to call")
+            return
+        if as_json:
+            emit_json(planned.to_json())
+        else:
+            _print_plan(planned.to_json())
+        return
     outcome = _run_check(
         app,
         refs,
@@ -190,6 +292,7 @@ def check_cmd(
         no_cache=no_cache,
         replay=replay,
         no_baseline=no_baseline,
+        max_cost=max_cost,
     )
     _write_reports(outcome.report, report_md, report_json, junit)
     print_terminal(outcome.report, console())
@@ -222,6 +325,7 @@ def promote(
     no_cache: bool,
     replay: Path | None,
     no_baseline: bool,
+    max_cost: float | None,
     report_md: Path | None,
     report_json: Path | None,
     junit: Path | None,
@@ -264,6 +368,7 @@ def promote(
         no_cache=no_cache,
         replay=replay,
         no_baseline=no_baseline,
+        max_cost=max_cost,
     )
     _write_reports(outcome.report, report_md, report_json, junit)
     print_terminal(outcome.report, console())

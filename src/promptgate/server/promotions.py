@@ -143,7 +143,6 @@ def _gate(state: ServerState, pid: int) -> None:
             label=promotion["label"],
             on_plan=on_plan,
             on_case=on_case,
-            baseline=False,
         )
         report = outcome.report
         passed = outcome.passed
@@ -188,7 +187,11 @@ def accept_report(
     promotion = get_promotion(store, pid)
     if promotion["state"] != "gating":
         raise ApiError(409, "conflict", f"request {pid} is {promotion['state']}, not gating")
-    if report.get("schema_version") != 1 or report.get("verdict") not in ("pass", "fail"):
+    if report.get("schema_version") != 1 or report.get("verdict") not in (
+        "pass",
+        "fail",
+        "inconclusive",
+    ):
         raise ApiError(400, "bad_request", "not a promptgate JSON report (schema_version 1)")
     if report.get("label") != promotion["label"]:
         raise ApiError(409, "mismatch", "the report judged another label")
@@ -209,9 +212,10 @@ def accept_report(
         label=promotion["label"],
         suites_dir=config.root / config.evals,
         allow_missing_suites=config.gate.allow_missing_suites,
+        compare=config.gate.compare,
     )
     try:
-        passed, _ = judge_report(plan, report)
+        passed = judge_report(plan, report).passed
     except BadInput as exc:
         record_refused_report(store, pid, actor=actor, reason=str(exc))
         raise ApiError(409, "mismatch", str(exc)) from None

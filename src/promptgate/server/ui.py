@@ -56,6 +56,7 @@ from ..refs import check_label_name
 from ..registry import push_specs
 from ..report import _stats_line, to_markdown
 from ..store import ROLES, get_promotion, get_report, key_by_name, list_promotions
+from ..verdict import sentence as comparison_sentence
 from .app import ApiError, ServerState, _status_for
 from .auth import Principal
 
@@ -191,7 +192,12 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(when=_when, dumps=_dumps, v=_version_label, quote=quote, preview=_preview)
-    env.globals.update(stats_line=_stats_line, STATES=STATES, EVENT_TYPES=EVENT_TYPES)
+    env.globals.update(
+        stats_line=_stats_line,
+        comparison_sentence=comparison_sentence,
+        STATES=STATES,
+        EVENT_TYPES=EVENT_TYPES,
+    )
     return env
 
 
