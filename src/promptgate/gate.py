@@ -22,7 +22,7 @@ import networkx as nx
 from .config import Config
 from .costs import DEFAULT_COMPLETION_BOUND, Budget, PlanningClient, SiteTally
 from .domain import AuditEvent, LabelMove, PromptVersion
-from .errors import BadInput, GateFailed
+from .errors import BadInput, GateFailed, LabelConflict
 from .graph import affected as affected_nodes
 from .graph import reasons as affected_reasons
 from .policy import CompareSettings
@@ -30,11 +30,12 @@ from .promptfile import load_prompt_file
 from .providers import ModelClient, NoCache, ReplayCache, ResponseCache, StoreCache
 from .refs import Ref, check_label_name, parse_ref
 from .registry import config_diff, text_diff
-from .report import build_report, nothing_changed_report
-from .runner import CaseResult, Job, PromptAt, Runner, RunResult, SuiteResult, run_jobs
+from .report import build_report, nothing_changed_report, report_digest, suite_result_from_json
+from .runner import Job, PromptAt, Runner, SuiteResult, run_jobs
+from .shards import select
 from .store import LATEST, Store
 from .suites import Suite, load_suites
-from .verdict import Judgement, judge
+from .verdict import Judgement, judge, policies
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Plan:
     expectations: dict[str, int | None]
     allow_missing_suites: bool = False
     compare: CompareSettings = field(default_factory=CompareSettings)
+    shard: tuple[int, int] | None = None  # (index, count): only that shard's cases run
 
     @property
     def missing_suites(self) -> list[str]:
@@ -110,6 +112,7 @@ def plan_check(
     suites_dir: Path,
     allow_missing_suites: bool = False,
     compare: CompareSettings | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> Plan:
     """Resolve the candidate set against the label into a plan. Raises BadInput for refs,
     files or graphs that are wrong before anything runs."""
@@ -133,6 +136,8 @@ def plan_check(
                 )
     all_suites = load_suites(suites_dir)
     suites = {n: all_suites.get(n, []) for n in affected}
+    if shard is not None:
+        suites = {n: select(ss, *shard) for n, ss in suites.items()}
     for name in affected:
         if not suites[name]:
             problems.append(
@@ -152,6 +157,7 @@ def plan_check(
         expectations=expectations,
         allow_missing_suites=allow_missing_suites,
         compare=compare or CompareSettings(),
+        shard=shard,
     )
 
 
@@ -193,11 +199,7 @@ def decide(
     problems = [
         p for p in plan.problems if not ("no eval suite" in p and plan.allow_missing_suites)
     ]
-    return judge(problems, plan.suites, candidate, baseline, plan.compare)
-
-
-def _int(value: Any) -> int | None:
-    return value if type(value) is int else None
+    return judge(problems, policies(plan.suites, plan.compare), candidate, baseline)
 
 
 def _results_from_report(
@@ -209,7 +211,8 @@ def _results_from_report(
     required: set[tuple[str, str]],
 ) -> dict[str, list[SuiteResult]]:
     """The suite results a report's `suites` (or `baseline_suites`) list holds, checked against
-    the plan: the plan's digests and case ids, each case's flags derived again from its runs."""
+    the plan: the plan's digests, versions and case ids, each case's flags derived again from
+    its runs (`report.suite_result_from_json`)."""
     if not isinstance(entries, list):
         raise BadInput(f"the report has no list of {side}")
     by_key: dict[tuple[Any, Any], Mapping[str, Any]] = {}
@@ -221,6 +224,16 @@ def _results_from_report(
             raise BadInput(f"{side}: suite {entry.get('path')} appears twice in the report")
         by_key[key] = entry
     expected = {(n, s.digest): s for n in plan.affected for s in plan.suites.get(n, [])}
+    changed = sorted(
+        f"{n} ({expected[(n, d)].path.name})"
+        for n, d in required - set(by_key)
+        if any(k[0] == n and k not in expected for k in by_key)
+    )
+    if changed:
+        raise BadInput(
+            "the suite files differ from those the report judged (another digest): "
+            + ", ".join(changed)
+        )
     missing = sorted(f"{n} ({expected[(n, d)].path.name})" for n, d in required - set(by_key))
     if missing:
         what = "affected suites" if side == "suites" else "the baseline's runs of affected suites"
@@ -241,67 +254,13 @@ def _results_from_report(
                 f"not {name}@{at[name].label if name in at else '(none)'}"
             )
         cases = entry.get("cases")
-        if not isinstance(cases, list) or not all(isinstance(c, Mapping) for c in cases):
-            raise BadInput(f"suite {where}: the report has no list of cases")
-        ids = sorted(str(c.get("id")) for c in cases)
-        if ids != sorted(c.id for c in suite.cases):
+        if isinstance(cases, list) and sorted(
+            str(c.get("id")) for c in cases if isinstance(c, Mapping)
+        ) != sorted(c.id for c in suite.cases):
             raise BadInput(f"suite {where}: the report's cases are not the suite's cases")
-        case_results = []
-        for c in cases:
-            runs, runs_passed = _int(c.get("runs")), _int(c.get("runs_passed"))
-            if (
-                runs is None
-                or runs_passed is None
-                or runs != suite.repeat
-                or not 0 <= runs_passed <= runs
-            ):
-                raise BadInput(
-                    f"suite {where}, case {c.get('id')}: {c.get('runs_passed')!r}/"
-                    f"{c.get('runs')!r} runs, but the suite repeats each case "
-                    f"{suite.repeat} time(s)"
-                )
-            error = c.get("error") or None
-            passed = runs_passed == runs and not error
-            if c.get("passed") is not passed:
-                raise BadInput(
-                    f"suite {where}, case {c.get('id')}: marked passed={c.get('passed')!r}, "
-                    f"but {runs_passed}/{runs} runs passed" + (" with an error" if error else "")
-                )
-            case_results.append(
-                CaseResult(
-                    suite=str(suite.path),
-                    case_id=str(c.get("id")),
-                    line=None,
-                    passed=passed,
-                    flaky=0 < runs_passed < runs,
-                    runs=tuple(
-                        RunResult(
-                            index=i,
-                            passed=i < runs_passed and not error,
-                            score=1.0 if i < runs_passed else 0.0,
-                            output="",
-                            error=str(error) if error and i == runs - 1 else None,
-                        )
-                        for i in range(runs)
-                    ),
-                )
-            )
-        result = SuiteResult(
-            prompt=name,
-            path=str(suite.path),
-            digest=digest,
-            version=str(entry.get("version")),
-            threshold=suite.threshold,
-            repeat=suite.repeat,
-            total=len(suite.cases),
-            cases=case_results,
+        result = suite_result_from_json(
+            entry, where=where, path=str(suite.path), threshold=suite.threshold, repeat=suite.repeat
         )
-        if entry.get("passed") is not result.passed:
-            raise BadInput(
-                f"suite {where}: marked passed={entry.get('passed')!r}, but "
-                f"{result.passed_cases}/{result.total} cases passed against its threshold "
-                f"{suite.threshold:g}"
-            )
         results.setdefault(name, []).append(result)
     return results
 
@@ -316,6 +275,13 @@ def judge_report(plan: Plan, report: Mapping[str, Any]) -> Judgement:
     plan's own threshold and comparison policy, and the verdict by `decide`, the rule `check`
     uses. A report whose own flags or verdicts disagree with what its cases give is refused
     (BadInput), as is one that is not a report of this plan."""
+    shard = report.get("shard")
+    if shard:
+        where = f"{shard.get('index')}/{shard.get('count')}" if isinstance(shard, Mapping) else "?"
+        raise BadInput(
+            f"the report is shard {where} of a check: merge the shards first "
+            "(promptgate report merge)"
+        )
     every = {(n, s.digest) for n in plan.affected for s in plan.suites.get(n, [])}
     candidate = _results_from_report(
         plan, report.get("suites"), side="suites", at=plan.candidate_side, required=every
@@ -444,6 +410,11 @@ def run_plan(
         settings={
             "concurrency": client.concurrency,
             "allow_missing_suites": plan.allow_missing_suites,
+            "compare": {
+                "margin": plan.compare.margin,
+                "alpha": plan.compare.alpha,
+                "inconclusive": plan.compare.inconclusive,
+            },
         },
     )
 
@@ -555,7 +526,13 @@ class CheckOutcome:
 
 
 def _plan_for(
-    store: Store, config: Config, refs: Sequence[str], *, label: str, changed: bool
+    store: Store,
+    config: Config,
+    refs: Sequence[str],
+    *,
+    label: str,
+    changed: bool,
+    shard: tuple[int, int] | None = None,
 ) -> Plan | None:
     """The plan of `refs` (or of every changed prompt; None when nothing changed)."""
     if changed:
@@ -573,6 +550,7 @@ def _plan_for(
         suites_dir=_display_path(config.root / config.evals),
         allow_missing_suites=config.gate.allow_missing_suites,
         compare=config.gate.compare,
+        shard=shard,
     )
 
 
@@ -588,6 +566,7 @@ def check(
     replay: Path | None = None,
     baseline: bool = True,
     max_cost_usd: float | None = None,
+    shard: tuple[int, int] | None = None,
     on_plan: Callable[[Plan], None] | None = None,
     on_case: Callable[..., Any] | None = None,
 ) -> CheckOutcome:
@@ -595,7 +574,7 @@ def check(
     (`max_cost_usd`, else `gate.max_cost_usd`) stops new model calls before one could cross it,
     and a check that stopped so fails closed."""
     label = label or config.gate.label
-    plan = _plan_for(store, config, refs, label=label, changed=changed)
+    plan = _plan_for(store, config, refs, label=label, changed=changed, shard=shard)
     if plan is None:
         return CheckOutcome(plan=None, report=nothing_changed_report(label), passed=True)
     if on_plan is not None:
@@ -684,12 +663,13 @@ def plan_calls(
     replay: Path | None = None,
     baseline: bool = True,
     max_cost_usd: float | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> CallPlan | None:
     """The calls `check` would make with these arguments, without calling a model: the real
     chain runs on a planning client that serves the cache and counts every miss at its upper
     bound. None when nothing changed."""
     label = label or config.gate.label
-    plan = _plan_for(store, config, refs, label=label, changed=changed)
+    plan = _plan_for(store, config, refs, label=label, changed=changed, shard=shard)
     if plan is None:
         return None
     cache = make_cache(store, no_cache=no_cache, replay=replay)
@@ -707,3 +687,71 @@ def plan_calls(
         unpriced_models=tuple(sorted(client.unpriced_models)),
         max_cost_usd=limit,
     )
+
+
+def promote_from_report(
+    store: Store,
+    config: Config,
+    report: Mapping[str, Any],
+    *,
+    label: str,
+    reason: str,
+    actor: str,
+) -> list[AuditEvent]:
+    """Move `label` to a report's candidates without re-running anything (DESIGN section 11):
+    only if the report is whole (unsharded or merged), judged these stored versions against
+    what `label` points at now, with the suite files as they are now, and passed by the gate's
+    own rules. BadInput for a report that does not match, LabelConflict if the label moved
+    since, GateFailed if it did not pass."""
+    if not isinstance(report, Mapping) or report.get("schema_version") != 1:
+        raise BadInput("not a promptgate JSON report (schema_version 1)")
+    if report.get("label") != label:
+        raise BadInput(f"the report judged against {report.get('label')!r}, not {label!r}")
+    candidates = report.get("candidates")
+    if not isinstance(candidates, list) or not candidates:
+        raise BadInput("the report has no candidates")
+    refs = []
+    for c in candidates:
+        if not isinstance(c, Mapping) or type(c.get("version")) is not int:
+            raise BadInput("the report judged a draft: push it, check it, then promote")
+        stored = store.get_version(str(c.get("name")), c["version"])
+        if stored.content_hash != c.get("content_hash"):
+            raise BadInput(f"{stored.name}@v{stored.version}: the report judged other content")
+        refs.append(f"{stored.name}@v{stored.version}")
+    plan = plan_check(
+        store,
+        refs,
+        label=label,
+        suites_dir=_display_path(config.root / config.evals),
+        allow_missing_suites=config.gate.allow_missing_suites,
+        compare=config.gate.compare,
+    )
+    judged_baseline = {
+        b.get("name"): (b.get("version"), b.get("content_hash"))
+        for b in report.get("baselines") or []
+        if isinstance(b, Mapping)
+    }
+    now = {
+        n: (plan.baseline[n].version, plan.baseline[n].content_hash)
+        for n in plan.affected
+        if n in plan.baseline
+    }
+    if judged_baseline != now:
+        moved = sorted(set(judged_baseline.items()) ^ set(now.items()))
+        name = moved[0][0] if moved else "?"
+        raise LabelConflict(
+            f"{label} moved since the report was made ({name}: the report judged "
+            f"{_version_text(judged_baseline.get(name))}, {label} is at "
+            f"{_version_text(now.get(name))}): check again"
+        )
+    judgement = judge_report(plan, report)
+    ensure_passed(judgement.passed, judgement.failures)
+    digest = report_digest(dict(report))
+    report_id = store.save_report(digest, str(report["verdict"]), dict(report))
+    return apply_promotion(
+        store, plan, reason=reason, actor=actor, report_ref={"id": report_id, "digest": digest}
+    )
+
+
+def _version_text(entry: Any) -> str:
+    return f"v{entry[0]}" if entry else "unset"

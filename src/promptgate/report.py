@@ -28,7 +28,8 @@ from typing import Any
 
 from . import __version__
 from .canonical import content_hash
-from .runner import CaseResult, SuiteResult
+from .errors import BadInput
+from .runner import CaseResult, RunResult, SuiteResult
 from .verdict import Judgement, SuiteVerdict, sentence
 
 SCHEMA_VERSION = 1
@@ -79,11 +80,8 @@ def _change(case: CaseResult, before: CaseResult | None) -> str:
     return "still-failing" if not before.passed else "new-failure"
 
 
-def _suite_json(
-    sr: SuiteResult, baseline: SuiteResult | None, judged: SuiteVerdict | None = None
-) -> dict[str, Any]:
-    before = {c.case_id: c for c in baseline.cases} if baseline else {}
-    cases = sorted(sr.cases, key=lambda c: (c.line or 0, c.case_id))
+def suite_summary(sr: SuiteResult) -> dict[str, Any]:
+    """A suite object's fields other than its cases and its judgement."""
     return {
         "prompt": sr.prompt,
         "path": sr.path,
@@ -95,14 +93,32 @@ def _suite_json(
         "passed_cases": sr.passed_cases,
         "pass_rate": round(sr.pass_rate, 4),
         "passed": sr.passed,
-        **(
-            {
-                "verdict": judged.verdict,
-                "comparison": judged.comparison.to_json() if judged.comparison else None,
-            }
-            if judged is not None
-            else {}
-        ),
+    }
+
+
+def judged_fields(judged: SuiteVerdict | None) -> dict[str, Any]:
+    """A candidate suite's `verdict`, effective `compare` policy and `comparison`."""
+    if judged is None:
+        return {}
+    return {
+        "verdict": judged.verdict,
+        "compare": {
+            "margin": judged.policy.margin,
+            "alpha": judged.policy.alpha,
+            "inconclusive": judged.policy.inconclusive,
+        },
+        "comparison": judged.comparison.to_json() if judged.comparison else None,
+    }
+
+
+def _suite_json(
+    sr: SuiteResult, baseline: SuiteResult | None, judged: SuiteVerdict | None = None
+) -> dict[str, Any]:
+    before = {c.case_id: c for c in baseline.cases} if baseline else {}
+    cases = sorted(sr.cases, key=lambda c: (c.line or 0, c.case_id))
+    return {
+        **suite_summary(sr),
+        **judged_fields(judged),
         "cases": [
             _case_json(c, _change(c, before.get(c.case_id)) if baseline else "new") for c in cases
         ],
@@ -171,7 +187,77 @@ def build_report(
         "baseline_suites": baseline_suites,
         "stats": dict(run.stats),
         "settings": dict(run.settings),
+        "shard": {"index": plan.shard[0], "count": plan.shard[1]} if plan.shard else None,
     }
+
+
+def _int(value: Any) -> int | None:
+    return value if type(value) is int else None
+
+
+def suite_result_from_json(
+    entry: Mapping[str, Any], *, where: str, path: str, threshold: float, repeat: int
+) -> SuiteResult:
+    """A report's suite object back into a SuiteResult, judged by `threshold` and `repeat`
+    (the suite file's, not the report's): each case's `passed` and the suite's `passed` must be
+    what the case's runs give (pass^k: every run passed, no error), else BadInput."""
+    cases = entry.get("cases")
+    if not isinstance(cases, list) or not all(isinstance(c, Mapping) for c in cases):
+        raise BadInput(f"suite {where}: the report has no list of cases")
+    case_results = []
+    for c in cases:
+        runs, runs_passed = _int(c.get("runs")), _int(c.get("runs_passed"))
+        if runs is None or runs_passed is None or runs != repeat or not 0 <= runs_passed <= runs:
+            raise BadInput(
+                f"suite {where}, case {c.get('id')}: {c.get('runs_passed')!r}/"
+                f"{c.get('runs')!r} runs, but the suite repeats each case {repeat} time(s)"
+            )
+        error = c.get("error") or None
+        passed = runs_passed == runs and not error
+        if c.get("passed") is not passed:
+            raise BadInput(
+                f"suite {where}, case {c.get('id')}: marked passed={c.get('passed')!r}, "
+                f"but {runs_passed}/{runs} runs passed" + (" with an error" if error else "")
+            )
+        line = c.get("line")
+        case_results.append(
+            CaseResult(
+                suite=path,
+                case_id=str(c.get("id")),
+                line=line if type(line) is int else None,
+                passed=passed,
+                flaky=0 < runs_passed < runs,
+                runs=tuple(
+                    RunResult(
+                        index=i,
+                        passed=i < runs_passed and not error,
+                        score=1.0 if i < runs_passed else 0.0,
+                        output=str(c.get("output") or "") if i == runs - 1 else "",
+                        error=str(error) if error and i == runs - 1 else None,
+                        cached=bool(c.get("cached")),
+                    )
+                    for i in range(runs)
+                ),
+            )
+        )
+    total = entry.get("total")
+    result = SuiteResult(
+        prompt=str(entry.get("prompt")),
+        path=path,
+        digest=str(entry.get("digest")),
+        version=str(entry.get("version")),
+        threshold=threshold,
+        repeat=repeat,
+        total=total if type(total) is int and total >= len(case_results) else len(case_results),
+        cases=case_results,
+    )
+    if entry.get("passed") is not result.passed:
+        raise BadInput(
+            f"suite {where}: marked passed={entry.get('passed')!r}, but "
+            f"{result.passed_cases}/{result.total} cases passed against its threshold "
+            f"{threshold:g}"
+        )
+    return result
 
 
 def nothing_changed_report(label: str) -> dict[str, Any]:

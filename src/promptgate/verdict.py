@@ -14,7 +14,7 @@ made elsewhere, and every report form prints what they decided.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,6 +106,7 @@ class SuiteVerdict:
     path: str
     verdict: str
     inconclusive: str
+    policy: CompareSettings
     comparison: Comparison | None
     failure: str | None
 
@@ -146,15 +147,26 @@ def _paired(sr: SuiteResult, base: SuiteResult) -> tuple[list[str], list[float],
     return ids, b, c
 
 
+def policies(
+    suites: Mapping[str, Sequence[Suite]], settings: CompareSettings
+) -> Callable[[str, str], CompareSettings]:
+    """Each suite's comparison policy: the check's settings with the suite's `compare:`."""
+    by_path = {(n, str(s.path)): s for n, ss in suites.items() for s in ss}
+
+    def policy(name: str, path: str) -> CompareSettings:
+        suite = by_path.get((name, path))
+        return settings.with_overrides(suite.compare if suite else {})
+
+    return policy
+
+
 def judge(
     problems: Sequence[str],
-    suites: Mapping[str, Sequence[Suite]],
+    policy_of: Callable[[str, str], CompareSettings],
     candidate: Mapping[str, Sequence[SuiteResult]],
     baseline: Mapping[str, Sequence[SuiteResult]],
-    settings: CompareSettings,
 ) -> Judgement:
     """Apply the rules of the module docstring. `problems` are the plan's failing problems."""
-    by_path = {(n, str(s.path)): s for n, ss in suites.items() for s in ss}
     raw: dict[
         tuple[str, str], tuple[stats.Paired, CompareSettings, list[str], list[float], list[float]]
     ] = {}
@@ -165,13 +177,14 @@ def judge(
         for sr in results:
             key = (name, sr.path)
             order.append(key)
-            suite = by_path.get(key)
-            policy = settings.with_overrides(suite.compare if suite else {})
+            policy = policy_of(name, sr.path)
             threshold[key] = _threshold_failure(name, sr)
             base = bases.get(sr.path)
             if base is None or not sr.complete or not base.complete:
                 continue
             ids, b, c = _paired(sr, base)
+            if not ids:  # nothing to pair (a shard holding none of this suite's cases)
+                continue
             seed = f"{name}\0{sr.digest}".encode()
             raw[key] = (stats.paired(b, c, alpha=policy.alpha, seed=seed), policy, ids, b, c)
     adjusted = stats.holm({f"{k[0]}\0{k[1]}": v[0].p_value for k, v in raw.items()})
@@ -180,8 +193,7 @@ def judge(
     for key in order:
         name, path = key
         fail_line = threshold[key]
-        suite = by_path.get(key)
-        policy = settings.with_overrides(suite.compare if suite else {})
+        policy = policy_of(name, path)
         comparison = None
         if key in raw:
             p, policy, ids, b, c = raw[key]
@@ -224,6 +236,7 @@ def judge(
             path=path,
             verdict=verdict,
             inconclusive=policy.inconclusive,
+            policy=policy,
             comparison=comparison,
             failure=fail_line,
         )

@@ -69,6 +69,7 @@ def _run_check(
     replay: Path | None,
     no_baseline: bool,
     max_cost: float | None,
+    shard: tuple[int, int] | None = None,
 ) -> Any:
     from ..gate import check
 
@@ -105,6 +106,7 @@ def _run_check(
             replay=replay,
             baseline=not no_baseline,
             max_cost_usd=max_cost,
+            shard=shard,
             on_plan=on_plan,
             on_case=on_case,
         )
@@ -234,6 +236,13 @@ def _print_plan(data: dict[str, Any]) -> None:
     "cost; call no model.",
 )
 @click.option("--json", "as_json", is_flag=True, help="With --plan: print the plan as JSON.")
+@click.option(
+    "--shard",
+    default=None,
+    metavar="I/N",
+    help="Run only shard I of N of every suite's cases (for a CI matrix; merge the shards' "
+    "JSON reports with `promptgate report merge`). Exits 0 once its report is written.",
+)
 @_gate_options
 @pass_app
 def check_cmd(
@@ -242,6 +251,7 @@ def check_cmd(
     label: str | None,
     plan_only: bool,
     as_json: bool,
+    shard: str | None,
     changed: bool,
     concurrency: int | None,
     no_cache: bool,
@@ -258,6 +268,11 @@ def check_cmd(
 
     if as_json and not plan_only:
         raise click.UsageError("--json goes with --plan (the report is --report-json FILE)")
+    from ..shards import parse_shard
+
+    shard_of = parse_shard(shard) if shard is not None else None
+    if shard_of is not None and not plan_only and report_json is None:
+        raise click.UsageError("--shard needs --report-json FILE: the shards' reports are merged")
     if plan_only:
         from ..gate import plan_calls
 
@@ -271,6 +286,7 @@ def check_cmd(
             replay=replay,
             baseline=not no_baseline,
             max_cost_usd=max_cost,
+            shard=shard_of,
         )
         if planned is None:
             if as_json:
@@ -293,9 +309,15 @@ def check_cmd(
         replay=replay,
         no_baseline=no_baseline,
         max_cost=max_cost,
+        shard=shard_of,
     )
     _write_reports(outcome.report, report_md, report_json, junit)
     print_terminal(outcome.report, console())
+    if shard_of is not None:
+        note(
+            f"shard {shard_of[0]}/{shard_of[1]} written: `promptgate report merge` judges the check"
+        )
+        return
     if not outcome.passed:
         raise SystemExit(1)
 
@@ -312,6 +334,14 @@ def check_cmd(
     help="Through a server: give up (exit 1) if the request's gate has not finished "
     "after this many seconds.",
 )
+@click.option(
+    "--from-report",
+    "from_report",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Move the labels by this JSON report (unsharded or merged) if it passed and still "
+    "matches the registry and the suites; nothing is re-run.",
+)
 @_gate_options
 @pass_app
 def promote(
@@ -320,6 +350,7 @@ def promote(
     label: str,
     reason: str,
     wait_timeout: float,
+    from_report: Path | None,
     changed: bool,
     concurrency: int | None,
     no_cache: bool,
@@ -340,6 +371,11 @@ def promote(
     check_label_name(label)
     if label == "latest":
         raise BadInput("`latest` moves only on push")
+    if from_report is not None:
+        if refs or changed:
+            raise BadInput("--from-report names its candidates: give no refs and no --changed")
+        _promote_from_report(app, from_report, label, reason)
+        return
     for ref in refs:
         if parse_ref(ref).is_draft:
             raise BadInput(f"{ref}: a draft cannot be promoted: push it first")
@@ -394,6 +430,43 @@ def promote(
         click.echo(f"{e.prompt}@{label}: {src} -> v{e.to_version}")
     if not events:
         click.echo(f"{label} already points at every candidate; nothing moved")
+
+
+def _promote_from_report(app: AppContext, path: Path, label: str, reason: str) -> None:
+    from ..errors import BadInput
+    from ..gate import promote_from_report
+    from ..registry import default_author
+    from ..remote import RemoteStore
+
+    report = read_report(path)
+    store = app.store()
+    if isinstance(store, RemoteStore):
+        raise BadInput(
+            "--from-report moves labels in a local registry; through a server, upload the "
+            "report to the promotion request (POST /v1/promotions/{id}/report)"
+        )
+    events = promote_from_report(
+        store, app.config, report, label=label, reason=reason, actor=default_author()
+    )
+    for e in events:
+        src = f"v{e.from_version}" if e.from_version else "unset"
+        click.echo(f"{e.prompt}@{label}: {src} -> v{e.to_version}")
+    if not events:
+        click.echo(f"{label} already points at every candidate; nothing moved")
+
+
+def read_report(path: Path) -> Any:
+    """A JSON report file, or one line saying why it is not one."""
+    import json
+
+    from ..errors import BadInput
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInput(f"{path}: no such report file") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise BadInput(f"{path}: not a JSON report ({type(exc).__name__})") from None
 
 
 def _request_promotion(
@@ -493,4 +566,32 @@ def cache_import(app: AppContext, file: Path) -> None:
     note(f"imported {added} new responses from {file} ({len(entries) - added} already cached)")
 
 
-COMMANDS: list[click.Command] = [check_cmd, promote, graph, cache]
+@click.group()
+def report() -> None:
+    """Gate reports: merge the shards of one check."""
+
+
+@report.command(name="merge")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--report-md", type=click.Path(path_type=Path), default=None, help="Write Markdown.")
+@click.option("--report-json", type=click.Path(path_type=Path), default=None, help="Write JSON.")
+@click.option("--junit", type=click.Path(path_type=Path), default=None, help="Write JUnit XML.")
+def report_merge(
+    files: tuple[Path, ...],
+    report_md: Path | None,
+    report_json: Path | None,
+    junit: Path | None,
+) -> None:
+    """Merge the JSON reports of every shard of one check into one report and one verdict
+    (exit 1 if it fails, 2 for a missing, duplicated or foreign shard)."""
+    from ..report import print_terminal
+    from ..shards import merge_reports
+
+    merged = merge_reports([read_report(f) for f in files], [str(f) for f in files])
+    _write_reports(merged.report, report_md, report_json, junit)
+    print_terminal(merged.report, console())
+    if not merged.passed:
+        raise SystemExit(1)
+
+
+COMMANDS: list[click.Command] = [check_cmd, promote, graph, cache, report]
