@@ -117,6 +117,9 @@ def test_github_script_compiles(tmp_path: Path) -> None:
         js.write_text(f"(async function ({{github, context, core, require}}) {{\n{body}\n}});\n")
         proc = subprocess.run(["node", "--check", str(js)], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
+    for module in (ROOT / ".github" / "scripts").glob("*.js"):
+        proc = subprocess.run(["node", "--check", str(module)], capture_output=True, text=True)
+        assert proc.returncode == 0, f"{module.name}: {proc.stderr}"
 
 
 def test_action_inputs_and_outputs_are_wired() -> None:
@@ -144,7 +147,7 @@ def test_action_inputs_and_outputs_are_wired() -> None:
     # Every workflow that uses the action passes only inputs it declares, and the required ones.
     required = {k for k, v in action["inputs"].items() if v.get("required")}
     uses = [(w, s) for w, s in _steps() if s.get("uses") == "./.github/actions/promptgate"]
-    assert {s["with"]["mode"] for _, s in uses} == {"check", "promote"}
+    assert {s["with"]["mode"] for _, s in uses} == {"check", "promote", "merge"}
     for where, step in uses:
         assert set(step["with"]) <= set(action["inputs"]), where
         assert required <= set(step["with"]), where
@@ -164,8 +167,9 @@ def test_prompt_gate_workflow_shape() -> None:
     assert promote["concurrency"] == {"group": "promptgate-promote", "cancel-in-progress": False}
     assert check["steps"][0]["with"]["fetch-depth"] == 0
     comment = next(s for s in check["steps"] if "github-script" in s.get("uses", ""))
-    assert MARKER in comment["with"]["script"]
-    assert "updateComment" in comment["with"]["script"]
+    assert "/.github/scripts/sticky-comment.js" in comment["with"]["script"]
+    sticky = (ROOT / ".github" / "scripts" / "sticky-comment.js").read_text(encoding="utf-8")
+    assert MARKER in sticky and "updateComment" in sticky
     gate = next(s for s in check["steps"] if s.get("id") == "gate")
     assert gate["with"]["install"] == "." and gate["with"]["recording"] == "evals/responses.jsonl"
     uploads = [s for s in check["steps"] if "upload-artifact@v4" in s.get("uses", "")]
@@ -304,12 +308,21 @@ def test_every_promptgate_command_line_is_real() -> None:
     seen: list[str] = []
     text = ""
     for where, step in _steps():
-        text += step.get("run", "") + "\n"
+        run = step.get("run", "")
+        text += "\n".join(x for x in run.splitlines() if not x.lstrip().startswith("#")) + "\n"
         for args in _command_lines(step.get("run", ""), where):
             seen.append(_resolve(args, where))
     # Not vacuous: the action's whole flow was found and checked, and no invocation was missed.
-    assert set(seen) >= {"--version", "init", "cache import", "push", "promote", "check"}, seen
-    assert len(seen) == len(re.findall(r"(?<![\w./-])promptgate -", text))
+    assert set(seen) >= {
+        "--version",
+        "init",
+        "cache import",
+        "push",
+        "promote",
+        "check",
+        "report merge",
+    }, seen
+    assert len(seen) == len(re.findall(r"(?<![\w./-])promptgate (?=[-a-z])", text))
 
 
 def test_the_command_checker_catches_mistakes() -> None:
@@ -874,3 +887,84 @@ def test_action_refuses_an_unknown_mode(tmp_path: Path, origin: Path) -> None:
     assert run.code == 2 and run.outputs["verdict"] == "error"
     assert "unknown mode 'deploy'" in run.stdout
     assert Path(run.outputs["report-md"]).read_text().startswith(MARKER)
+
+
+def test_sharded_workflow_shape() -> None:
+    wf = _load(ROOT / ".github" / "workflows" / "prompt-gate-sharded.yml")
+    jobs = wf["jobs"]
+    shards = [int(x) for x in jobs["check"]["strategy"]["matrix"]["shard"]]
+    assert shards == list(range(1, int(wf["env"]["SHARDS"]) + 1))
+    assert (
+        jobs["shard"]["strategy"]["matrix"]["shard"] == jobs["check"]["strategy"]["matrix"]["shard"]
+    )
+    assert jobs["report"]["needs"] == "check" and jobs["promote"]["needs"] == "shard"
+    assert jobs["shard"]["needs"] == "push"
+    gate = {
+        job: next(s for s in jobs[job]["steps"] if "actions/promptgate" in s.get("uses", ""))
+        for job in ("check", "report", "shard", "promote")
+    }
+    assert gate["check"]["with"]["shard"] == gate["shard"]["with"]["shard"]
+    assert gate["check"]["with"]["shard"] == "${{ matrix.shard }}/${{ env.SHARDS }}"
+    assert gate["report"]["with"]["mode"] == gate["promote"]["with"]["mode"] == "merge"
+    assert gate["promote"]["with"]["reason"] and not gate["report"]["with"].get("reason")
+    downloads = [
+        s["with"]["pattern"]
+        for job in ("report", "promote")
+        for s in jobs[job]["steps"]
+        if "download-artifact" in s.get("uses", "")
+    ]
+    uploads = [
+        s["with"]["name"]
+        for job in ("check", "shard")
+        for s in jobs[job]["steps"]
+        if "upload-artifact" in s.get("uses", "")
+    ]
+    assert downloads == ["promptgate-shard-*"] * 2
+    assert uploads == ["promptgate-shard-${{ matrix.shard }}"] * 2
+    assert jobs["promote"]["concurrency"]["group"] == jobs["push"]["concurrency"]["group"]
+
+
+def test_action_shards_merge_into_the_unsharded_verdict(origin: Path, tmp_path: Path) -> None:
+    """Three check-mode shard jobs and a merge job, in the fake environment, judge the deadline-
+    first summarize as one job does."""
+    with OpenAITestServer(_breaks_everything) as server:
+        work = _clone(origin, tmp_path / "one", "feature", _summarize_v2)
+        whole = run_action(work, tmp_path / "one" / "t", CHECK, server=server)
+        assert whole.code == 0, _why(whole)
+        downloads = tmp_path / "downloads"
+        for i in (1, 2, 3):
+            work = _clone(origin, tmp_path / f"s{i}", "feature", _summarize_v2)
+            run = run_action(
+                work, tmp_path / f"s{i}" / "t", {**CHECK, "shard": f"{i}/3"}, server=server
+            )
+            assert run.code == 0 and run.outputs["verdict"] == "shard", _why(run)
+            (downloads / f"promptgate-shard-{i}").mkdir(parents=True)
+            shutil.copy(run.outputs["report-json"], downloads / f"promptgate-shard-{i}")
+        work = _clone(origin, tmp_path / "merge", "feature", _summarize_v2)
+        merged = run_action(
+            work,
+            tmp_path / "merge" / "t",
+            {"mode": "merge", "install": "", "python-version": "", "shard-reports": str(downloads)},
+            server=server,
+        )
+        assert server.call_count == 0  # every request came from the recording
+    assert merged.code == 0, _why(merged)
+    assert merged.outputs["verdict"] == whole.outputs["verdict"] == "inconclusive"
+    one = json.loads(Path(whole.outputs["report-json"]).read_text())
+    report = json.loads(Path(merged.outputs["report-json"]).read_text())
+    assert [m["index"] for m in report["merged_from"]] == [1, 2, 3]
+
+    def verdicts(r: dict[str, Any]) -> list[Any]:
+        return [(s["prompt"], s["passed_cases"], s["total"], s["comparison"]) for s in r["suites"]]
+
+    assert verdicts(report) == verdicts(one)
+    assert merged.summary.startswith(MARKER) and "INCONCLUSIVE" in merged.summary.splitlines()[1]
+    # a shard missing is refused, loudly
+    shutil.rmtree(downloads / "promptgate-shard-2")
+    refused = run_action(
+        work,
+        tmp_path / "merge2" / "t",
+        {"mode": "merge", "install": "", "python-version": "", "shard-reports": str(downloads)},
+    )
+    assert refused.code == 2 and refused.outputs["verdict"] == "error"
+    assert "shard 2/3 missing" in refused.stdout + refused.stderr
