@@ -187,7 +187,7 @@ def _check_scores(baseline: Sequence[float], candidate: Sequence[float]) -> list
         for i, s in enumerate(scores):
             if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0.0 <= s <= 1.0:
                 raise ValueError(f"{side} score {i} must be a number in [0, 1], got {s!r}")
-    for b, c in zip(baseline, candidate):
+    for b, c in zip(baseline, candidate, strict=True):
         diffs.append(float(b) - float(c))
     return diffs
 
@@ -301,7 +301,7 @@ def holm(p_values: Mapping[str, float]) -> dict[str, float]:
 def verdict(
     *, p_adjusted: float, ci_high: float, alpha: float, margin: float, threshold_ok: bool
 ) -> str:
-    """"fail" if the threshold is missed or the drop is significant (adjusted p < alpha);
+    """ "fail" if the threshold is missed or the drop is significant (adjusted p < alpha);
     "pass" if the upper bound of the drop is below the margin; else "inconclusive"."""
     if not threshold_ok or p_adjusted < alpha:
         return "fail"
