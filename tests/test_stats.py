@@ -441,3 +441,29 @@ def test_exact_false_fail_rate_is_at_most_alpha_and_detection_is_high() -> None:
     assert 0.03 < false_fail <= 0.05  # measured 0.0400: exact McNemar is a little conservative
     # 0.80 -> 0.68: p10 = 0.8 * 0.32, p01 = 0.2 * 0.68
     assert _exact_fail_rate(300, 0.256, 0.136, 0.05) >= 0.9  # measured 0.9486
+
+
+def test_cases_needed_on_the_bootstrap_path_is_consistent_with_its_bound() -> None:
+    rng = random.Random(3)
+    base = [rng.choice([0, 1 / 3, 2 / 3, 1]) for _ in range(30)]
+    cand = [rng.choice([0, 1 / 3, 2 / 3, 1]) for _ in range(30)]
+    result = paired(base, cand, alpha=0.05, seed=SEED)
+    assert not result.binary and result.drop < 0.2 <= result.ci_high
+    needed = cases_needed(result, margin=0.2, alpha=0.05)
+    assert needed is not None and needed > 30
+    copies = -(-needed // 30)  # the same cases, repeated: the observed rates at >= needed cases
+    bigger = paired(base * copies, cand * copies, alpha=0.05, seed=SEED)
+    assert bigger.ci_high < 0.2
+
+
+def test_cases_needed_without_cases_is_finite() -> None:
+    empty = paired([], [], alpha=0.05, seed=SEED)
+    assert cases_needed(empty, margin=0.05, alpha=0.05) == cases_needed(
+        Paired(0, 0, 0, 0.0, 1.0, 1.0, True), margin=0.05, alpha=0.05
+    )
+    assert (cases_needed(empty, margin=0.05, alpha=0.05) or 0) > 1
+
+
+def test_paired_accepts_bool_scores_as_binary() -> None:
+    result = paired([True, True, False], [True, False, False], alpha=0.05, seed=SEED)
+    assert (result.binary, result.regressions, result.fixes) == (True, 1, 0)

@@ -185,7 +185,7 @@ def _check_scores(baseline: Sequence[float], candidate: Sequence[float]) -> list
     diffs = []
     for side, scores in (("baseline", baseline), ("candidate", candidate)):
         for i, s in enumerate(scores):
-            if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0.0 <= s <= 1.0:
+            if not isinstance(s, (int, float)) or not 0.0 <= s <= 1.0:  # bools are 0/1
                 raise ValueError(f"{side} score {i} must be a number in [0, 1], got {s!r}")
     for b, c in zip(baseline, candidate, strict=True):
         diffs.append(float(b) - float(c))
@@ -356,7 +356,10 @@ def cases_needed(p: Paired, *, margin: float, alpha: float, power: float = 0.8) 
         aim_pass, distance = False, drop
     else:
         return None
-    observed = p.discordance if p.discordance is not None else (p.regressions + p.fixes) / n
+    if p.discordance is not None:
+        observed = p.discordance
+    else:
+        observed = (p.regressions + p.fixes) / n if n else 0.0
     psi = min(1.0, max(observed, 1.0 / max(n, 1), abs(drop)))
     needed = min(float(_MAX_CASES), connor_pairs(psi, drop, distance, alpha=alpha, power=power))
     result = max(n + 1, math.ceil(needed))
