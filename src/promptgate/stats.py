@@ -301,8 +301,11 @@ def holm(p_values: Mapping[str, float]) -> dict[str, float]:
 def verdict(
     *, p_adjusted: float, ci_high: float, alpha: float, margin: float, threshold_ok: bool
 ) -> str:
-    """ "fail" if the threshold is missed or the drop is significant (adjusted p < alpha);
-    "pass" if the upper bound of the drop is below the margin; else "inconclusive"."""
+    """The suite's verdict: fail, pass or inconclusive.
+
+    "fail" if the threshold is missed or the drop is significant (adjusted p < alpha); "pass"
+    if the upper bound of the drop is below the margin; else "inconclusive".
+    """
     if not threshold_ok or p_adjusted < alpha:
         return "fail"
     if ci_high < margin:
