@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,10 +23,11 @@ from .config import Config
 from .costs import DEFAULT_COMPLETION_BOUND, Budget, PlanningClient, SiteTally
 from .domain import AuditEvent, LabelMove, PromptVersion
 from .errors import BadInput, GateFailed, LabelConflict
+from .graph import add_edges, check_acyclic, dependencies
 from .graph import affected as affected_nodes
 from .graph import reasons as affected_reasons
 from .policy import CompareSettings
-from .promptfile import load_prompt_file
+from .promptfile import includes, is_partial, load_prompt_file
 from .providers import ModelClient, NoCache, ReplayCache, ResponseCache, StoreCache
 from .refs import Ref, check_label_name, parse_ref
 from .registry import config_diff, text_diff
@@ -55,6 +56,7 @@ class Plan:
     allow_missing_suites: bool = False
     compare: CompareSettings = field(default_factory=CompareSettings)
     shard: tuple[int, int] | None = None  # (index, count): only that shard's cases run
+    pinned: dict[str, str] = field(default_factory=dict)  # "tone@v3" -> its text
 
     @property
     def missing_suites(self) -> list[str]:
@@ -132,14 +134,15 @@ def plan_check(
             if up not in side:
                 problems.append(
                     f"{name}: upstream {up} has no version at {label} and is not "
-                    "a candidate: its output cannot be produced"
+                    "a candidate: its output (or text) cannot be produced"
                 )
+    pinned = _pinned_partials(store, side.values())
     all_suites = load_suites(suites_dir)
     suites = {n: all_suites.get(n, []) for n in affected}
     if shard is not None:
         suites = {n: select(ss, *shard) for n, ss in suites.items()}
     for name in affected:
-        if not suites[name]:
+        if not suites[name] and not is_partial(side[name].content if name in side else {}):
             problems.append(
                 f"{name}: no eval suite"
                 + (" (allowed by allow_missing_suites)" if allow_missing_suites else "")
@@ -158,20 +161,40 @@ def plan_check(
         allow_missing_suites=allow_missing_suites,
         compare=compare or CompareSettings(),
         shard=shard,
+        pinned=pinned,
     )
 
 
-def _graph_with_gaps(side: Mapping[str, PromptAt]) -> nx.DiGraph:
-    """The graph when some `from:` names a prompt with no version at the label: the edge is
-    kept (so the gap is reported and fails the gate) but the node has no version."""
-    from .graph import check_acyclic
-    from .promptfile import upstream_names
+def _pinned_partials(store: Store, prompts: Iterable[PromptAt]) -> dict[str, str]:
+    """The text of every pinned include (`tone@v3`) the side's prompts and partials reach."""
+    out: dict[str, str] = {}
+    todo = [p.content for p in prompts]
+    while todo:
+        for name, version in includes(todo.pop()):
+            key = f"{name}@v{version}"
+            if version is None or key in out:
+                continue
+            v = store.get_version(name, version)
+            if not is_partial(v.content):
+                raise BadInput(f'{{% include "{key}" %}}: {key} is not a partial')
+            out[key] = v.content["template"]
+            todo.append(v.content)
+    return out
 
+
+def side_includes(side: Mapping[str, PromptAt], pinned: Mapping[str, str]) -> dict[str, str]:
+    """What `{% include %}` serves on one side: its partials by name, and the pinned ones."""
+    own = {n: p.content["template"] for n, p in side.items() if is_partial(p.content)}
+    return {**own, **pinned}
+
+
+def _graph_with_gaps(side: Mapping[str, PromptAt]) -> nx.DiGraph:
+    """The graph when some `from:` or include names a prompt with no version at the label: the
+    edge is kept (so the gap is reported and fails the gate) but the node has no version."""
     graph = nx.DiGraph()
     graph.add_nodes_from(side)
     for name, p in side.items():
-        for up in upstream_names(p.content):
-            graph.add_edge(up, name)
+        add_edges(graph, name, p.content)
     check_acyclic(graph)
     return graph
 
@@ -331,6 +354,10 @@ async def _run_async(
 ) -> tuple[dict[str, list[SuiteResult]], dict[str, list[SuiteResult]]]:
     runner = Runner(client, judge)
     client.prepare()
+    includes_of = {
+        "candidate": side_includes(plan.candidate_side, plan.pinned),
+        "baseline": side_includes(plan.baseline, plan.pinned),
+    }
     jobs = []
     for name in plan.affected:
         if name not in plan.candidate_side:
@@ -342,6 +369,7 @@ async def _run_async(
                     suite=suite,
                     side=plan.candidate_side,
                     version=plan.candidate_side[name].label,
+                    includes=includes_of["candidate"],
                 )
             )
             if baseline and name in plan.baseline and _baseline_runnable(plan, name):
@@ -351,6 +379,7 @@ async def _run_async(
                         suite=suite,
                         side=plan.baseline,
                         version=plan.baseline[name].label,
+                        includes=includes_of["baseline"],
                     )
                 )
     try:
@@ -367,15 +396,13 @@ def _baseline_runnable(plan: Plan, name: str) -> bool:
 
 
 def _all_ancestors(plan: Plan, name: str) -> set[str]:
-    from .promptfile import upstream_names
-
     seen: set[str] = set()
     stack = [name]
     while stack:
         p = plan.baseline.get(stack.pop())
         if p is None:
             continue
-        for up in upstream_names(p.content):
+        for up, _kind in dependencies(p.content):
             if up not in seen:
                 seen.add(up)
                 stack.append(up)

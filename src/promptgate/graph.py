@@ -1,4 +1,6 @@
-"""The dependency graph of prompts (networkx): an edge X -> Y when Y has an input `from: X`.
+"""The dependency graph of prompts (networkx): an edge X -> Y of kind `from` when Y has an
+input `from: X`, of kind `include` when Y's templates `{% include "X" %}` (X a partial, at Y's
+label; a pinned `X@v3` is not an edge).
 
 Functions take and return `nx.DiGraph`s; nodes carry no I/O. A change to X can break Y although
 Y did not change, so the gate evaluates X's descendants too.
@@ -13,19 +15,43 @@ from typing import Any
 import networkx as nx
 
 from .errors import GraphError
-from .promptfile import upstream_names
+from .promptfile import included_names, is_partial, upstream_names
+
+FROM, INCLUDE = "from", "include"
+
+
+def dependencies(content: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(source, kind) for every edge into a prompt of this content."""
+    deps = [(s, FROM) for s in sorted(upstream_names(content))]
+    return deps + [(s, INCLUDE) for s in sorted(included_names(content))]
+
+
+def add_edges(graph: nx.DiGraph, name: str, content: Mapping[str, Any]) -> None:
+    for source, kind in dependencies(content):
+        graph.add_edge(source, name, kind=kind)
 
 
 def build_graph(contents: Mapping[str, Mapping[str, Any]]) -> nx.DiGraph:
-    """A graph over `contents` (name -> version content). `from:` naming an absent prompt or a
-    cycle raises GraphError."""
+    """A graph over `contents` (name -> version content). An input `from:` naming an absent
+    prompt or a partial, an include naming no partial, or a cycle raises GraphError."""
     graph = nx.DiGraph()
     graph.add_nodes_from(contents)
     for name, content in contents.items():
-        for source in sorted(upstream_names(content)):
-            if source not in contents:
+        for source, kind in dependencies(content):
+            other = contents.get(source)
+            if kind == FROM and other is None:
                 raise GraphError(f"{name}: input `from: {source}` names an unknown prompt")
-            graph.add_edge(source, name)
+            if kind == FROM and is_partial(other or {}):
+                raise GraphError(
+                    f"{name}: input `from: {source}`: {source} is a partial, which has no "
+                    f'output: include it ({{% include "{source}" %}})'
+                )
+            if kind == INCLUDE and (other is None or not is_partial(other)):
+                raise GraphError(
+                    f'{name}: {{% include "{source}" %}} names '
+                    + ("no stored partial" if other is None else "a prompt that is not a partial")
+                )
+        add_edges(graph, name, content)
     check_acyclic(graph)
     return graph
 
@@ -37,7 +63,9 @@ def check_acyclic(graph: nx.DiGraph) -> None:
     except nx.NetworkXNoCycle:
         return
     path = [edge[0] for edge in cycle] + [cycle[0][0]]
-    raise GraphError("dependency cycle: " + " -> ".join(path))
+    kinds = {graph.edges[a, b].get("kind", FROM) for a, b, *_ in cycle}
+    what = "include cycle" if kinds == {INCLUDE} else "dependency cycle"
+    raise GraphError(f"{what}: " + " -> ".join(path))
 
 
 def affected(graph: nx.DiGraph, changed: Iterable[str]) -> list[str]:
@@ -81,7 +109,10 @@ def reasons(graph: nx.DiGraph, changed: Iterable[str]) -> dict[str, str]:
             continue
         via = [c for c in changed if nx.has_path(graph, c, name)]
         path = nx.shortest_path(graph, via[0], name)
-        out[name] = "downstream of " + " -> ".join(path)
+        if len(path) == 2 and graph.edges[path[0], name].get("kind") == INCLUDE:
+            out[name] = f"includes {path[0]}"
+        else:
+            out[name] = "downstream of " + " -> ".join(path)
     return out
 
 
@@ -111,22 +142,38 @@ def format_graph(graph: nx.DiGraph, fmt: str, versions: Mapping[str, int] | None
         return json.dumps(
             {
                 "nodes": [{"name": n, "version": versions.get(n)} for n in order],
-                "edges": [{"from": a, "to": b} for a, b in sorted(graph.edges)],
+                "edges": [
+                    {"from": a, "to": b, "kind": graph.edges[a, b].get("kind", FROM)}
+                    for a, b in sorted(graph.edges)
+                ],
             },
             indent=2,
         )
     if fmt == "mermaid":
         lines = ["graph LR"]
         lines += [f'  {n}["{label(n)}"]' for n in order]
-        lines += [f"  {a} --> {b}" for a, b in sorted(graph.edges)]
+        lines += [
+            f"  {a} -.->|include| {b}"
+            if graph.edges[a, b].get("kind") == INCLUDE
+            else f"  {a} --> {b}"
+            for a, b in sorted(graph.edges)
+        ]
         return "\n".join(lines)
     if fmt == "dot":
         lines = ["digraph promptgate {", "  rankdir=LR;"]
         lines += [f'  "{n}" [label="{label(n)}"];' for n in order]
-        lines += [f'  "{a}" -> "{b}";' for a, b in sorted(graph.edges)]
+        lines += [
+            f'  "{a}" -> "{b}" [style=dashed, label="include"];'
+            if graph.edges[a, b].get("kind") == INCLUDE
+            else f'  "{a}" -> "{b}";'
+            for a, b in sorted(graph.edges)
+        ]
         return "\n".join(lines + ["}"])
     lines = []
     for n in order:
-        ups = sorted(graph.predecessors(n))
+        ups = [
+            f"{u} (include)" if graph.edges[u, n].get("kind") == INCLUDE else u
+            for u in sorted(graph.predecessors(n))
+        ]
         lines.append(label(n) + (f"  <- {', '.join(ups)}" if ups else ""))
     return "\n".join(lines)

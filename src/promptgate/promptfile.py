@@ -16,7 +16,7 @@ from typing import Any
 
 from .canonical import canonical_json, content_hash
 from .errors import PromptFileError
-from .render import TemplateProblem, template_variables
+from .render import TemplateProblem, template_includes, template_variables
 from .yamlload import KeyPath, Located, load_yaml_file, parse_yaml
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -30,7 +30,10 @@ TOP_KEYS = {
     "inputs",
     "tools",
     "response_format",
+    "partial",
 }
+PARTIAL_KEYS = {"name", "description", "template", "partial"}
+INCLUDE_RE = re.compile(r"^([a-z0-9][a-z0-9_-]{0,63})(?:@v([1-9][0-9]*))?$")
 MODEL_RESERVED = {"provider", "name"}
 PROVIDERS = {"openai"}
 ROLES = {"system", "user", "assistant", "developer", "tool"}
@@ -69,8 +72,12 @@ def _check_template(doc: Located, key: KeyPath, source: Any) -> None:
         raise _fail(doc, key, f"must be a string, not {type(source).__name__}")
     try:
         template_variables(source)
+        refs = template_includes(source)
     except TemplateProblem as exc:
         raise _fail(doc, key, str(exc)) from None
+    for ref in sorted(refs):
+        if not INCLUDE_RE.match(ref):
+            raise _fail(doc, key, f"include {ref!r}: name a partial, as `tone` or `tone@v3`")
 
 
 def _json_value(doc: Located, key: KeyPath, value: Any) -> None:
@@ -187,6 +194,8 @@ def validate_prompt(doc: Located) -> PromptSpec:
     name = data.get("name")
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise _fail(doc, ("name",), f"required, and must match {NAME_RE.pattern}, not {name!r}")
+    if "partial" in data:
+        return _validate_partial(doc, name)
     if ("messages" in data) == ("template" in data):
         raise _fail(doc, (), "needs exactly one of `messages` or `template`")
     content: dict[str, Any] = {}
@@ -211,6 +220,31 @@ def validate_prompt(doc: Located) -> PromptSpec:
     if rf is not None:
         content["response_format"] = rf
     content = copy.deepcopy(content)
+    return PromptSpec(name=name, content=content, content_hash=content_hash(content), path=doc.path)
+
+
+def _validate_partial(doc: Located, name: str) -> PromptSpec:
+    """`partial: true`: shared text (`template`) that prompts include; no model, no inputs of
+    its own (its variables are the includer's), no suite."""
+    data = doc.data
+    if data["partial"] is not True:
+        raise _fail(doc, ("partial",), "must be true (or left out for an ordinary prompt)")
+    extra = sorted(k for k in data if k not in PARTIAL_KEYS)
+    if extra:
+        raise _fail(
+            doc,
+            (extra[0],),
+            "a partial holds only name, description and template (it is "
+            "included by prompts, which have the model and inputs)",
+        )
+    if "template" not in data:
+        raise _fail(doc, (), "a partial needs its `template` text")
+    _check_template(doc, ("template",), data["template"])
+    content: dict[str, Any] = {"partial": True, "template": data["template"]}
+    if data.get("description"):
+        if not isinstance(data["description"], str):
+            raise _fail(doc, ("description",), "must be a string")
+        content["description"] = data["description"]
     return PromptSpec(name=name, content=content, content_hash=content_hash(content), path=doc.path)
 
 
@@ -269,6 +303,28 @@ def prompt_inputs(content: Mapping[str, Any]) -> dict[str, InputSpec]:
 def upstream_names(content: Mapping[str, Any]) -> set[str]:
     """The prompts whose output this content consumes (its `from:` edges)."""
     return {spec["from"] for spec in content.get("inputs", {}).values() if spec.get("from")}
+
+
+def is_partial(content: Mapping[str, Any]) -> bool:
+    return content.get("partial") is True
+
+
+def includes(content: Mapping[str, Any]) -> set[tuple[str, int | None]]:
+    """The partials this content's templates include: (name, None) follows the includer's
+    label, (name, N) is pinned to version N."""
+    out: set[tuple[str, int | None]] = set()
+    for source in template_sources(content):
+        for ref in template_includes(source):
+            m = INCLUDE_RE.match(ref)
+            if m is None:
+                raise PromptFileError(f"include {ref!r}: name a partial, as `tone` or `tone@v3`")
+            out.add((m.group(1), int(m.group(2)) if m.group(2) else None))
+    return out
+
+
+def included_names(content: Mapping[str, Any]) -> set[str]:
+    """The partials included at the includer's label: the `include` edges of the graph."""
+    return {name for name, version in includes(content) if version is None}
 
 
 def discover_prompt_files(paths: list[Path]) -> list[Path]:

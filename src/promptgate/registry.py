@@ -7,15 +7,15 @@ import difflib
 import getpass
 import os
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .domain import AuditEvent, LabelMove, PromptVersion, PushResult
-from .errors import BadInput, PromptFileError, ProtectedLabel, UnknownRef
+from .errors import BadInput, GraphError, PromptFileError, ProtectedLabel, UnknownRef
 from .graph import build_graph
-from .promptfile import PromptSpec, discover_prompt_files, load_prompt_file
+from .promptfile import PromptSpec, discover_prompt_files, includes, is_partial, load_prompt_file
 from .refs import Ref, check_label_name, parse_ref
 from .store import LATEST, PendingPush, Store
 
@@ -57,11 +57,45 @@ def load_specs(paths: Sequence[Path]) -> list[PromptSpec]:
 
 
 def check_graph_with(store: Store, specs: Iterable[PromptSpec], label: str = LATEST) -> None:
-    """The graph of the label's versions with `specs` substituted must be acyclic and closed."""
+    """The graph of the label's versions with `specs` substituted must be acyclic and closed,
+    and every pinned include (`tone@v3`) a stored partial."""
     contents: dict[str, Any] = {v.name: v.content for v in store.list_at_label(label)}
+    specs = list(specs)
     for spec in specs:
         contents[spec.name] = spec.content
     build_graph(contents)
+    for spec in specs:
+        for name, version in sorted(includes(spec.content), key=str):
+            if version is None:
+                continue
+            try:
+                pinned = store.get_version(name, version)
+            except UnknownRef:
+                raise GraphError(
+                    f'{spec.name}: {{% include "{name}@v{version}" %}} names no stored version'
+                ) from None
+            if not is_partial(pinned.content):
+                raise GraphError(f'{spec.name}: {{% include "{name}@v{version}" %}}: not a partial')
+
+
+def resolve_includes(
+    store: Store, content: Mapping[str, Any], label: str = LATEST
+) -> dict[str, str]:
+    """The partial texts `content` renders with: label-following includes at `label` (a
+    stored prompt's own label, or `latest`), pinned ones at their version, transitively."""
+    out: dict[str, str] = {}
+    todo = [content]
+    while todo:
+        for name, version in includes(todo.pop()):
+            key = name if version is None else f"{name}@v{version}"
+            if key in out:
+                continue
+            v = store.get_version(name, version) if version else store.resolve(name, label)
+            if not is_partial(v.content):
+                raise BadInput(f'{{% include "{key}" %}}: {v.ref} is not a partial')
+            out[key] = v.content["template"]
+            todo.append(v.content)
+    return out
 
 
 def push_specs(

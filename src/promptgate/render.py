@@ -3,6 +3,11 @@
 Templates are user content, edited by people who are not engineers and reviewed in a browser:
 they render in a `SandboxedEnvironment` with `StrictUndefined`, so a missing variable or an
 attribute escape (`{{ ''.__class__ }}`) is an error, never silently empty.
+
+`{% include "tone" %}` (or `"tone@v3"`) is the only way a template reaches another: the
+includes a render may use are given to it as a mapping of include name to partial text, which
+becomes the environment's only loader (DESIGN section 10). Dynamic include names, `extends`,
+`import` and `from` are refused when the template is parsed.
 """
 
 from __future__ import annotations
@@ -17,11 +22,17 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from .errors import RenderError
 
-_ENV = SandboxedEnvironment(
-    undefined=jinja2.StrictUndefined,
-    autoescape=False,
-    keep_trailing_newline=True,
-)
+
+def _environment(loader: jinja2.BaseLoader | None = None) -> SandboxedEnvironment:
+    return SandboxedEnvironment(
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        loader=loader,
+    )
+
+
+_ENV = _environment()
 
 
 class TemplateProblem(ValueError):
@@ -41,6 +52,31 @@ def _private_access(ast: nodes.Template) -> Iterator[str]:
             yield node.arg.value
 
 
+def _includes(ast: nodes.Template) -> Iterator[str]:
+    for node in ast.find_all((nodes.Extends, nodes.Import, nodes.FromImport)):
+        raise TemplateProblem(
+            f'line {node.lineno} of the template: only {{% include "name" %}} may use '
+            "another prompt's text"
+        )
+    for node in ast.find_all(nodes.Include):
+        if not isinstance(node.template, nodes.Const) or not isinstance(node.template.value, str):
+            raise TemplateProblem(
+                f"line {node.lineno} of the template: an include must name a partial in "
+                'quotes ({% include "tone" %}), not an expression'
+            )
+        yield node.template.value
+
+
+@lru_cache(maxsize=4096)
+def template_includes(source: str) -> frozenset[str]:
+    """The include names (`tone`, `tone@v3`) a template uses; TemplateProblem if unsafe."""
+    try:
+        ast = _ENV.parse(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateProblem(f"line {exc.lineno} of the template: {exc.message}") from None
+    return frozenset(_includes(ast))
+
+
 @lru_cache(maxsize=4096)
 def template_variables(source: str) -> frozenset[str]:
     """The undeclared variables a template uses; raises TemplateProblem if it is unsafe or bad.
@@ -55,6 +91,8 @@ def template_variables(source: str) -> frozenset[str]:
     private = sorted(set(_private_access(ast)))
     if private:
         raise TemplateProblem(f"access to private attribute {private[0]!r} is not allowed")
+    for _ in _includes(ast):
+        pass
     return frozenset(meta.find_undeclared_variables(ast))
 
 
@@ -63,10 +101,30 @@ def _compiled(source: str) -> jinja2.Template:
     return _ENV.from_string(source)
 
 
-def render_text(source: str, variables: Mapping[str, Any], where: str = "template") -> str:
-    """Render one template string; any failure is a RenderError naming `where`."""
+@lru_cache(maxsize=256)
+def _with_includes(includes: frozenset[tuple[str, str]]) -> SandboxedEnvironment:
+    return _environment(jinja2.DictLoader(dict(includes)))
+
+
+@lru_cache(maxsize=4096)
+def _compiled_with(includes: frozenset[tuple[str, str]], source: str) -> jinja2.Template:
+    return _with_includes(includes).from_string(source)
+
+
+def render_text(
+    source: str,
+    variables: Mapping[str, Any],
+    where: str = "template",
+    includes: Mapping[str, str] | None = None,
+) -> str:
+    """Render one template string, its includes served from `includes` (name -> partial text);
+    any failure is a RenderError naming `where`."""
     try:
+        if includes:
+            return _compiled_with(frozenset(includes.items()), source).render(**variables)
         return _compiled(source).render(**variables)
+    except jinja2.TemplateNotFound as exc:
+        raise RenderError(f"{where}: include {exc.name!r} is not a partial of this side") from None
     except jinja2.UndefinedError as exc:
         raise RenderError(f"{where}: {exc.message}") from None
     except jinja2.exceptions.SecurityError as exc:
@@ -78,7 +136,10 @@ def render_text(source: str, variables: Mapping[str, Any], where: str = "templat
 
 
 def render_messages(
-    content: Mapping[str, Any], variables: Mapping[str, Any], name: str = "prompt"
+    content: Mapping[str, Any],
+    variables: Mapping[str, Any],
+    name: str = "prompt",
+    includes: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Render a version's messages (or its single `template`) into chat messages.
 
@@ -86,14 +147,14 @@ def render_messages(
     (such as `name`) so that what is sent is exactly what the version says.
     """
     if "template" in content:
-        text = render_text(content["template"], variables, f"{name}: template")
+        text = render_text(content["template"], variables, f"{name}: template", includes)
         return [{"role": "user", "content": text}]
     out: list[dict[str, Any]] = []
     for i, message in enumerate(content["messages"]):
         rendered = dict(message)
         if isinstance(message.get("content"), str):
             rendered["content"] = render_text(
-                message["content"], variables, f"{name}: messages[{i}].content"
+                message["content"], variables, f"{name}: messages[{i}].content", includes
             )
         out.append(rendered)
     return out

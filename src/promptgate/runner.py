@@ -141,8 +141,10 @@ class Runner:
         variables: Mapping[str, Any],
         run_index: int,
         upstream: bool = False,
+        includes: Mapping[str, str] | None = None,
     ) -> ChatResponse:
-        """Run `name` on `variables`, producing its `from:` inputs by running upstream first."""
+        """Run `name` on `variables`, producing its `from:` inputs by running upstream first;
+        `{% include %}` is served from `includes` (the side's partials)."""
         prompt = side.get(name)
         if prompt is None:
             raise UpstreamMissing(f"{name} has no version to run (needed as an upstream input)")
@@ -150,9 +152,11 @@ class Runner:
         values = dict(variables)
         for spec in prompt_inputs(content).values():
             if spec.source and spec.name not in variables:
-                produced = await self.output(side, spec.source, variables, run_index, True)
+                produced = await self.output(
+                    side, spec.source, variables, run_index, True, includes
+                )
                 values[spec.name] = produced.output
-        messages = render_messages(content, with_defaults(content, values), name)
+        messages = render_messages(content, with_defaults(content, values), name, includes)
         request = ChatRequest.for_content(content, messages, run_index)
         site = CALL_SITE.set((CALL_SITE.get()[0], name, upstream))
         try:
@@ -168,9 +172,16 @@ class Runner:
         finally:
             CALL_SITE.reset(site)
 
-    async def run_once(self, suite: Suite, case: Case, side: Side, index: int) -> RunResult:
+    async def run_once(
+        self,
+        suite: Suite,
+        case: Case,
+        side: Side,
+        index: int,
+        includes: Mapping[str, str] | None = None,
+    ) -> RunResult:
         try:
-            response = await self.output(side, suite.prompt, case.vars, index)
+            response = await self.output(side, suite.prompt, case.vars, index, False, includes)
         except PromptgateError as exc:
             return RunResult(index=index, passed=False, score=0.0, output="", error=str(exc))
         ctx = AssertContext(
@@ -204,13 +215,15 @@ class Runner:
             latency_ms=response.latency_ms,
         )
 
-    async def run_case(self, suite: Suite, case: Case, side: Side) -> CaseResult:
+    async def run_case(
+        self, suite: Suite, case: Case, side: Side, includes: Mapping[str, str] | None = None
+    ) -> CaseResult:
         if suite.repeat == 1:
-            runs = [await self.run_once(suite, case, side, 0)]
+            runs = [await self.run_once(suite, case, side, 0, includes)]
         else:
             runs = list(
                 await asyncio.gather(
-                    *(self.run_once(suite, case, side, i) for i in range(suite.repeat))
+                    *(self.run_once(suite, case, side, i, includes) for i in range(suite.repeat))
                 )
             )
         passes = sum(r.passed for r in runs)
@@ -232,6 +245,7 @@ class Job:
     suite: Suite
     side: Side
     version: str
+    includes: Mapping[str, str] = field(default_factory=dict)  # the side's partials' text
 
 
 async def run_jobs(
@@ -273,10 +287,10 @@ async def run_jobs(
             started = time.perf_counter()
             try:
                 if timeout_s is None:
-                    result = await runner.run_case(job.suite, case, job.side)
+                    result = await runner.run_case(job.suite, case, job.side, job.includes)
                 else:
                     result = await asyncio.wait_for(
-                        runner.run_case(job.suite, case, job.side), timeout_s
+                        runner.run_case(job.suite, case, job.side, job.includes), timeout_s
                     )
             except asyncio.TimeoutError:
                 elapsed = time.perf_counter() - started

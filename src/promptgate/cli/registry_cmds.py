@@ -326,8 +326,14 @@ def render(app: AppContext, ref: str, variables: tuple[str, ...], as_json: bool)
         if not sep:
             raise BadInput(f"--var {item!r}: expected NAME=VALUE")
         given[key] = value
+    from ..refs import parse_ref
+    from ..registry import resolve_includes
+
     side, name = _load_side(app, ref)
-    messages = render_messages(side.content, with_defaults(side.content, given), name)
+    parsed = parse_ref(ref)
+    label = (parsed.label if not parsed.is_draft else None) or "latest"
+    included = resolve_includes(app.store(), side.content, label)
+    messages = render_messages(side.content, with_defaults(side.content, given), name, included)
     if as_json:
         emit_json(messages)
         return

@@ -1,0 +1,195 @@
+"""Partials (DESIGN section 10): shared text as versioned prompts, `{% include %}`d by name at
+the includer's label, and an edge of the gate's graph."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from conftest import Project
+
+from promptgate.store import Store
+from promptgate.testing import OpenAITestServer
+
+TONE = """\
+name: tone
+partial: true
+description: How every customer-facing text sounds.
+template: "Be warm and brief."
+"""
+
+REPLY = """\
+name: reply
+model: {name: m}
+messages:
+  - role: system
+    content: '{% include "tone" %} You answer customers.'
+  - role: user
+    content: "{{ ticket }}"
+"""
+
+NOTE = """\
+name: note
+model: {name: m}
+template: '{% include "tone" %} Write an internal note on: {{ ticket }}'
+"""
+
+OTHER = """\
+name: other
+model: {name: m}
+template: "Classify: {{ ticket }}"
+"""
+
+
+def _suite(prompt: str) -> str:
+    return (
+        f"prompt: {prompt}\ncases:\n  - id: one\n    vars: {{ticket: hello}}\n"
+        "    assert: [{type: not-icontains, value: rude}]\n"
+    )
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[OpenAITestServer]:
+    with OpenAITestServer() as server:
+        yield server
+
+
+@pytest.fixture
+def desk(project: Project, llm: OpenAITestServer, monkeypatch: pytest.MonkeyPatch) -> Project:
+    llm.reset()
+    monkeypatch.setenv("OPENAI_BASE_URL", llm.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    (project.root / "prompts" / "extract.yaml").unlink()
+    (project.root / "prompts" / "summarize.yaml").unlink()
+    project.write("promptgate.yaml", "protected_labels: []\ngate: {retries: 0}\n")
+    for name, text in (("tone", TONE), ("reply", REPLY), ("note", NOTE), ("other", OTHER)):
+        project.write(f"prompts/{name}.yaml", text)
+    for name in ("reply", "note", "other"):
+        project.write(f"evals/{name}.yaml", _suite(name))
+    result = project.run("push", "-m", "first")
+    assert result.exit_code == 0, result.stderr
+    for name in ("tone", "reply", "note", "other"):
+        assert project.run("label", "set", name, "production", "--reason", "r").exit_code == 0
+    return project
+
+
+def test_includers_render_the_partial_at_their_label(desk: Project) -> None:
+    rendered = desk.json("render", "reply@production", "--var", "ticket=hi")
+    assert rendered[0]["content"] == "Be warm and brief. You answer customers."
+    desk.write("prompts/tone.yaml", TONE.replace("warm and brief", "formal"))
+    assert desk.run("push", "prompts/tone.yaml", "-m", "formal").exit_code == 0
+    # production still renders tone@production; latest follows tone@latest
+    assert desk.json("render", "reply@production", "--var", "ticket=hi")[0]["content"].startswith(
+        "Be warm"
+    )
+    assert desk.json("render", "reply", "--var", "ticket=hi")[0]["content"].startswith("Be formal")
+    # a move of the partial's label changes what the includer renders, with no new reply version
+    assert desk.run("label", "set", "tone@v2", "production", "--reason", "r").exit_code == 0
+    assert desk.json("render", "reply@production", "--var", "ticket=hi")[0]["content"].startswith(
+        "Be formal"
+    )
+    store = Store(desk.registry)
+    try:
+        assert store.label_version("reply", "production") == 1
+    finally:
+        store.close()
+
+
+def test_a_candidate_partial_gates_every_includer_and_nothing_else(
+    desk: Project, llm: OpenAITestServer
+) -> None:
+    desk.write("prompts/tone.yaml", TONE.replace("warm and brief", "rude and long"))
+    assert desk.run("push", "prompts/tone.yaml", "-m", "worse").exit_code == 0
+    llm.reset()
+    out = desk.root / "r.json"
+    result = desk.run("check", "tone@v2", "--report-json", str(out))
+    report = json.loads(out.read_text())
+    assert result.exit_code == 1 and report["verdict"] == "fail"
+    reasons = {a["name"]: a["reason"] for a in report["affected"]}
+    assert reasons == {"tone": "changed", "note": "includes tone", "reply": "includes tone"}
+    assert {s["prompt"] for s in report["suites"]} == {"note", "reply"}  # a partial has no suite
+    assert not any("no eval suite" in p for p in report["problems"])
+    texts = [json.dumps(r.body["messages"]) for r in llm.requests]
+    assert texts and not any("Classify" in t for t in texts)  # the unrelated prompt never ran
+    # the candidate side sent the candidate's text, the baseline side production's
+    assert any("rude and long" in t for t in texts) and any("warm and brief" in t for t in texts)
+    edges = {(e[0], e[1]) for e in report["graph"]["edges"]}
+    assert edges == {("tone", "note"), ("tone", "reply")}
+
+
+def test_a_pinned_include_is_not_an_edge(desk: Project, llm: OpenAITestServer) -> None:
+    desk.write(
+        "prompts/other.yaml",
+        OTHER.replace(
+            '"Classify: {{ ticket }}"', "'{% include \"tone@v1\" %} Classify: {{ ticket }}'"
+        ),
+    )
+    assert desk.run("push", "prompts/other.yaml", "-m", "pin").exit_code == 0
+    assert desk.run("label", "set", "other", "production", "--reason", "r").exit_code == 0
+    desk.write("prompts/tone.yaml", TONE.replace("warm and brief", "terse"))
+    assert desk.run("push", "prompts/tone.yaml", "-m", "terse").exit_code == 0
+    shown = desk.run("graph", "--format", "json")
+    assert shown.exit_code == 0, shown.stderr
+    graph = json.loads(shown.stdout)
+    kinds = {(e["from"], e["to"]): e["kind"] for e in graph["edges"]}
+    assert kinds == {("tone", "note"): "include", ("tone", "reply"): "include"}
+    out = desk.root / "r.json"
+    desk.run("check", "tone@v2", "--report-json", str(out))
+    assert "other" not in {a["name"] for a in json.loads(out.read_text())["affected"]}
+    rendered = desk.json("render", "other", "--var", "ticket=x")
+    assert rendered[0]["content"] == "Be warm and brief. Classify: x"
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        (
+            {"reply.yaml": REPLY.replace('"tone"', '"voice"')},
+            'include "voice" %} names no stored partial',
+        ),
+        ({"reply.yaml": REPLY.replace('"tone"', '"other"')}, "a prompt that is not a partial"),
+        (
+            {"reply.yaml": REPLY.replace('"tone"', "name")},
+            "an include must name a partial in quotes",
+        ),
+        (
+            {"reply.yaml": REPLY.replace('"tone"', '"tone@v9"')},
+            'include "tone@v9" %} names no stored version',
+        ),
+        (
+            {
+                "tone.yaml": TONE.replace('"Be warm and brief."', "'{% include \"style\" %}'"),
+                "style.yaml": "name: style\npartial: true\ntemplate: '{% include \"tone\" %}'\n",
+            },
+            "include cycle: ",
+        ),
+        (
+            {"tone.yaml": TONE + "model: {name: m}\n"},
+            "a partial holds only name, description and template",
+        ),
+        (
+            {"note.yaml": NOTE + "inputs:\n  extra: {from: tone}\n"},
+            "tone is a partial, which has no output",
+        ),
+        (
+            {"reply.yaml": REPLY.replace('{% include "tone" %}', '{% extends "tone" %}')},
+            "only {% include",
+        ),
+    ],
+)
+def test_bad_includes_are_refused_at_push_and_store_nothing(
+    desk: Project, files: dict[str, str], message: str
+) -> None:
+    store = Store(desk.registry)
+    try:
+        before = [(v.name, v.version) for v in store.list_at_label("latest")]
+        for name, text in files.items():
+            desk.write(f"prompts/{name}", text)
+        result = desk.run("push", "-m", "bad")
+        assert result.exit_code == 2, result.stdout
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert [(v.name, v.version) for v in store.list_at_label("latest")] == before
+    finally:
+        store.close()
