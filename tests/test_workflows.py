@@ -845,6 +845,7 @@ def test_action_promote_mode(runs: dict[str, Any]) -> None:
         assert store.label_map("production") == {
             "classify": 1,
             "extract": 1,
+            "house-style": 1,
             "reply": 1,
             "summarize": 2,
         }

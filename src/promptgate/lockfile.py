@@ -172,7 +172,10 @@ def _check(document: Any, where: str) -> None:
                 f"the content hashes to {actual!r}): the lock file was edited"
             )
         model = content.get("model")
-        if not isinstance(model, Mapping) or not isinstance(model.get("name"), str):
+        if content.get("partial") is True:  # shared text: no model of its own
+            if not isinstance(content.get("template"), str):
+                raise LockfileError(f"{at}: a partial's content.template is missing")
+        elif not isinstance(model, Mapping) or not isinstance(model.get("name"), str):
             raise LockfileError(f"{at}: content.model.name is missing")
         if ("messages" in content) == ("template" in content):
             raise LockfileError(f"{at}: content needs exactly one of messages or template")
