@@ -59,6 +59,14 @@ class ImmutableError(PromptgateError):
     """Versions and audit events are never updated or deleted."""
 
 
+class RegistryIntegrityError(PromptgateError):
+    """A stored row fails its own check: a version's content does not hash to its content_hash
+    (the database was edited behind promptgate's back). Not the caller's input and not a race:
+    exit 4, and the tampered content is never served."""
+
+    exit_code = 4
+
+
 class ModelError(PromptgateError):
     """A model call failed after retries (network, status, timeout, malformed reply)."""
 

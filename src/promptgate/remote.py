@@ -15,7 +15,14 @@ from typing import Any
 from urllib.parse import quote
 
 from .domain import AuditEvent, Label, LabelMove, PromptVersion, PushResult
-from .errors import BadInput, LabelConflict, PromptgateError, ProtectedLabel, UnknownRef
+from .errors import (
+    BadInput,
+    LabelConflict,
+    PromptgateError,
+    ProtectedLabel,
+    RegistryIntegrityError,
+    UnknownRef,
+)
 from .store import PendingPush, Store
 
 
@@ -32,6 +39,18 @@ def open_store(url: str, *, create: bool = False) -> Any:
             f"bad registry URL {url!r}: use sqlite:///path, postgresql://... or http(s)://server"
         )
     return Store(url, create=create)
+
+
+def _error_body(response: Any) -> tuple[str | None, str]:
+    """The `error` and `detail` of a server's error response (the text when it is not JSON)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, response.text[:200]
+    if not isinstance(body, dict):
+        return None, response.text[:200]
+    error = body.get("error")
+    return (error if isinstance(error, str) else None), str(body.get("detail", response.text))
 
 
 def _version(data: dict[str, Any]) -> PromptVersion:
@@ -86,11 +105,10 @@ class RemoteStore:
             raise RegistryUnavailable(f"registry {self.url} unreachable: {exc}") from None
         if response.status_code < 300:
             return response.json() if response.content else None
-        try:
-            detail = response.json().get("detail", response.text)
-        except ValueError:
-            detail = response.text[:200]
+        error, detail = _error_body(response)
         status = response.status_code
+        if error == "integrity":
+            raise RegistryIntegrityError(f"registry {self.url}: {detail}")
         if status == 401:
             raise BadInput(f"registry {self.url}: {detail} (set PROMPTGATE_API_KEY)")
         if status == 403:
@@ -216,10 +234,9 @@ class RemoteStore:
         return results
 
     def _raise(self, response: Any) -> None:
-        try:
-            detail = response.json().get("detail", response.text)
-        except ValueError:
-            detail = response.text[:200]
+        error, detail = _error_body(response)
+        if error == "integrity":
+            raise RegistryIntegrityError(f"registry {self.url}: {detail}")
         raise {
             401: BadInput,
             403: ProtectedLabel,

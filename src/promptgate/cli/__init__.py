@@ -1,7 +1,8 @@
 """The `promptgate` command: a thin shell over the library.
 
 Each command parses options, calls one library function and renders the result. Errors are
-mapped to exit codes here and nowhere else: 0 ok, 1 gate failed, 2 bad input, 3 conflict.
+mapped to exit codes here and nowhere else: 0 ok, 1 gate failed, 2 bad input, 3 conflict,
+4 registry integrity (a stored version fails its content hash).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from ..errors import (
     PromptFileError,
     PromptgateError,
     ProtectedLabel,
+    RegistryIntegrityError,
     StoreClosed,
     UnknownRef,
 )
@@ -69,6 +70,8 @@ def _status_for(exc: PromptgateError) -> tuple[int, str]:
         return 400, "bad_request"
     if isinstance(exc, StoreClosed):  # a request still running while the server stops
         return 503, "unavailable"
+    if isinstance(exc, RegistryIntegrityError):  # a stored row fails its hash: never served
+        return 503, "integrity"
     return 500, "error"
 
 

@@ -3,7 +3,8 @@
 Guarantees, enforced here and in the database:
 - versions are numbered 1, 2, 3 ... per prompt with no gaps or duplicates under concurrent
   writers, and identical content is stored once (unique (prompt, content_hash));
-- versions and audit events are never updated or deleted (triggers);
+- versions and audit events are never updated, deleted or replaced (triggers);
+- a version read back is checked against its content hash (`integrity`): edited rows are refused;
 - every label move is a compare-and-swap in one transaction with its audit event.
 """
 
@@ -28,6 +29,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from ..canonical import canonical_json
 from ..domain import AuditEvent, Label, LabelMove, PromptVersion, PushResult
 from ..errors import BadInput, LabelConflict, StoreClosed, UnknownRef
+from .integrity import verified_content
 from .schema import (
     MIGRATIONS,
     api_keys,
@@ -260,7 +262,7 @@ class Store:
             name=row.prompt,
             version=row.version,
             content_hash=row.content_hash,
-            content=json.loads(row.content),
+            content=verified_content(row.prompt, row.version, row.content_hash, row.content),
             message=row.message,
             author=row.author,
             created_at=_dt(row.created_at),

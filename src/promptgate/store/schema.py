@@ -170,8 +170,33 @@ def _m3_server(conn: Connection) -> None:
         table.create(conn)
 
 
+# The keys a row of each append-only table is known by (its primary key and unique constraints).
+_IMMUTABLE_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "versions": (("id",), ("prompt", "version"), ("prompt", "content_hash")),
+    "audit_events": (("id",),),
+}
+
+
+def _m4_no_replace(conn: Connection) -> None:
+    """SQLite's REPLACE (`INSERT OR REPLACE`, `REPLACE INTO`) deletes the conflicting row without
+    firing DELETE triggers, so migration 1's triggers let it rewrite a stored version or audit
+    event. A BEFORE INSERT trigger runs before conflict resolution: it refuses any insert whose
+    key is already taken (REPLACE, upserts, and plain inserts that would collide anyway).
+    PostgreSQL needs nothing: upserts and MERGE fire its UPDATE/DELETE triggers."""
+    if conn.dialect.name != "sqlite":
+        return
+    for table, keys in _IMMUTABLE_KEYS.items():
+        taken = " OR ".join("(" + " AND ".join(f"{c} = NEW.{c}" for c in key) + ")" for key in keys)
+        conn.exec_driver_sql(
+            f"CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} "
+            f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {taken}) "
+            f"BEGIN SELECT RAISE(ABORT, '{table} are immutable'); END"
+        )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "versions, labels, audit log, immutability triggers", _m1_initial),
     (2, "response cache and gate reports", _m2_cache_and_reports),
     (3, "api keys, settings, promotion requests, webhook deliveries", _m3_server),
+    (4, "immutability holds against SQLite REPLACE and upserts", _m4_no_replace),
 ]
