@@ -193,3 +193,20 @@ def test_bad_includes_are_refused_at_push_and_store_nothing(
         assert [(v.name, v.version) for v in store.list_at_label("latest")] == before
     finally:
         store.close()
+
+
+def test_promoting_a_partial_moves_only_its_label(desk: Project, llm: OpenAITestServer) -> None:
+    desk.write("prompts/tone.yaml", TONE.replace("warm and brief", "warm, brief and exact"))
+    assert desk.run("push", "prompts/tone.yaml", "-m", "exact").exit_code == 0
+    result = desk.run("promote", "tone@v2", "--to", "production", "--reason", "house style")
+    assert result.exit_code == 0, result.stderr
+    assert "tone@production: v1 -> v2" in result.stdout
+    store = Store(desk.registry)
+    try:
+        assert store.label_map("production") == {"note": 1, "other": 1, "reply": 1, "tone": 2}
+    finally:
+        store.close()
+    listed = desk.run("list")
+    assert "tone (partial)" in listed.stdout and "reply (partial)" not in listed.stdout
+    rendered = desk.json("render", "note@production", "--var", "ticket=x")
+    assert rendered[0]["content"].startswith("Be warm, brief and exact.")

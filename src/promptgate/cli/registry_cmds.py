@@ -68,7 +68,7 @@ def _version_table(rows: list[Any], title: str | None = None) -> None:
         )
     for v in rows:
         table.add_row(
-            v.name,
+            v.name + (" (partial)" if v.content.get("partial") is True else ""),
             f"v{v.version}",
             ", ".join(v.labels),
             v.author,
