@@ -23,7 +23,7 @@ from .config import Config
 from .costs import DEFAULT_COMPLETION_BOUND, Budget, PlanningClient, SiteTally
 from .domain import AuditEvent, LabelMove, PromptVersion
 from .errors import BadInput, GateFailed, LabelConflict
-from .graph import add_edges, check_acyclic, dependencies
+from .graph import Graph, add_edges, check_acyclic, dependencies
 from .graph import affected as affected_nodes
 from .graph import reasons as affected_reasons
 from .policy import CompareSettings
@@ -49,7 +49,7 @@ class Plan:
     candidate_side: dict[str, PromptAt]
     affected: list[str]
     reasons: dict[str, str]
-    graph: nx.DiGraph
+    graph: Graph
     suites: dict[str, list[Suite]]
     problems: list[str]
     expectations: dict[str, int | None]
@@ -188,10 +188,10 @@ def side_includes(side: Mapping[str, PromptAt], pinned: Mapping[str, str]) -> di
     return {**own, **pinned}
 
 
-def _graph_with_gaps(side: Mapping[str, PromptAt]) -> nx.DiGraph:
+def _graph_with_gaps(side: Mapping[str, PromptAt]) -> Graph:
     """The graph when some `from:` or include names a prompt with no version at the label: the
     edge is kept (so the gap is reported and fails the gate) but the node has no version."""
-    graph = nx.DiGraph()
+    graph: Graph = nx.DiGraph()
     graph.add_nodes_from(side)
     for name, p in side.items():
         add_edges(graph, name, p.content)
@@ -448,7 +448,7 @@ def run_plan(
 
 def diffs(plan: Plan) -> list[dict[str, Any]]:
     """Candidate vs baseline for each candidate: text diff and config diff."""
-    out = []
+    out: list[dict[str, Any]] = []
     for name, cand in plan.candidates.items():
         base = plan.baseline.get(name)
         if base is None:
@@ -753,8 +753,8 @@ def promote_from_report(
         allow_missing_suites=config.gate.allow_missing_suites,
         compare=config.gate.compare,
     )
-    judged_baseline = {
-        b.get("name"): (b.get("version"), b.get("content_hash"))
+    judged_baseline: dict[str, tuple[Any, Any]] = {
+        str(b.get("name")): (b.get("version"), b.get("content_hash"))
         for b in report.get("baselines") or []
         if isinstance(b, Mapping)
     }

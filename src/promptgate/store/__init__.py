@@ -123,6 +123,13 @@ class PendingPush:
     content_hash: str
 
 
+def _new_id(result: Any) -> int:
+    """The primary key an INSERT just made."""
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
 class Store:
     """A registry on one database. Thread-safe; one instance per process is plenty."""
 
@@ -392,7 +399,9 @@ class Store:
         with self._tx(write=self.dialect == "sqlite") as conn:
             if self.dialect == "postgresql":
                 conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            seq = int(conn.scalar(sa.select(sa.func.coalesce(sa.func.max(audit_events.c.id), 0))))
+            seq = int(
+                conn.scalar(sa.select(sa.func.coalesce(sa.func.max(audit_events.c.id), 0))) or 0
+            )
             query = (
                 sa.select(versions)
                 .select_from(
@@ -491,6 +500,7 @@ class Store:
                         )
                     )
                 else:
+                    assert existing is not None
                     number = int(existing)
                 previous = self._label_version(conn, item.name, LATEST)
                 if previous != number:
@@ -578,7 +588,7 @@ class Store:
         if conn.dialect.name == "postgresql":
             # delivered at commit: wakes the events long-polls of every server replica
             conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
-        return int(result.inserted_primary_key[0])
+        return _new_id(result)
 
     def move_labels(
         self,
@@ -794,7 +804,7 @@ class Store:
                     created_at=utcnow(),
                 )
             )
-            return int(result.inserted_primary_key[0])
+            return _new_id(result)
 
         report_id: int = self._retrying(run)
         return report_id
@@ -954,7 +964,7 @@ def create_promotion(
                 updated_at=now,
             )
         )
-        pid = int(result.inserted_primary_key[0])
+        pid = _new_id(result)
         for name, cand in candidates.items():
             store._audit(
                 conn,

@@ -138,24 +138,24 @@ def _m1_initial(conn: Connection) -> None:
     for table in (versions, labels, audit_events):
         table.create(conn)
     if conn.dialect.name == "sqlite":
-        for table in _IMMUTABLE:
+        for name in _IMMUTABLE:
             for op in ("UPDATE", "DELETE"):
                 conn.exec_driver_sql(
-                    f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
-                    f"BEGIN SELECT RAISE(ABORT, '{table} are immutable'); END"
+                    f"CREATE TRIGGER {name}_no_{op.lower()} BEFORE {op} ON {name} "
+                    f"BEGIN SELECT RAISE(ABORT, '{name} are immutable'); END"
                 )
     else:
         conn.exec_driver_sql(
             "CREATE FUNCTION promptgate_immutable() RETURNS trigger LANGUAGE plpgsql AS $$ "
             "BEGIN RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME || ' are immutable'; END $$"
         )
-        for table in _IMMUTABLE:
+        for name in _IMMUTABLE:
             conn.exec_driver_sql(
-                f"CREATE TRIGGER {table}_immutable BEFORE UPDATE OR DELETE ON {table} "
+                f"CREATE TRIGGER {name}_immutable BEFORE UPDATE OR DELETE ON {name} "
                 "FOR EACH ROW EXECUTE FUNCTION promptgate_immutable()"
             )
             conn.exec_driver_sql(
-                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                f"CREATE TRIGGER {name}_no_truncate BEFORE TRUNCATE ON {name} "
                 "FOR EACH STATEMENT EXECUTE FUNCTION promptgate_immutable()"
             )
 
