@@ -43,6 +43,7 @@ class GateConfig:
     timeout_s: float = 60.0
     retries: int = 4
     backoff_s: float = 0.5
+    max_retry_wait_s: float = 30.0
     allow_missing_suites: bool = False
 
 
@@ -70,7 +71,15 @@ class Config:
 
 
 _TOP = {"registry", "prompts", "evals", "protected_labels", "webhooks", "gate", "judge", "pricing"}
-_GATE = {"label", "concurrency", "timeout_s", "retries", "backoff_s", "allow_missing_suites"}
+_GATE = {
+    "label",
+    "concurrency",
+    "timeout_s",
+    "retries",
+    "backoff_s",
+    "max_retry_wait_s",
+    "allow_missing_suites",
+}
 
 
 def _type(where: str, value: Any, kind: type | tuple[type, ...], what: str) -> Any:
@@ -129,6 +138,14 @@ def parse_config(data: Any, root: Path, where: str) -> Config:
             _type(
                 f"{where}: gate.backoff_s",
                 gate.get("backoff_s", g.backoff_s),
+                (int, float),
+                "seconds",
+            )
+        ),
+        max_retry_wait_s=float(
+            _type(
+                f"{where}: gate.max_retry_wait_s",
+                gate.get("max_retry_wait_s", g.max_retry_wait_s),
                 (int, float),
                 "seconds",
             )
