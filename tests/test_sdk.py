@@ -574,6 +574,68 @@ def test_forked_child_restarts_the_refresher(shared: Registry) -> None:
         wait_for(lambda: client.get("forky", label="staging").version == 2, timeout=2.0)
 
 
+SERVER_PROCESS = """
+import sys
+from promptgate.server import ServerSettings, create_app
+from promptgate.server.thread import ServerThread
+server = ServerThread(create_app(ServerSettings(registry=sys.argv[1]))).start()
+print(server.url, flush=True)
+sys.stdin.read()
+"""
+
+
+def _refreshers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "promptgate-sdk-refresh"]
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_close_ends_the_refresher_and_its_long_poll_at_once(tmp_path: Path) -> None:
+    """close() cuts the refresher's long-poll in flight: 50 create/close cycles leave no
+    thread and no socket behind (each used to linger for the whole long-poll, ~25 s). The
+    server runs in its own process, so that only the SDK's threads and sockets are counted."""
+    reg = Registry(f"sqlite:///{tmp_path / 'registry.db'}")
+    reg.store.close()
+    script = tmp_path / "server.py"
+    script.write_text(SERVER_PROCESS)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), reg.url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        url = proc.stdout.readline().strip()  # type: ignore[union-attr]
+        reg.port = int(url.rsplit(":", 1)[1])
+        seed(reg, "closy")
+        reg._http.close()  # type: ignore[union-attr]
+        reg._http = None
+        with reg.client() as warm:  # imports and first connections out of the count
+            warm.get("closy", label="staging")
+        wait_for(lambda: not _refreshers(), timeout=2.0)
+        threads, fds = threading.active_count(), _open_fds()
+        started = time.monotonic()
+        for i in range(50):
+            client = reg.client(long_poll_s=25.0)
+            assert client.get("closy", label="staging").version == 1
+            if i % 10 == 0:  # some closes land mid long-poll for sure, the others anywhere
+                time.sleep(0.1)
+            client.close()
+        took = time.monotonic() - started
+        wait_for(lambda: threading.active_count() <= threads and not _refreshers(), timeout=1.0)
+        wait_for(lambda: _open_fds() <= fds, timeout=1.0)
+        assert took < 15, f"50 cycles took {took:.1f} s"
+    finally:
+        proc.stdin.close()  # type: ignore[union-attr]
+        proc.kill()
+        proc.wait(timeout=10)
+        proc.stdout.close()  # type: ignore[union-attr]
+
+
 def test_async_client(shared: Registry) -> None:
     seed(shared, "asyncy")
 

@@ -41,6 +41,7 @@ from typing import Any
 from urllib.parse import quote
 
 from . import render as _render
+from ._cutter import Cutter
 from .canonical import content_hash
 from .errors import PromptgateError, UnknownRef
 from .lockfile import LockfileError, read_lock
@@ -383,6 +384,7 @@ class _HttpSource:
         self.timeout_s = timeout_s
         self.front = self._client()
         self.back = self._client()
+        self.cutter = Cutter()
 
     def _client(self) -> Any:
         return self.httpx.Client(base_url=self.url, headers=self.headers, timeout=self.timeout_s)
@@ -393,6 +395,11 @@ class _HttpSource:
         _ABANDONED.extend((self.front, self.back))
         self.front = self._client()
         self.back = self._client()
+        self.cutter = Cutter()
+
+    def interrupt(self) -> None:
+        """End the refresher's request in flight (from close(), on another thread)."""
+        self.cutter.cut()
 
     def close(self, front: bool = True, back: bool = True) -> None:
         for client in ([self.front] if front else []) + ([self.back] if back else []):
@@ -415,6 +422,7 @@ class _HttpSource:
                 params=params,
                 headers=headers,
                 timeout=timeout if timeout is not None else self.timeout_s,
+                extensions={"trace": self.cutter.trace} if client is self.back else None,
             )
         except self.httpx.HTTPError as exc:
             raise _Transient(f"{type(exc).__name__}: {exc}") from None
@@ -521,6 +529,9 @@ class _StoreSource:
         if front and back:
             self.store.close()
 
+    def interrupt(self) -> None:
+        """Nothing to cut: the refresher's reads are short and it waits on its stop event."""
+
     def _call(self, fn: Any, *args: Any) -> Any:
         try:
             return fn(*args)
@@ -575,7 +586,7 @@ def _refresher_main(
 ) -> None:
     """The refresher thread. It holds the client only weakly between steps, so an unreferenced
     client can be collected (and its thread ends). Its own connections are closed here, when
-    it ends: a long-poll in flight at `close()` is never cut from another thread."""
+    it ends; `close()` only cuts a long-poll in flight (socket shutdown), which ends it."""
     failures = 0
     try:
         while not (delay > 0 and stop.wait(delay)) and not stop.is_set():
@@ -1133,8 +1144,9 @@ class PromptClient:
             self._source.close()
         else:  # the refresher closes its own connection when its request returns
             self._source.close(front=True, back=False)
+            self._source.interrupt()  # a long-poll in flight returns now, not in ~25 s
             if thread is not threading.current_thread():
-                thread.join(timeout=0.2)  # a long-poll in flight ends on its own (daemon)
+                thread.join(timeout=2.0)
             if isinstance(self._source, _StoreSource):
                 self._source.close()
         _LIVE.discard(self)
