@@ -18,6 +18,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -634,6 +635,93 @@ def test_close_ends_the_refresher_and_its_long_poll_at_once(tmp_path: Path) -> N
         proc.kill()
         proc.wait(timeout=10)
         proc.stdout.close()  # type: ignore[union-attr]
+
+
+class RoundRobin:
+    """A TCP front for two servers: each connection goes to the next one, and is the only
+    request on it (Connection: close), as behind a load balancer without sticky sessions."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self.ports, self.count = ports, 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:  # closed
+                return
+            port = self.ports[self.count % len(self.ports)]
+            self.count += 1
+            threading.Thread(target=self._serve, args=(conn, port), daemon=True).start()
+
+    @staticmethod
+    def _serve(conn: socket.socket, port: int) -> None:
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                head += chunk
+            lines = head.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+            kept = [x for x in lines if not x.lower().startswith(b"connection:")]
+            request = b"\r\n".join([*kept, b"Connection: close"]) + b"\r\n\r\n"
+            try:
+                with socket.create_connection(("127.0.0.1", port)) as backend:
+                    backend.sendall(request)
+                    while chunk := backend.recv(65536):
+                        conn.sendall(chunk)
+            except OSError:  # either side went away (a client closing, a server stopping)
+                pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_poll_mode_never_goes_back_to_a_lagging_replicas_answer(tmp_path: Path) -> None:
+    """Two replicas over one SQLite registry behind a round-robin front: replica B answers
+    from its cache (up to 1 s old) after a move through A. The client takes A's newer answer
+    and ignores B's older one (its X-Promptgate-Seq is lower): a label never goes backwards."""
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    store = Store(url, create=True)
+    store.migrate()
+    viewer = create_key(store, "viewer", "viewer")
+    editor = {"Authorization": f"Bearer {create_key(store, 'editor', 'editor')}"}
+    for i in (1, 2):
+        push_specs(store, [validate_content("x", content(i))], message="m", author="t")
+    store.move_labels([LabelMove("x", "staging", 1, None, "r")], actor="t")
+    with ExitStack() as stack:
+        a, b = (
+            stack.enter_context(ServerThread(create_app(ServerSettings(registry=url))))
+            for _ in range(2)
+        )
+        front = RoundRobin([int(s.url.rsplit(":", 1)[1]) for s in (a, b)])
+        stack.callback(front.close)
+        client = stack.enter_context(
+            PromptClient(front.url, api_key=viewer, refresh="poll", ttl_s=0.02, **FAST)
+        )
+        assert client.get("x", label="staging").version == 1
+        at_b = f"{b.url}/v1/prompts/x"
+        assert httpx.get(at_b, params={"label": "staging"}, headers=editor).json()["version"] == 1
+        moved = httpx.put(
+            f"{a.url}/v1/prompts/x/labels/staging", json={"version": 2}, headers=editor
+        )
+        assert moved.status_code == 200
+        # B lags: its cached answer is the old version, with an older seq
+        lagging = httpx.get(at_b, params={"label": "staging"}, headers=editor)
+        assert lagging.json()["version"] == 1
+        assert int(lagging.headers["x-promptgate-seq"]) < moved.json()["seq"]
+        seen: list[int] = []
+        deadline = time.monotonic() + 0.6  # within B's cache lifetime
+        while time.monotonic() < deadline:
+            seen.append(client.get("x", label="staging").version)
+            time.sleep(0.002)
+        assert 2 in seen, "the client never saw the move"
+        assert 1 not in seen[seen.index(2) :], "the client went back to the old version"
+        assert front.count > 10  # both replicas answered polls
 
 
 def test_async_client(shared: Registry) -> None:

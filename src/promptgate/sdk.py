@@ -69,6 +69,7 @@ log = logging.getLogger("promptgate.sdk")
 
 LATEST = "latest"
 _NO_LABEL_MOVE = frozenset({"request", "decision"})  # event types that never move a label
+_BEHIND_GRACE_S = 10.0  # answers older than a label entry's are ignored for this long
 
 
 # -- errors ---------------------------------------------------------------------------------------
@@ -458,17 +459,20 @@ class _HttpSource:
 
     def label(
         self, name: str, label: str, etag: str | None = None, back: bool = False
-    ) -> tuple[dict[str, Any] | None, str | None]:
-        """(version object, ETag); (None, etag) when unchanged (304)."""
+    ) -> tuple[dict[str, Any] | None, str | None, int | None]:
+        """(version object, ETag, seq); (None, etag, seq) when unchanged (304). The seq is the
+        event the answer reflects at least (X-Promptgate-Seq; None from an older server)."""
         response = self._get(
             self.back if back else self.front,
             f"/v1/prompts/{quote(name)}",
             params={"label": label},
             headers={"If-None-Match": etag} if etag else None,
         )
+        raw_seq = response.headers.get("x-promptgate-seq", "")
+        seq = int(raw_seq) if raw_seq.isdigit() else None
         if response.status_code == 304:
-            return None, etag
-        return self._json(response), response.headers.get("etag")
+            return None, etag, seq
+        return self._json(response), response.headers.get("etag"), seq
 
     def snapshot(
         self, label: str, names: Sequence[str] | None, back: bool = False
@@ -545,8 +549,8 @@ class _StoreSource:
 
     def label(
         self, name: str, label: str, etag: str | None = None, back: bool = False
-    ) -> tuple[dict[str, Any] | None, str | None]:
-        return self._call(self.store.resolve, name, label).to_json(), None
+    ) -> tuple[dict[str, Any] | None, str | None, int | None]:
+        return self._call(self.store.resolve, name, label).to_json(), None, None
 
     def snapshot(
         self, label: str, names: Sequence[str] | None, back: bool = False
@@ -669,6 +673,8 @@ class PromptClient:
         self._good: dict[_Key, Prompt] = {}  # last good prompt per key (kept while refused)
         self._watched: dict[_Key, str] = {}  # label entries -> effective label
         self._etags: dict[_Key, str | None] = {}
+        self._seqs: dict[_Key, int] = {}  # label entries -> the event seq their answer reflects
+        self._behind_since: dict[_Key, float] = {}  # entries answered older since then
         self._watch_gen = 0  # bumped whenever a label entry starts being watched
         self._from_lock: set[_Key] = set()
         self._snapshots: dict[tuple[str, tuple[str, ...] | None], PromptSnapshot] = {}
@@ -728,7 +734,7 @@ class PromptClient:
         try:
             if version is not None:
                 prompt = _make_prompt(self._source.version(name, version), None)
-                etag = None
+                etag, read_at = None, None
             elif self._events:
                 assert effective is not None
                 for attempt in range(4):
@@ -741,7 +747,7 @@ class PromptClient:
                             self._cursor = seq
                         if self._cursor <= seq or attempt == 3:
                             # every event after `seq` is yet to be matched against _watched
-                            self._install(key, prompt, effective, None)
+                            self._install(key, prompt, effective, None, seq)
                             if self._cursor > seq:
                                 self._needs_resync = True
                             break
@@ -750,7 +756,7 @@ class PromptClient:
                 self._ensure_refresher()
                 return prompt
             else:
-                data, etag = self._source.label(name, effective)  # type: ignore[arg-type]
+                data, etag, read_at = self._source.label(name, effective)  # type: ignore[arg-type]
                 assert data is not None
                 prompt = _make_prompt(data, effective)
         except _NotFound as exc:
@@ -765,13 +771,20 @@ class PromptClient:
                 + f": {exc}"
             ) from None
         with self._wlock:
-            self._install(key, prompt, effective, etag)
+            self._install(key, prompt, effective, etag, read_at)
         self._mark_up()
         if effective is not None:
             self._ensure_refresher()
         return prompt
 
-    def _install(self, key: _Key, prompt: Prompt, effective: str | None, etag: str | None) -> None:
+    def _install(
+        self,
+        key: _Key,
+        prompt: Prompt,
+        effective: str | None,
+        etag: str | None,
+        seq: int | None = None,
+    ) -> None:
         """A first fetch's result into the cache (caller holds _wlock)."""
         self._put(key, prompt)
         self._from_lock.discard(key)
@@ -779,6 +792,8 @@ class PromptClient:
             self._watched[key] = effective
             self._etags[key] = etag
             self._watch_gen += 1
+            if seq is not None:
+                self._seqs[key] = seq
 
     @staticmethod
     def _describe(key: _Key) -> str:
@@ -877,13 +892,36 @@ class PromptClient:
         if isinstance(value, Prompt):
             self._good[key] = value
 
+    def _older(self, key: _Key, seq: int | None) -> bool:
+        """Whether an answer read at `seq` is older than what `key` holds (caller holds _wlock).
+        Such an answer (a replica that has not seen the last move yet) is ignored, so a label
+        entry never goes backwards; a registry whose seq stays lower for _BEHIND_GRACE_S (one
+        restored from a backup) is believed."""
+        known = self._seqs.get(key)
+        if seq is None or known is None or seq >= known:
+            self._behind_since.pop(key, None)
+            return False
+        since = self._behind_since.setdefault(key, time.monotonic())
+        if time.monotonic() - since < _BEHIND_GRACE_S:
+            return True
+        self._behind_since.pop(key, None)
+        return False
+
     def _swap(
-        self, key: _Key, data: dict[str, Any] | None, label: str, etag: str | None = None
+        self,
+        key: _Key,
+        data: dict[str, Any] | None,
+        label: str,
+        etag: str | None = None,
+        seq: int | None = None,
     ) -> None:
-        """Install what the registry says `key` is now: a version object, or None (gone)."""
+        """Install what the registry says `key` is now: a version object, or None (gone),
+        unless the answer is older (`seq`) than what `key` holds."""
         with self._wlock:
-            if key not in self._watched:
+            if key not in self._watched or self._older(key, seq):
                 return
+            if seq is not None:
+                self._seqs[key] = seq
             self._etags[key] = etag
             self._from_lock.discard(key)
             current = self._cache.get(key)
@@ -907,7 +945,7 @@ class PromptClient:
                 return
         prompt = _make_prompt(data, label)  # outside the lock: hashing and parsing
         with self._wlock:
-            if key in self._watched:
+            if key in self._watched and (seq is None or self._seqs.get(key, seq) <= seq):
                 self._put(key, prompt)
 
     # -- the refresher ------------------------------------------------------------------------
@@ -976,13 +1014,13 @@ class PromptClient:
                 for key in keys:
                     etag = None if key in self._from_lock else self._etags.get(key)
                     try:
-                        data, new_tag = self._source.label(name, label, etag, back=True)
+                        data, new_tag, seq = self._source.label(name, label, etag, back=True)
                     except _NotFound:
                         self._swap(key, None, label)
                         continue
                     if data is None:  # 304: unchanged
                         continue
-                    self._swap(key, data, label, new_tag)
+                    self._swap(key, data, label, new_tag, seq)
 
     def _poll_store(self) -> None:
         source = self._source
@@ -1010,37 +1048,36 @@ class PromptClient:
 
     def _fetch_labels(
         self, label: str, names: Sequence[str]
-    ) -> tuple[int | None, dict[str, dict[str, Any] | None]]:
-        """Each name's version object at `label` (None when not set), with the seq read at;
-        one request for the group unless some label is gone."""
+    ) -> tuple[int | None, dict[str, dict[str, Any] | None], dict[str, int]]:
+        """Each name's version object at `label` (None when not set), the lowest seq read at,
+        and each name's seq; one request for the group unless some label is gone."""
         found: dict[str, dict[str, Any] | None] = {}
-        seqs: list[int] = []
+        at: dict[str, int] = {}
         for i in range(0, len(names), 50):
             chunk = list(names[i : i + 50])
             try:
                 seq, got = self._source.snapshot(label, chunk, back=True)
-                seqs.append(seq)
                 found.update({n: got.get(n) for n in chunk})
+                at.update({n: seq for n in chunk})
             except _NotFound:
                 for name in chunk:
                     try:
                         seq, got = self._source.snapshot(label, [name], back=True)
-                        seqs.append(seq)
-                        found[name] = got.get(name)
+                        found[name], at[name] = got.get(name), seq
                     except _NotFound:
                         found[name] = None
-        return (min(seqs) if seqs else None), found
+        return (min(at.values()) if at else None), found, at
 
     def _resync(self) -> None:
         """Re-read every watched label (after an outage, at start, and as a safety net)."""
         low: int | None = None
         for label, by_name in self._groups().items():
-            seq, found = self._fetch_labels(label, sorted(by_name))
+            seq, found, at = self._fetch_labels(label, sorted(by_name))
             if seq is not None:
                 low = seq if low is None else min(low, seq)
             for name, keys in by_name.items():
                 for key in keys:
-                    self._swap(key, found.get(name), label)
+                    self._swap(key, found.get(name), label, seq=at.get(name))
         with self._wlock:
             if low is not None and (self._cursor is None or low < self._cursor):
                 self._cursor = low  # (a registry restored from a backup has a lower seq)
@@ -1061,10 +1098,10 @@ class PromptClient:
                 if label in groups and name in groups[label] and (label, name) not in done:
                     touched.setdefault(label, set()).add(name)
             for label, names in touched.items():
-                _seq, found = self._fetch_labels(label, sorted(names))
+                _seq, found, at = self._fetch_labels(label, sorted(names))
                 for name in names:
                     for key in groups[label][name]:
-                        self._swap(key, found.get(name), label)
+                        self._swap(key, found.get(name), label, seq=at.get(name))
                     done.add((label, name))
             with self._wlock:
                 if self._watch_gen == gen:  # no entry started being watched meanwhile
