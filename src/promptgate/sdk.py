@@ -19,7 +19,11 @@ How it works:
   per outage (logger "promptgate.sdk"), retry with exponential backoff and jitter, re-read every
   label when it answers again. 404 (label removed) -> the next `get` raises PromptNotFound.
   401/403 -> every `get` raises PromptAccessError until the registry accepts the key again.
+- Never backwards: a label entry keeps the event seq its answer reflects (a snapshot's seq,
+  or X-Promptgate-Seq on a poll) and ignores an older answer, such as a replica's that has
+  not heard of the last move yet.
 - Fork-safe: a forked child gets fresh connections and its own refresher thread.
+  `close()` cuts a long-poll in flight: the refresher thread ends within milliseconds.
 
 Importing this module loads neither the server nor the CLI (no FastAPI, uvicorn or click);
 httpx is imported for http(s) registries, SQLAlchemy only for a direct store.
