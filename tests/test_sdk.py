@@ -18,6 +18,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -572,6 +573,155 @@ def test_forked_child_restarts_the_refresher(shared: Registry) -> None:
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0, "the child never saw the move"
         wait_for(lambda: client.get("forky", label="staging").version == 2, timeout=2.0)
+
+
+SERVER_PROCESS = """
+import sys
+from promptgate.server import ServerSettings, create_app
+from promptgate.server.thread import ServerThread
+server = ServerThread(create_app(ServerSettings(registry=sys.argv[1]))).start()
+print(server.url, flush=True)
+sys.stdin.read()
+"""
+
+
+def _refreshers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "promptgate-sdk-refresh"]
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_close_ends_the_refresher_and_its_long_poll_at_once(tmp_path: Path) -> None:
+    """close() cuts the refresher's long-poll in flight: 50 create/close cycles leave no
+    thread and no socket behind (each used to linger for the whole long-poll, ~25 s). The
+    server runs in its own process, so that only the SDK's threads and sockets are counted."""
+    reg = Registry(f"sqlite:///{tmp_path / 'registry.db'}")
+    reg.store.close()
+    script = tmp_path / "server.py"
+    script.write_text(SERVER_PROCESS)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), reg.url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        url = proc.stdout.readline().strip()  # type: ignore[union-attr]
+        reg.port = int(url.rsplit(":", 1)[1])
+        seed(reg, "closy")
+        reg._http.close()  # type: ignore[union-attr]
+        reg._http = None
+        with reg.client() as warm:  # imports and first connections out of the count
+            warm.get("closy", label="staging")
+        wait_for(lambda: not _refreshers(), timeout=2.0)
+        threads, fds = threading.active_count(), _open_fds()
+        started = time.monotonic()
+        for i in range(50):
+            client = reg.client(long_poll_s=25.0)
+            assert client.get("closy", label="staging").version == 1
+            if i % 10 == 0:  # some closes land mid long-poll for sure, the others anywhere
+                time.sleep(0.1)
+            client.close()
+        took = time.monotonic() - started
+        wait_for(lambda: threading.active_count() <= threads and not _refreshers(), timeout=1.0)
+        wait_for(lambda: _open_fds() <= fds, timeout=1.0)
+        assert took < 15, f"50 cycles took {took:.1f} s"
+    finally:
+        proc.stdin.close()  # type: ignore[union-attr]
+        proc.kill()
+        proc.wait(timeout=10)
+        proc.stdout.close()  # type: ignore[union-attr]
+
+
+class RoundRobin:
+    """A TCP front for two servers: each connection goes to the next one, and is the only
+    request on it (Connection: close), as behind a load balancer without sticky sessions."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self.ports, self.count = ports, 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:  # closed
+                return
+            port = self.ports[self.count % len(self.ports)]
+            self.count += 1
+            threading.Thread(target=self._serve, args=(conn, port), daemon=True).start()
+
+    @staticmethod
+    def _serve(conn: socket.socket, port: int) -> None:
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                head += chunk
+            lines = head.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+            kept = [x for x in lines if not x.lower().startswith(b"connection:")]
+            request = b"\r\n".join([*kept, b"Connection: close"]) + b"\r\n\r\n"
+            try:
+                with socket.create_connection(("127.0.0.1", port)) as backend:
+                    backend.sendall(request)
+                    while chunk := backend.recv(65536):
+                        conn.sendall(chunk)
+            except OSError:  # either side went away (a client closing, a server stopping)
+                pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_poll_mode_never_goes_back_to_a_lagging_replicas_answer(tmp_path: Path) -> None:
+    """Two replicas over one SQLite registry behind a round-robin front: replica B answers
+    from its cache (up to 1 s old) after a move through A. The client takes A's newer answer
+    and ignores B's older one (its X-Promptgate-Seq is lower): a label never goes backwards."""
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    store = Store(url, create=True)
+    store.migrate()
+    viewer = create_key(store, "viewer", "viewer")
+    editor = {"Authorization": f"Bearer {create_key(store, 'editor', 'editor')}"}
+    for i in (1, 2):
+        push_specs(store, [validate_content("x", content(i))], message="m", author="t")
+    store.move_labels([LabelMove("x", "staging", 1, None, "r")], actor="t")
+    with ExitStack() as stack:
+        a, b = (
+            stack.enter_context(ServerThread(create_app(ServerSettings(registry=url))))
+            for _ in range(2)
+        )
+        front = RoundRobin([int(s.url.rsplit(":", 1)[1]) for s in (a, b)])
+        stack.callback(front.close)
+        client = stack.enter_context(
+            PromptClient(front.url, api_key=viewer, refresh="poll", ttl_s=0.02, **FAST)
+        )
+        assert client.get("x", label="staging").version == 1
+        at_b = f"{b.url}/v1/prompts/x"
+        assert httpx.get(at_b, params={"label": "staging"}, headers=editor).json()["version"] == 1
+        moved = httpx.put(
+            f"{a.url}/v1/prompts/x/labels/staging", json={"version": 2}, headers=editor
+        )
+        assert moved.status_code == 200
+        # B lags: its cached answer is the old version, with an older seq
+        lagging = httpx.get(at_b, params={"label": "staging"}, headers=editor)
+        assert lagging.json()["version"] == 1
+        assert int(lagging.headers["x-promptgate-seq"]) < moved.json()["seq"]
+        seen: list[int] = []
+        deadline = time.monotonic() + 0.6  # within B's cache lifetime
+        while time.monotonic() < deadline:
+            seen.append(client.get("x", label="staging").version)
+            time.sleep(0.002)
+        assert 2 in seen, "the client never saw the move"
+        assert 1 not in seen[seen.index(2) :], "the client went back to the old version"
+        assert front.count > 10  # both replicas answered polls
 
 
 def test_async_client(shared: Registry) -> None:

@@ -142,7 +142,10 @@ def test_label_cas_with_if_match(api: Api) -> None:
             headers={"If-Match": '"none"'},
         )
         assert ok.status_code == 200
-        assert ok.json() == {"prompt": "greet", "label": "beta", "version": 1, "revision": 1}
+        body = ok.json()
+        seq = body.pop("seq")  # the move's event seq, for reads with ?min_seq=
+        assert body == {"prompt": "greet", "label": "beta", "version": 1, "revision": 1}
+        assert seq == c.get("/v1/audit", params={"limit": 1}).json()["events"][0]["seq"]
         stale = c.put(
             "/v1/prompts/greet/labels/beta", json={"version": 2}, headers={"If-Match": '"2"'}
         )

@@ -16,6 +16,8 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from itsdangerous import URLSafeTimedSerializer
 
 from promptgate.config import Config, GateConfig
 from promptgate.domain import LabelMove
@@ -29,9 +31,11 @@ from promptgate.store import (
     create_key,
     get_promotion,
     get_report,
+    get_setting,
     list_promotions,
     revoke_key,
 )
+from promptgate.store.schema import ui_sessions
 from promptgate.testing import OpenAITestServer
 
 GREET_SUITE = """\
@@ -278,6 +282,61 @@ def test_a_revoked_keys_session_goes_back_to_signin(site: Site) -> None:
     with site.signed_in("viewer") as c:  # revoked in the store by another process (the CLI)
         revoke_key(site.store, "viewer")
         assert c.get("/audit").status_code == 303
+
+
+def _replay(site: Site, cookie: str) -> httpx.Response:
+    """GET / in a fresh client holding only `cookie` as the session cookie."""
+    with site.client() as other:
+        other.cookies.set("promptgate_session", cookie)
+        return other.get("/")
+
+
+def test_a_cookie_copied_before_signout_is_refused_after_it(site: Site) -> None:
+    with site.signed_in("editor") as c:
+        saved = c.cookies["promptgate_session"]
+        assert _replay(site, saved).status_code == 200  # the copy works while signed in
+        out = c.post("/signout", data={"csrf": csrf_of(c.get("/"))})
+        assert out.status_code == 303
+    replayed = _replay(site, saved)
+    assert replayed.status_code == 303 and replayed.headers["location"].startswith("/signin")
+    with site.client() as other:  # nor can it post a form
+        other.cookies.set("promptgate_session", saved)
+        form = other.get("/signin")
+        assert form.status_code == 200 and 'name="key"' in form.text
+
+
+def test_revoking_a_key_ends_its_sessions_server_side(site: Site) -> None:
+    with site.signed_in("approver") as one, site.signed_in("approver") as two:
+        saved = [one.cookies["promptgate_session"], two.cookies["promptgate_session"]]
+    assert all(_replay(site, cookie).status_code == 200 for cookie in saved)
+    revoke_key(site.store, "approver")  # as `promptgate keys revoke` does, from another process
+    assert all(_replay(site, cookie).status_code == 303 for cookie in saved)
+    with site.store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(ui_sessions.c.revoked_at).where(ui_sessions.c.key_name == "approver")
+        ).all()
+    assert len(rows) == 2 and all(row.revoked_at for row in rows)
+
+
+def test_the_secret_in_the_database_forges_no_session(site: Site) -> None:
+    """A database reader has the cookie-signing secret and the sessions table; neither signs
+    anyone in: sessions are rows looked up by the SHA-256 of an id only cookies hold."""
+    with site.signed_in("admin") as c:  # a live admin session exists
+        assert c.get("/audit").status_code == 200
+    secret = get_setting(site.store, "session_secret", lambda: "unused")
+    signer = URLSafeTimedSerializer(secret, salt="promptgate.ui.session")
+    with site.store.engine.connect() as conn:
+        [stored] = conn.execute(
+            sa.select(ui_sessions.c.id_hash).where(ui_sessions.c.key_name == "admin")
+        ).all()
+    forged = [
+        {"n": "x", "k": "admin"},  # the old cookie: a key's name
+        {"n": "x", "s": stored.id_hash},  # the stored hash as the id
+        {"n": "x", "s": "admin"},
+    ]
+    for payload in forged:
+        r = _replay(site, signer.dumps(payload))
+        assert r.status_code == 303 and r.headers["location"].startswith("/signin"), payload
 
 
 def test_roles_are_enforced_with_a_403_page(site: Site) -> None:

@@ -46,6 +46,7 @@ class GateConfig:
     timeout_s: float = 60.0
     retries: int = 4
     backoff_s: float = 0.5
+    max_retry_wait_s: float = 30.0
     allow_missing_suites: bool = False
     compare: CompareSettings = field(default_factory=CompareSettings)
     max_cost_usd: float | None = None
@@ -81,6 +82,7 @@ _GATE = {
     "timeout_s",
     "retries",
     "backoff_s",
+    "max_retry_wait_s",
     "allow_missing_suites",
     "compare",
     "max_cost_usd",
@@ -151,6 +153,14 @@ def parse_config(data: Any, root: Path, where: str) -> Config:
             _type(
                 f"{where}: gate.backoff_s",
                 gate.get("backoff_s", g.backoff_s),
+                (int, float),
+                "seconds",
+            )
+        ),
+        max_retry_wait_s=float(
+            _type(
+                f"{where}: gate.max_retry_wait_s",
+                gate.get("max_retry_wait_s", g.max_retry_wait_s),
                 (int, float),
                 "seconds",
             )

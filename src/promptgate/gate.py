@@ -529,6 +529,7 @@ def client_from_config(
         timeout_s=config.gate.timeout_s,
         retries=config.gate.retries,
         backoff_s=config.gate.backoff_s,
+        max_retry_wait_s=config.gate.max_retry_wait_s,
         pricing=config.pricing,
         budget=budget,
     )

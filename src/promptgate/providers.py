@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -280,6 +281,7 @@ def call_cost(
 
 
 def _retry_after(exc: Exception) -> float | None:
+    """The server's Retry-After in seconds (delta-seconds or an HTTP date), or None."""
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None)
     if headers is None:
@@ -290,7 +292,27 @@ def _retry_after(exc: Exception) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _wait_refused(asked: float | None, delay: float, waited: float, cap: float) -> str | None:
+    """Why the next retry's wait is refused (one call waits at most `cap` before one retry and
+    2 x `cap` in all), or None when it may wait `delay`."""
+    if asked is not None and asked > cap:
+        return f"rate limited: server asked to wait {asked:g} s, more than the {cap:g} s cap"
+    if waited + delay > 2 * cap:
+        return (
+            f"rate limited: retrying would wait {waited + delay:.0f} s in all, "
+            f"more than the {2 * cap:g} s cap"
+        )
+    return None
 
 
 class SpendGuard(Protocol):
@@ -315,6 +337,7 @@ class ModelClient:
         timeout_s: float = 60.0,
         retries: int = 4,
         backoff_s: float = 0.5,
+        max_retry_wait_s: float = 30.0,
         pricing: Mapping[str, Mapping[str, float]] | None = None,
         base_url: str | None = None,
         api_key: str | None = None,
@@ -326,6 +349,7 @@ class ModelClient:
         self.timeout_s = timeout_s
         self.retries = retries
         self.backoff_s = backoff_s
+        self.max_retry_wait_s = max_retry_wait_s
         self.pricing = pricing or {}
         # an empty variable (an unset GitHub secret) counts as unset
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
@@ -429,6 +453,7 @@ class ModelClient:
             self._semaphore = asyncio.Semaphore(self.concurrency)
         client = self._client(request)
         attempt = 0
+        waited = 0.0
         while True:
             try:
                 async with self._semaphore:
@@ -465,12 +490,19 @@ class ModelClient:
                     f"model {request.model}: {_describe(error)}"
                     + (f" after {attempt + 1} attempts" if attempt else "")
                 ) from None
-            delay = _retry_after(error)
-            if delay is None:
-                delay = random.uniform(0, self.backoff_s * (2**attempt))
+            asked = _retry_after(error)
+            delay = asked if asked is not None else random.uniform(0, self.backoff_s * 2**attempt)
+            refused = _wait_refused(asked, delay, waited, self.max_retry_wait_s)
+            if refused is not None:  # fail now rather than sleep for minutes
+                self.stats.errors += 1
+                raise ModelError(
+                    f"model {request.model}: {refused} (after {attempt + 1} "
+                    f"attempt{'s' if attempt else ''}; gate.max_retry_wait_s)"
+                ) from None
             attempt += 1
             self.stats.retries += 1
-            await asyncio.sleep(min(delay, 60.0))
+            waited += delay
+            await asyncio.sleep(delay)
 
     @staticmethod
     def _parse(completion: Any, request: ChatRequest, latency: float) -> ChatResponse:

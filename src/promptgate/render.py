@@ -18,13 +18,25 @@ from typing import Any
 
 import jinja2
 from jinja2 import meta, nodes
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from .errors import RenderError
 
 
+class _StrictSandbox(SandboxedEnvironment):
+    """The sandbox, raising at an unsafe attribute instead of handing back an Undefined: filters
+    such as `map(attribute='__class__')` keep what they get and print it as "Undefined",
+    which StrictUndefined cannot stop (it raises on use, and a list's repr is no use)."""
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> jinja2.Undefined:
+        raise SecurityError(
+            f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe."
+        )
+
+
 def _environment(loader: jinja2.BaseLoader | None = None) -> SandboxedEnvironment:
-    return SandboxedEnvironment(
+    return _StrictSandbox(
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,

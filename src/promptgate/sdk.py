@@ -19,7 +19,11 @@ How it works:
   per outage (logger "promptgate.sdk"), retry with exponential backoff and jitter, re-read every
   label when it answers again. 404 (label removed) -> the next `get` raises PromptNotFound.
   401/403 -> every `get` raises PromptAccessError until the registry accepts the key again.
+- Never backwards: a label entry keeps the event seq its answer reflects (a snapshot's seq,
+  or X-Promptgate-Seq on a poll) and ignores an older answer, such as a replica's that has
+  not heard of the last move yet.
 - Fork-safe: a forked child gets fresh connections and its own refresher thread.
+  `close()` cuts a long-poll in flight: the refresher thread ends within milliseconds.
 
 Importing this module loads neither the server nor the CLI (no FastAPI, uvicorn or click);
 httpx is imported for http(s) registries, SQLAlchemy only for a direct store.
@@ -41,6 +45,7 @@ from typing import Any
 from urllib.parse import quote
 
 from . import render as _render
+from ._cutter import Cutter
 from .canonical import content_hash
 from .errors import PromptgateError, UnknownRef
 from .lockfile import LockfileError, read_lock
@@ -68,6 +73,7 @@ log = logging.getLogger("promptgate.sdk")
 
 LATEST = "latest"
 _NO_LABEL_MOVE = frozenset({"request", "decision"})  # event types that never move a label
+_BEHIND_GRACE_S = 10.0  # answers older than a label entry's are ignored for this long
 
 
 # -- errors ---------------------------------------------------------------------------------------
@@ -383,6 +389,7 @@ class _HttpSource:
         self.timeout_s = timeout_s
         self.front = self._client()
         self.back = self._client()
+        self.cutter = Cutter()
 
     def _client(self) -> Any:
         return self.httpx.Client(base_url=self.url, headers=self.headers, timeout=self.timeout_s)
@@ -393,6 +400,11 @@ class _HttpSource:
         _ABANDONED.extend((self.front, self.back))
         self.front = self._client()
         self.back = self._client()
+        self.cutter = Cutter()
+
+    def interrupt(self) -> None:
+        """End the refresher's request in flight (from close(), on another thread)."""
+        self.cutter.cut()
 
     def close(self, front: bool = True, back: bool = True) -> None:
         for client in ([self.front] if front else []) + ([self.back] if back else []):
@@ -415,6 +427,7 @@ class _HttpSource:
                 params=params,
                 headers=headers,
                 timeout=timeout if timeout is not None else self.timeout_s,
+                extensions={"trace": self.cutter.trace} if client is self.back else None,
             )
         except self.httpx.HTTPError as exc:
             raise _Transient(f"{type(exc).__name__}: {exc}") from None
@@ -450,17 +463,20 @@ class _HttpSource:
 
     def label(
         self, name: str, label: str, etag: str | None = None, back: bool = False
-    ) -> tuple[dict[str, Any] | None, str | None]:
-        """(version object, ETag); (None, etag) when unchanged (304)."""
+    ) -> tuple[dict[str, Any] | None, str | None, int | None]:
+        """(version object, ETag, seq); (None, etag, seq) when unchanged (304). The seq is the
+        event the answer reflects at least (X-Promptgate-Seq; None from an older server)."""
         response = self._get(
             self.back if back else self.front,
             f"/v1/prompts/{quote(name)}",
             params={"label": label},
             headers={"If-None-Match": etag} if etag else None,
         )
+        raw_seq = response.headers.get("x-promptgate-seq", "")
+        seq = int(raw_seq) if raw_seq.isdigit() else None
         if response.status_code == 304:
-            return None, etag
-        return self._json(response), response.headers.get("etag")
+            return None, etag, seq
+        return self._json(response), response.headers.get("etag"), seq
 
     def snapshot(
         self, label: str, names: Sequence[str] | None, back: bool = False
@@ -521,6 +537,9 @@ class _StoreSource:
         if front and back:
             self.store.close()
 
+    def interrupt(self) -> None:
+        """Nothing to cut: the refresher's reads are short and it waits on its stop event."""
+
     def _call(self, fn: Any, *args: Any) -> Any:
         try:
             return fn(*args)
@@ -534,8 +553,8 @@ class _StoreSource:
 
     def label(
         self, name: str, label: str, etag: str | None = None, back: bool = False
-    ) -> tuple[dict[str, Any] | None, str | None]:
-        return self._call(self.store.resolve, name, label).to_json(), None
+    ) -> tuple[dict[str, Any] | None, str | None, int | None]:
+        return self._call(self.store.resolve, name, label).to_json(), None, None
 
     def snapshot(
         self, label: str, names: Sequence[str] | None, back: bool = False
@@ -575,7 +594,7 @@ def _refresher_main(
 ) -> None:
     """The refresher thread. It holds the client only weakly between steps, so an unreferenced
     client can be collected (and its thread ends). Its own connections are closed here, when
-    it ends: a long-poll in flight at `close()` is never cut from another thread."""
+    it ends; `close()` only cuts a long-poll in flight (socket shutdown), which ends it."""
     failures = 0
     try:
         while not (delay > 0 and stop.wait(delay)) and not stop.is_set():
@@ -658,6 +677,8 @@ class PromptClient:
         self._good: dict[_Key, Prompt] = {}  # last good prompt per key (kept while refused)
         self._watched: dict[_Key, str] = {}  # label entries -> effective label
         self._etags: dict[_Key, str | None] = {}
+        self._seqs: dict[_Key, int] = {}  # label entries -> the event seq their answer reflects
+        self._behind_since: dict[_Key, float] = {}  # entries answered older since then
         self._watch_gen = 0  # bumped whenever a label entry starts being watched
         self._from_lock: set[_Key] = set()
         self._snapshots: dict[tuple[str, tuple[str, ...] | None], PromptSnapshot] = {}
@@ -717,7 +738,7 @@ class PromptClient:
         try:
             if version is not None:
                 prompt = _make_prompt(self._source.version(name, version), None)
-                etag = None
+                etag, read_at = None, None
             elif self._events:
                 assert effective is not None
                 for attempt in range(4):
@@ -730,7 +751,7 @@ class PromptClient:
                             self._cursor = seq
                         if self._cursor <= seq or attempt == 3:
                             # every event after `seq` is yet to be matched against _watched
-                            self._install(key, prompt, effective, None)
+                            self._install(key, prompt, effective, None, seq)
                             if self._cursor > seq:
                                 self._needs_resync = True
                             break
@@ -739,7 +760,7 @@ class PromptClient:
                 self._ensure_refresher()
                 return prompt
             else:
-                data, etag = self._source.label(name, effective)  # type: ignore[arg-type]
+                data, etag, read_at = self._source.label(name, effective)  # type: ignore[arg-type]
                 assert data is not None
                 prompt = _make_prompt(data, effective)
         except _NotFound as exc:
@@ -754,13 +775,20 @@ class PromptClient:
                 + f": {exc}"
             ) from None
         with self._wlock:
-            self._install(key, prompt, effective, etag)
+            self._install(key, prompt, effective, etag, read_at)
         self._mark_up()
         if effective is not None:
             self._ensure_refresher()
         return prompt
 
-    def _install(self, key: _Key, prompt: Prompt, effective: str | None, etag: str | None) -> None:
+    def _install(
+        self,
+        key: _Key,
+        prompt: Prompt,
+        effective: str | None,
+        etag: str | None,
+        seq: int | None = None,
+    ) -> None:
         """A first fetch's result into the cache (caller holds _wlock)."""
         self._put(key, prompt)
         self._from_lock.discard(key)
@@ -768,6 +796,8 @@ class PromptClient:
             self._watched[key] = effective
             self._etags[key] = etag
             self._watch_gen += 1
+            if seq is not None:
+                self._seqs[key] = seq
 
     @staticmethod
     def _describe(key: _Key) -> str:
@@ -866,13 +896,36 @@ class PromptClient:
         if isinstance(value, Prompt):
             self._good[key] = value
 
+    def _older(self, key: _Key, seq: int | None) -> bool:
+        """Whether an answer read at `seq` is older than what `key` holds (caller holds _wlock).
+        Such an answer (a replica that has not seen the last move yet) is ignored, so a label
+        entry never goes backwards; a registry whose seq stays lower for _BEHIND_GRACE_S (one
+        restored from a backup) is believed."""
+        known = self._seqs.get(key)
+        if seq is None or known is None or seq >= known:
+            self._behind_since.pop(key, None)
+            return False
+        since = self._behind_since.setdefault(key, time.monotonic())
+        if time.monotonic() - since < _BEHIND_GRACE_S:
+            return True
+        self._behind_since.pop(key, None)
+        return False
+
     def _swap(
-        self, key: _Key, data: dict[str, Any] | None, label: str, etag: str | None = None
+        self,
+        key: _Key,
+        data: dict[str, Any] | None,
+        label: str,
+        etag: str | None = None,
+        seq: int | None = None,
     ) -> None:
-        """Install what the registry says `key` is now: a version object, or None (gone)."""
+        """Install what the registry says `key` is now: a version object, or None (gone),
+        unless the answer is older (`seq`) than what `key` holds."""
         with self._wlock:
-            if key not in self._watched:
+            if key not in self._watched or self._older(key, seq):
                 return
+            if seq is not None:
+                self._seqs[key] = seq
             self._etags[key] = etag
             self._from_lock.discard(key)
             current = self._cache.get(key)
@@ -896,7 +949,7 @@ class PromptClient:
                 return
         prompt = _make_prompt(data, label)  # outside the lock: hashing and parsing
         with self._wlock:
-            if key in self._watched:
+            if key in self._watched and (seq is None or self._seqs.get(key, seq) <= seq):
                 self._put(key, prompt)
 
     # -- the refresher ------------------------------------------------------------------------
@@ -965,13 +1018,13 @@ class PromptClient:
                 for key in keys:
                     etag = None if key in self._from_lock else self._etags.get(key)
                     try:
-                        data, new_tag = self._source.label(name, label, etag, back=True)
+                        data, new_tag, seq = self._source.label(name, label, etag, back=True)
                     except _NotFound:
                         self._swap(key, None, label)
                         continue
                     if data is None:  # 304: unchanged
                         continue
-                    self._swap(key, data, label, new_tag)
+                    self._swap(key, data, label, new_tag, seq)
 
     def _poll_store(self) -> None:
         source = self._source
@@ -999,37 +1052,36 @@ class PromptClient:
 
     def _fetch_labels(
         self, label: str, names: Sequence[str]
-    ) -> tuple[int | None, dict[str, dict[str, Any] | None]]:
-        """Each name's version object at `label` (None when not set), with the seq read at;
-        one request for the group unless some label is gone."""
+    ) -> tuple[int | None, dict[str, dict[str, Any] | None], dict[str, int]]:
+        """Each name's version object at `label` (None when not set), the lowest seq read at,
+        and each name's seq; one request for the group unless some label is gone."""
         found: dict[str, dict[str, Any] | None] = {}
-        seqs: list[int] = []
+        at: dict[str, int] = {}
         for i in range(0, len(names), 50):
             chunk = list(names[i : i + 50])
             try:
                 seq, got = self._source.snapshot(label, chunk, back=True)
-                seqs.append(seq)
                 found.update({n: got.get(n) for n in chunk})
+                at.update({n: seq for n in chunk})
             except _NotFound:
                 for name in chunk:
                     try:
                         seq, got = self._source.snapshot(label, [name], back=True)
-                        seqs.append(seq)
-                        found[name] = got.get(name)
+                        found[name], at[name] = got.get(name), seq
                     except _NotFound:
                         found[name] = None
-        return (min(seqs) if seqs else None), found
+        return (min(at.values()) if at else None), found, at
 
     def _resync(self) -> None:
         """Re-read every watched label (after an outage, at start, and as a safety net)."""
         low: int | None = None
         for label, by_name in self._groups().items():
-            seq, found = self._fetch_labels(label, sorted(by_name))
+            seq, found, at = self._fetch_labels(label, sorted(by_name))
             if seq is not None:
                 low = seq if low is None else min(low, seq)
             for name, keys in by_name.items():
                 for key in keys:
-                    self._swap(key, found.get(name), label)
+                    self._swap(key, found.get(name), label, seq=at.get(name))
         with self._wlock:
             if low is not None and (self._cursor is None or low < self._cursor):
                 self._cursor = low  # (a registry restored from a backup has a lower seq)
@@ -1050,10 +1102,10 @@ class PromptClient:
                 if label in groups and name in groups[label] and (label, name) not in done:
                     touched.setdefault(label, set()).add(name)
             for label, names in touched.items():
-                _seq, found = self._fetch_labels(label, sorted(names))
+                _seq, found, at = self._fetch_labels(label, sorted(names))
                 for name in names:
                     for key in groups[label][name]:
-                        self._swap(key, found.get(name), label)
+                        self._swap(key, found.get(name), label, seq=at.get(name))
                     done.add((label, name))
             with self._wlock:
                 if self._watch_gen == gen:  # no entry started being watched meanwhile
@@ -1133,8 +1185,9 @@ class PromptClient:
             self._source.close()
         else:  # the refresher closes its own connection when its request returns
             self._source.close(front=True, back=False)
+            self._source.interrupt()  # a long-poll in flight returns now, not in ~25 s
             if thread is not threading.current_thread():
-                thread.join(timeout=0.2)  # a long-poll in flight ends on its own (daemon)
+                thread.join(timeout=2.0)
             if isinstance(self._source, _StoreSource):
                 self._source.close()
         _LIVE.discard(self)

@@ -4,11 +4,13 @@ is async, and it reaches the store through the thread pool too."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -26,6 +28,7 @@ from ..store import (
     get_report,
     list_keys,
     list_promotions,
+    max_seq,
     revoke_key,
 )
 from .app import ApiError, ServerState
@@ -35,6 +38,8 @@ router = APIRouter(prefix="/v1")
 
 MAX_ID = 2**31 - 1  # ids and versions fit a 32-bit column on every engine
 PID = Path(ge=1, le=MAX_ID)
+SEQ_HEADER = "X-Promptgate-Seq"  # the event seq a prompt read reflects (at least)
+MIN_SEQ_WAIT_S = 2.0  # how long a read with ?min_seq= waits for this replica to catch up
 
 
 def _state(request: Request) -> ServerState:
@@ -132,11 +137,17 @@ async def get_prompt(
     name: str,
     label: str | None = Query(default=None),
     version: int | None = Query(default=None, ge=1, le=MAX_ID),
+    min_seq: int | None = Query(default=None, ge=0, le=MAX_ID),
     if_none_match: str | None = Header(default=None),
     who: Principal = requires("viewer"),
 ) -> Any:
     """The hot path of every application: served from the resolve cache when it can be
-    (dropped on every event this replica hears of), else read in the thread pool."""
+    (dropped on every event this replica hears of), else read in the thread pool.
+
+    Read-your-writes across replicas: with `min_seq=N` (the `seq` a write answered with) the
+    answer reflects event N or later. This replica waits up to MIN_SEQ_WAIT_S for its view
+    to reach N, else answers 503 with Retry-After. Every answer says in X-Promptgate-Seq
+    the seq it reflects at least."""
     state = _state(request)
     _check_name(name)
     if label is not None and version is not None:
@@ -145,26 +156,46 @@ async def get_prompt(
         check_label_name(label)
     key = (name, label, version)
     hit = state.resolved.get(key)
-    if hit is None:
+    if hit is not None and min_seq is not None and hit[2] < min_seq:
+        hit = None  # cached before event min_seq: read again
+    if hit is None and min_seq is not None:
+        deadline = time.monotonic() + MIN_SEQ_WAIT_S
+        while (seen := await run_in_threadpool(max_seq, state.store)) < min_seq:
+            if time.monotonic() >= deadline or state.stopping:
+                return JSONResponse(
+                    {
+                        "error": "unavailable",
+                        "detail": f"this replica has seen events up to seq {seen}, "
+                        f"not yet {min_seq}: retry",
+                    },
+                    status_code=503,
+                    headers={"Retry-After": "1", SEQ_HEADER: str(seen)},
+                )
+            await asyncio.sleep(0.05)
+    if hit is None:  # (read after event min_seq, if given: it is in this replica's view)
         hit = await run_in_threadpool(_resolve_body, state, name, label, version)
-    body, tag = hit
+    body, tag, seq = hit
+    headers = {"ETag": tag, SEQ_HEADER: str(seq)}
     if if_none_match is not None and tag in [t.strip() for t in if_none_match.split(",")]:
-        return Response(status_code=304, headers={"ETag": tag})
-    return Response(content=body, media_type="application/json", headers={"ETag": tag})
+        return Response(status_code=304, headers=headers)
+    return Response(content=body, media_type="application/json", headers=headers)
 
 
 def _resolve_body(
     state: ServerState, name: str, label: str | None, version: int | None
-) -> tuple[bytes, str]:
+) -> tuple[bytes, str, int]:
+    """(body, ETag, seq): the seq is read first, so the body reflects that event at least
+    (event ids commit in order, see Store._audit)."""
     generation = state.resolved.generation
     store = state.store
+    seq = max_seq(store)
     v = (
         store.get_version(name, version)
         if version is not None
         else store.resolve(name, label or LATEST)
     )
     data = v.to_json()
-    entry = (canonical_json(data), _etag(data))
+    entry = (canonical_json(data), _etag(data), seq)
     state.resolved.put((name, label, version), entry, generation)
     return entry
 
@@ -188,6 +219,7 @@ def push_version(
     spec = validate_content(_check_name(name), body.content, where=f"prompt {name}")
     [result] = push_specs(state.store, [spec], message=body.message, author=who.name)
     state.hub.notify()
+    response.headers[SEQ_HEADER] = str(max_seq(state.store))  # for a read with ?min_seq=
     if not result.created:
         response.status_code = 200
     return result.version.to_json()
@@ -235,14 +267,22 @@ def move_label(
     current = store.label_version(name, label) if expect == "any" else expect
     assert current is None or isinstance(current, int)
     try:
-        store.move_labels(
+        events = store.move_labels(
             [LabelMove(name, label, body.version, current, body.reason)], actor=who.name
         )
     except LabelConflict as exc:
         raise ApiError(412, "precondition_failed", str(exc)) from None
     state.hub.notify()
     [row] = [x for x in store.labels(name) if x.label == label]
-    return {"prompt": name, "label": label, "version": row.version, "revision": row.revision}
+    # seq: the move's event (the newest event when it was already there), for ?min_seq=
+    seq = events[-1].id if events else max_seq(store)
+    return {
+        "prompt": name,
+        "label": label,
+        "version": row.version,
+        "revision": row.revision,
+        "seq": seq,
+    }
 
 
 @router.delete("/prompts/{name}/labels/{label}")

@@ -1,8 +1,11 @@
 """The web UI (DESIGN §7): server-rendered Jinja2 pages, enhanced by htmx shipped in the package.
 
 Every page reads without JavaScript; htmx only polls a running gate's progress. People sign in by
-pasting an API key: the session is a signed cookie (itsdangerous) holding the key's name and a
-random nonce, and the key is looked up again on every request, so revoking it ends the session.
+pasting an API key. Sessions are held server-side (store/sessions.py): the cookie (signed with
+itsdangerous) carries a random nonce and, once signed in, a random session id whose SHA-256 is a
+row of `ui_sessions`; every request looks the row and its key up again. Sign-out and revoking the
+key end the row, so a copied cookie is refused after them, and the signing secret (kept in the
+registry's settings) cannot sign anyone in: no database row holds a usable session id.
 Every POST form carries a CSRF token, an HMAC of the session's nonce with the server's secret.
 
 Routes (outside /v1, left out of the OpenAPI schema):
@@ -55,7 +58,8 @@ from ..promptfile import NAME_RE, parse_prompt_text
 from ..refs import check_label_name
 from ..registry import push_specs
 from ..report import _stats_line, to_markdown
-from ..store import ROLES, get_promotion, get_report, key_by_name, list_promotions
+from ..store import ROLES, get_promotion, get_report, list_promotions
+from ..store.sessions import create_session, end_session, session_user
 from ..verdict import sentence as comparison_sentence
 from .app import ApiError, ServerState, _status_for
 from .auth import Principal
@@ -209,15 +213,16 @@ ENV = _environment()
 
 @dataclass
 class Session:
-    """The cookie's content: a nonce (for CSRF tokens) and, once signed in, the key's name."""
+    """The cookie's content: a nonce (for CSRF tokens) and, once signed in, the session id
+    (its row in ui_sessions names the key)."""
 
     nonce: str
-    key: str | None = None
+    sid: str | None = None
     fresh: bool = False  # the cookie must be (re)written
 
     @classmethod
-    def new(cls, key: str | None = None) -> Session:
-        return cls(nonce=secrets.token_urlsafe(18), key=key, fresh=True)
+    def new(cls, sid: str | None = None) -> Session:
+        return cls(nonce=secrets.token_urlsafe(18), sid=sid, fresh=True)
 
 
 def _serializer(state: ServerState) -> URLSafeTimedSerializer:
@@ -232,8 +237,8 @@ def load_session(request: Request) -> Session:
         except BadSignature:
             data = None
         if isinstance(data, dict) and isinstance(data.get("n"), str):
-            key = data.get("k")
-            return Session(nonce=data["n"], key=key if isinstance(key, str) else None)
+            sid = data.get("s")  # (a cookie from before server-side sessions has none)
+            return Session(nonce=data["n"], sid=sid if isinstance(sid, str) else None)
     return Session.new()
 
 
@@ -245,7 +250,7 @@ def csrf_token(state: ServerState, session: Session) -> str:
 
 def _write_cookie(response: Response, request: Request, session: Session) -> None:
     state: ServerState = request.app.state.pg
-    value = _serializer(state).dumps({"n": session.nonce, "k": session.key})
+    value = _serializer(state).dumps({"n": session.nonce, "s": session.sid})
     secure = request.url.scheme == "https" or (state.settings.public_url or "").startswith(
         "https://"
     )
@@ -260,12 +265,12 @@ def _write_cookie(response: Response, request: Request, session: Session) -> Non
     )
 
 
-def _principal(state: ServerState, name: str) -> Principal | None:
-    """The live key named `name` (names are never reused, revoked keys stay listed)."""
-    found = key_by_name(state.store, name)
-    if found is None or found[1] not in ROLES:
+def _principal(state: ServerState, sid: str) -> Principal | None:
+    """The key a live session signs in (None once signed out, expired or its key revoked)."""
+    found = session_user(state.store, sid)
+    if found is None or found.role not in ROLES:
         return None
-    return Principal(*found)
+    return Principal(found.name, found.role)
 
 
 @dataclass
@@ -312,7 +317,7 @@ def page(role: str | None) -> Any:
     def dependency(request: Request) -> Ui:
         state: ServerState = request.app.state.pg
         session = load_session(request)
-        user = _principal(state, session.key) if session.key else None
+        user = _principal(state, session.sid) if session.sid else None
         ui = Ui(request, state, session, user)
         request.state.ui = ui
         if role is None:
@@ -503,7 +508,7 @@ router = APIRouter(
 def signin_form(next: str = "/", ui: Ui = page(None)) -> Response:
     if ui.user is not None:
         return ui.redirect(_safe_next(next))
-    if ui.session.key is not None:  # its key was revoked: start over
+    if ui.session.sid is not None:  # signed out elsewhere, expired or revoked: start over
         ui.session = Session.new()
     return ui.render("signin.html", title="Sign in", next=_safe_next(next))
 
@@ -521,13 +526,18 @@ def signin(form: Posted = posted(None)) -> Response:
             next=target,
             error="That key is unknown or has been revoked.",
         )
-    ui.session = Session.new(key=who.name)  # a new nonce: no token survives signing in
+    if ui.session.sid is not None:  # signing in again replaces the session
+        end_session(ui.state.store, ui.session.sid)
+    # a new nonce and session id: no token survives signing in
+    ui.session = Session.new(sid=create_session(ui.state.store, who.name, SESSION_MAX_AGE))
     return ui.redirect(target)
 
 
 @router.post("/signout")
 def signout(form: Posted = posted(None)) -> Response:
     ui = form.ui
+    if ui.session.sid is not None:  # ended server-side: a copy of the cookie is refused too
+        end_session(ui.state.store, ui.session.sid)
     ui.session = Session.new()
     return ui.redirect("/signin")
 

@@ -41,6 +41,7 @@ from .schema import (
     response_cache,
     schema_migrations,
     settings,
+    ui_sessions,
     versions,
     webhook_deliveries,
 )
@@ -886,14 +887,22 @@ def list_keys(store: Store) -> list[dict[str, Any]]:
 
 
 def revoke_key(store: Store, name: str) -> None:
+    """Revoke a key, and end every web UI session it signed in (same transaction)."""
+
     def run(conn: Connection) -> None:
+        now = utcnow()
         done = conn.execute(
             api_keys.update()
             .where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
-            .values(revoked_at=utcnow())
+            .values(revoked_at=now)
         ).rowcount
         if done != 1:
             raise UnknownRef(f"no live key named {name!r}")
+        conn.execute(
+            ui_sessions.update()
+            .where(ui_sessions.c.key_name == name, ui_sessions.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
 
     store._retrying(run, attempts=3)
 

@@ -131,6 +131,18 @@ webhook_deliveries = sa.Table(
     sa.Column("at", sa.String(40), nullable=False),
 )
 
+ui_sessions = sa.Table(
+    "ui_sessions",
+    metadata,
+    # SHA-256 of the session id in the cookie: a database reader cannot sign anyone in
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("key_name", sa.String(100), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("expires_at", sa.String(40), nullable=False),
+    sa.Column("revoked_at", sa.String(40)),
+    sa.Index("ix_ui_sessions_key", "key_name"),
+)
+
 _IMMUTABLE = ("versions", "audit_events")
 
 
@@ -194,9 +206,14 @@ def _m4_no_replace(conn: Connection) -> None:
         )
 
 
+def _m5_ui_sessions(conn: Connection) -> None:
+    ui_sessions.create(conn)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "versions, labels, audit log, immutability triggers", _m1_initial),
     (2, "response cache and gate reports", _m2_cache_and_reports),
     (3, "api keys, settings, promotion requests, webhook deliveries", _m3_server),
     (4, "immutability holds against SQLite REPLACE and upserts", _m4_no_replace),
+    (5, "web UI sessions held server-side", _m5_ui_sessions),
 ]
