@@ -25,7 +25,8 @@ from .errors import BadInput, GateFailed
 from .graph import affected as affected_nodes
 from .graph import reasons as affected_reasons
 from .promptfile import load_prompt_file
-from .providers import ModelClient, NoCache, ReplayCache, ResponseCache, StoreCache
+from .prefetch import PrefetchingStoreCache, planned_keys
+from .providers import ModelClient, NoCache, ReplayCache, ResponseCache
 from .refs import Ref, check_label_name, parse_ref
 from .registry import config_diff, text_diff
 from .runner import CaseResult, Job, PromptAt, Runner, SuiteResult, run_jobs
@@ -300,7 +301,7 @@ def make_cache(store: Store | None, *, no_cache: bool, replay: Path | None) -> R
         return ReplayCache(replay)
     if no_cache or store is None:
         return NoCache()
-    return StoreCache(store)
+    return PrefetchingStoreCache(store)
 
 
 async def _run_async(
@@ -312,7 +313,6 @@ async def _run_async(
     workers: int,
 ) -> tuple[dict[str, list[SuiteResult]], dict[str, list[SuiteResult]]]:
     runner = Runner(client, judge)
-    client.prepare()
     jobs = []
     for name in plan.affected:
         if name not in plan.candidate_side:
@@ -335,6 +335,8 @@ async def _run_async(
                         version=plan.baseline[name].label,
                     )
                 )
+    if isinstance(client.cache, PrefetchingStoreCache):
+        client.cache.prefetch(planned_keys(jobs))
     try:
         results = await run_jobs(runner, jobs, workers=workers, on_case=on_case)
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,11 @@ from .common import AppContext, console, note
 pass_app = click.make_pass_decorator(AppContext)
 
 
-def _progress(total_cases: int) -> tuple[Any, Any]:
-    """A live progress bar on stderr, or nothing when stderr is not a terminal."""
+def _progress(total_cases: int) -> tuple[Any, Any] | None:
+    """A live progress bar on stderr, or None when stderr is not a terminal (CI, pipes): then
+    rich.progress is not even imported."""
+    if not sys.stderr.isatty():
+        return None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     progress = Progress(
@@ -86,11 +90,14 @@ def _run_check(
             f"checking {', '.join(f'{c.name}@{c.label}' for c in plan.candidates.values())} "
             f"against {plan.label}: affected {', '.join(plan.affected)}"
         )
-        state["progress"], state["task"] = _progress(total)
-        state["progress"].start()
+        bar = _progress(total)
+        if bar is not None:
+            state["progress"], state["task"] = bar
+            state["progress"].start()
 
     def on_case(job: Any, result: Any) -> None:
-        state["progress"].advance(state["task"])
+        if "progress" in state:
+            state["progress"].advance(state["task"])
 
     try:
         return check(
