@@ -24,8 +24,8 @@ from .domain import AuditEvent, LabelMove, PromptVersion
 from .errors import BadInput, GateFailed
 from .graph import affected as affected_nodes
 from .graph import reasons as affected_reasons
-from .promptfile import load_prompt_file
 from .prefetch import PrefetchingStoreCache, planned_keys
+from .promptfile import load_prompt_file
 from .providers import ModelClient, NoCache, ReplayCache, ResponseCache
 from .refs import Ref, check_label_name, parse_ref
 from .registry import config_diff, text_diff

@@ -106,7 +106,9 @@ def excerpt(text: str, limit: int = EXCERPT) -> str:
     return text if len(text) <= limit else text[:limit] + f"… (+{len(text) - limit} chars)"
 
 
-def upstream_inputs(content: Mapping[str, Any], variables: Mapping[str, Any]) -> list[tuple[str, str]]:
+def upstream_inputs(
+    content: Mapping[str, Any], variables: Mapping[str, Any]
+) -> list[tuple[str, str]]:
     """(source prompt, input name) of each `from:` input that `variables` does not set: what
     must run first to render this prompt."""
     return [
