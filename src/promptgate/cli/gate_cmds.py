@@ -34,6 +34,17 @@ def _progress(total_cases: int) -> tuple[Any, Any] | None:
     return progress, task
 
 
+def _print_summary(report: dict[str, Any]) -> None:
+    """The verdict and per-suite table on stdout: rich at a terminal, plain text otherwise
+    (CI logs, pipes), where rich is not even imported."""
+    from ..report import format_plain, print_terminal
+
+    if sys.stdout.isatty():
+        print_terminal(report, console())
+    else:
+        click.echo(format_plain(report), nl=False)
+
+
 def _write_reports(
     report: dict[str, Any], report_md: Path | None, report_json: Path | None, junit: Path | None
 ) -> None:
@@ -186,8 +197,6 @@ def check_cmd(
     junit: Path | None,
 ) -> None:
     """Evaluate candidates and everything downstream of them; exit 1 if any suite fails."""
-    from ..report import print_terminal
-
     outcome = _run_check(
         app,
         refs,
@@ -199,7 +208,7 @@ def check_cmd(
         no_baseline=no_baseline,
     )
     _write_reports(outcome.report, report_md, report_json, junit)
-    print_terminal(outcome.report, console())
+    _print_summary(outcome.report)
     if not outcome.passed:
         raise SystemExit(1)
 
@@ -238,7 +247,7 @@ def promote(
     from ..errors import BadInput
     from ..refs import check_label_name, parse_ref
     from ..registry import default_author
-    from ..report import print_terminal, report_digest
+    from ..report import report_digest
 
     check_label_name(label)
     if label == "latest":
@@ -273,7 +282,7 @@ def promote(
         no_baseline=no_baseline,
     )
     _write_reports(outcome.report, report_md, report_json, junit)
-    print_terminal(outcome.report, console())
+    _print_summary(outcome.report)
     if outcome.plan is None:
         click.echo(f"nothing differs from {label}; nothing moved")
         return
