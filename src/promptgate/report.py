@@ -407,7 +407,7 @@ def _summary_rows(report: Mapping[str, Any]) -> list[tuple[tuple[str, ...], bool
     """One row per suite (the SUMMARY_COLUMNS cells; the last holds only the flaky note) with
     whether that suite passed."""
     reasons = {a["name"]: a["reason"] for a in report["affected"]}
-    rows = []
+    rows: list[tuple[tuple[str, ...], bool]] = []
     for s in report["suites"]:
         flaky = sum(1 for c in s["cases"] if c["flaky"])
         cells = (
