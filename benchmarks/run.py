@@ -66,6 +66,7 @@ WORKLOADS = (
     "big-run",
     "graph-run",
     "affected",
+    "process",
 )
 
 
@@ -1276,6 +1277,18 @@ def bench_affected(args: argparse.Namespace, tmp: Path) -> None:
     note(f"affected: changing {changed} (near the root) affects {len(out):,} prompts")
 
 
+# ------------------------------------------------------------------------------ 10. processes
+
+
+def bench_process(args: argparse.Namespace, tmp: Path) -> None:
+    """`promptgate check` as whole processes (and promptfoo beside it): process_bench.py."""
+    from process_bench import bench_processes
+
+    bench_processes(
+        llm(), tmp, quick=args.quick, with_promptfoo=not args.no_promptfoo, row=row, note=note
+    )
+
+
 # ------------------------------------------------------------------------------ main
 
 
@@ -1303,6 +1316,11 @@ def main(argv: Iterable[str] | None = None) -> int:
         action="store_true",
         help="big-run: print the biggest live allocations at the memory peak "
         "(slows the run; the figures are then not comparable)",
+    )
+    parser.add_argument(
+        "--no-promptfoo",
+        action="store_true",
+        help="process: skip the promptfoo peer rows even where promptfoo is installed",
     )
     parser.add_argument("--serve-llm", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-big-run", type=int, help=argparse.SUPPRESS)
@@ -1363,6 +1381,8 @@ def main(argv: Iterable[str] | None = None) -> int:
             steps.append((name, bench_graph_run))
         elif name == "affected":
             steps.append((name, bench_affected))
+        elif name == "process":
+            steps.append((name, bench_process))
     try:
         for name, fn in steps:
             print(f"[{name}]", file=sys.stderr, flush=True)

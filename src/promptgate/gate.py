@@ -27,8 +27,9 @@ from .graph import Graph, add_edges, check_acyclic, dependencies
 from .graph import affected as affected_nodes
 from .graph import reasons as affected_reasons
 from .policy import CompareSettings
+from .prefetch import PrefetchingStoreCache, planned_keys
 from .promptfile import includes, is_partial, load_prompt_file
-from .providers import ModelClient, NoCache, ReplayCache, ResponseCache, StoreCache
+from .providers import ModelClient, NoCache, ReplayCache, ResponseCache
 from .refs import Ref, check_label_name, parse_ref
 from .registry import config_diff, text_diff
 from .report import build_report, nothing_changed_report, report_digest, suite_result_from_json
@@ -341,7 +342,7 @@ def make_cache(store: Store | None, *, no_cache: bool, replay: Path | None) -> R
         return ReplayCache(replay)
     if no_cache or store is None:
         return NoCache()
-    return StoreCache(store)
+    return PrefetchingStoreCache(store)
 
 
 async def _run_async(
@@ -353,7 +354,6 @@ async def _run_async(
     workers: int,
 ) -> tuple[dict[str, list[SuiteResult]], dict[str, list[SuiteResult]]]:
     runner = Runner(client, judge)
-    client.prepare()
     includes_of = {
         "candidate": side_includes(plan.candidate_side, plan.pinned),
         "baseline": side_includes(plan.baseline, plan.pinned),
@@ -382,6 +382,8 @@ async def _run_async(
                         includes=includes_of["baseline"],
                     )
                 )
+    if isinstance(client.cache, PrefetchingStoreCache):
+        client.cache.prefetch(planned_keys(jobs))
     try:
         results = await run_jobs(runner, jobs, workers=workers, on_case=on_case)
     finally:

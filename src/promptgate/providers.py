@@ -371,6 +371,9 @@ class ModelClient:
             )
         client_key = (base_url, api_key)
         if client_key not in self._clients:
+            # Lazy on purpose: `openai` (its pydantic types) costs ~0.6 s to import, and a run
+            # served wholly from the cache or a recording never needs it. The client is built
+            # on the first uncached call, not at check start.
             import openai
 
             self._clients[client_key] = openai.AsyncOpenAI(
@@ -382,8 +385,8 @@ class ModelClient:
         return self._clients[client_key]
 
     def prepare(self) -> None:
-        """Build the default endpoint's client now (~70 ms of setup), before a run's clock and
-        its first requests, rather than on the first cache miss."""
+        """Build the default endpoint's client now (imports openai), rather than on the first
+        cache miss. The gate does not call it: a fully cached run must not pay for openai."""
         if self.base_url is not None or self.api_key is not None:
             self._client(ChatRequest(model="", messages=()))
 
@@ -447,7 +450,7 @@ class ModelClient:
         )
 
     async def _call_with_retries(self, request: ChatRequest) -> ChatResponse:
-        import openai
+        import openai  # lazy: only uncached calls need it (see _client)
 
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self.concurrency)

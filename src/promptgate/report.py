@@ -526,41 +526,41 @@ def github_annotations(report: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def print_terminal(report: Mapping[str, Any], console: Any) -> None:
-    """A summary table for people at a terminal (rich)."""
-    from rich.table import Table
+SUMMARY_COLUMNS = ("prompt", "why", "suite", "version", "passed", "threshold", "result")
 
-    verdict = report["verdict"]
-    style = {"pass": "bold green", "fail": "bold red", "inconclusive": "bold yellow"}.get(
-        verdict, "bold"
-    )
+
+def _headline(report: Mapping[str, Any]) -> str:
     cands = ", ".join(c["ref"] for c in report["candidates"]) or "nothing"
-    console.print(f"[{style}]{verdict.upper()}[/] {cands} against {report['label']}")
-    if verdict == "nothing-changed":
-        return
-    table = Table()
-    for col in ("prompt", "why", "suite", "version", "passed", "threshold", "result"):
-        table.add_column(col, no_wrap=col not in ("why", "suite"))
+    return f"{report['verdict'].upper()} {cands} against {report['label']}"
+
+
+def _summary_rows(report: Mapping[str, Any]) -> list[tuple[tuple[str, ...], str]]:
+    """One row per suite (the SUMMARY_COLUMNS cells; the last holds only the flaky note) with
+    that suite's verdict."""
     reasons = {a["name"]: a["reason"] for a in report["affected"]}
+    rows: list[tuple[tuple[str, ...], str]] = []
     for s in report["suites"]:
         flaky = sum(1 for c in s["cases"] if c["flaky"])
-        table.add_row(
+        cells = (
             s["prompt"],
             reasons.get(s["prompt"], ""),
             s["path"],
             s["version"],
             f"{s['passed_cases']}/{s['total']}",
             f"{s['threshold']:g}",
-            {"pass": "[green]pass[/]", "fail": "[red]fail[/]"}.get(
-                _suite_verdict(s), "[yellow]inconclusive[/]"
-            )
-            + (f" ({flaky} flaky)" if flaky else ""),
+            f" ({flaky} flaky)" if flaky else "",  # the result column, after the verdict
         )
-    console.print(table)
+        rows.append((cells, _suite_verdict(s)))
+    return rows
+
+
+def _detail_lines(report: Mapping[str, Any]) -> list[str]:
+    """Each suite's comparison sentence, failing cases, the gate's failures, the stats line."""
+    out = []
     for s in report["suites"]:
         c = s.get("comparison")
         reading = sentence(c) if c else "no baseline: judged by its threshold alone"
-        console.print(f"  {s['prompt']}: {reading}", markup=False, highlight=False)
+        out.append(f"  {s['prompt']}: {reading}")
     for s in report["suites"]:
         for c in s["cases"]:
             if not c["passed"]:
@@ -568,9 +568,47 @@ def print_terminal(report: Mapping[str, Any], console: Any) -> None:
                     f"{a['type']}: {a['reason']}" for a in c["failed_assertions"]
                 )
                 change = f" ({c['change']})" if c.get("change") else ""
-                console.print(
-                    f"  ✗ {s['prompt']}/{c['id']}{change}: {why}", markup=False, highlight=False
-                )
-    for f in report["failures"]:
-        console.print(f"  • {f}", markup=False, highlight=False)
-    console.print(_stats_line(report["stats"]), markup=False, highlight=False)
+                out.append(f"  ✗ {s['prompt']}/{c['id']}{change}: {why}")
+    out += [f"  • {f}" for f in report["failures"]]
+    out.append(_stats_line(report["stats"]))
+    return out
+
+
+_STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
+
+
+def print_terminal(report: Mapping[str, Any], console: Any) -> None:
+    """A summary table for people at a terminal (rich)."""
+    from rich.table import Table
+
+    verdict = report["verdict"]
+    style = f"bold {_STYLE[verdict]}" if verdict in _STYLE else "bold"
+    head, _, rest = _headline(report).partition(" ")
+    console.print(f"[{style}]{head}[/] {rest}")
+    if verdict == "nothing-changed":
+        return
+    table = Table()
+    for col in SUMMARY_COLUMNS:
+        table.add_column(col, no_wrap=col not in ("why", "suite"))
+    for cells, judged in _summary_rows(report):
+        table.add_row(*cells[:-1], f"[{_STYLE.get(judged, 'bold')}]{judged}[/]" + cells[-1])
+    console.print(table)
+    for line in _detail_lines(report):
+        console.print(line, markup=False, highlight=False)
+
+
+def format_plain(report: Mapping[str, Any]) -> str:
+    """The same summary as print_terminal in plain text, for logs and pipes (no rich)."""
+    lines = [_headline(report)]
+    if report["verdict"] != "nothing-changed":
+        rows = [
+            SUMMARY_COLUMNS,
+            *((*c[:-1], judged + c[-1]) for c, judged in _summary_rows(report)),
+        ]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(SUMMARY_COLUMNS))]
+        for n, r in enumerate(rows):
+            lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+            if n == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        lines += _detail_lines(report)
+    return "\n".join(lines) + "\n"

@@ -107,6 +107,31 @@ def excerpt(text: str, limit: int = EXCERPT) -> str:
     return text if len(text) <= limit else text[:limit] + f"… (+{len(text) - limit} chars)"
 
 
+def upstream_inputs(
+    content: Mapping[str, Any], variables: Mapping[str, Any]
+) -> list[tuple[str, str]]:
+    """(source prompt, input name) of each `from:` input that `variables` does not set: what
+    must run first to render this prompt."""
+    return [
+        (spec.source, spec.name)
+        for spec in prompt_inputs(content).values()
+        if spec.source and spec.name not in variables
+    ]
+
+
+def build_request(
+    name: str,
+    content: Mapping[str, Any],
+    values: Mapping[str, Any],
+    run_index: int,
+    includes: Mapping[str, str] | None = None,
+) -> ChatRequest:
+    """The request a prompt makes on fully known input values (`includes`: the side's
+    partials' text)."""
+    messages = render_messages(content, with_defaults(content, values), name, includes)
+    return ChatRequest.for_content(content, messages, run_index)
+
+
 class UpstreamMissing(PromptgateError):
     """An input comes from a prompt this side has no version of."""
 
@@ -150,14 +175,10 @@ class Runner:
             raise UpstreamMissing(f"{name} has no version to run (needed as an upstream input)")
         content = prompt.content
         values = dict(variables)
-        for spec in prompt_inputs(content).values():
-            if spec.source and spec.name not in variables:
-                produced = await self.output(
-                    side, spec.source, variables, run_index, True, includes
-                )
-                values[spec.name] = produced.output
-        messages = render_messages(content, with_defaults(content, values), name, includes)
-        request = ChatRequest.for_content(content, messages, run_index)
+        for source, input_name in upstream_inputs(content, variables):
+            produced = await self.output(side, source, variables, run_index, True, includes)
+            values[input_name] = produced.output
+        request = build_request(name, content, values, run_index, includes)
         site = CALL_SITE.set((CALL_SITE.get()[0], name, upstream))
         try:
             if upstream:

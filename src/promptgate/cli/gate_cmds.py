@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,11 @@ from .common import AppContext, console, emit_json, note
 pass_app = click.make_pass_decorator(AppContext)
 
 
-def _progress(total_cases: int) -> tuple[Any, Any]:
-    """A live progress bar on stderr, or nothing when stderr is not a terminal."""
+def _progress(total_cases: int) -> tuple[Any, Any] | None:
+    """A live progress bar on stderr, or None when stderr is not a terminal (CI, pipes): then
+    rich.progress is not even imported."""
+    if not sys.stderr.isatty():
+        return None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     progress = Progress(
@@ -28,6 +32,17 @@ def _progress(total_cases: int) -> tuple[Any, Any]:
     )
     task = progress.add_task("cases", total=total_cases)
     return progress, task
+
+
+def _print_summary(report: dict[str, Any]) -> None:
+    """The verdict and per-suite table on stdout: rich at a terminal, plain text otherwise
+    (CI logs, pipes), where rich is not even imported."""
+    from ..report import format_plain, print_terminal
+
+    if sys.stdout.isatty():
+        print_terminal(report, console())
+    else:
+        click.echo(format_plain(report), nl=False)
 
 
 def _write_reports(
@@ -88,11 +103,14 @@ def _run_check(
             f"checking {', '.join(f'{c.name}@{c.label}' for c in plan.candidates.values())} "
             f"against {plan.label}: affected {', '.join(plan.affected)}"
         )
-        state["progress"], state["task"] = _progress(total)
-        state["progress"].start()
+        bar = _progress(total)
+        if bar is not None:
+            state["progress"], state["task"] = bar
+            state["progress"].start()
 
     def on_case(job: Any, result: Any) -> None:
-        state["progress"].advance(state["task"])
+        if "progress" in state:
+            state["progress"].advance(state["task"])
 
     try:
         return check(
@@ -264,8 +282,6 @@ def check_cmd(
 ) -> None:
     """Evaluate candidates and everything downstream of them; exit 1 if the gate fails (or,
     under compare.inconclusive: fail, cannot tell)."""
-    from ..report import print_terminal
-
     if as_json and not plan_only:
         raise click.UsageError("--json goes with --plan (the report is --report-json FILE)")
     from ..shards import parse_shard
@@ -312,7 +328,7 @@ def check_cmd(
         shard=shard_of,
     )
     _write_reports(outcome.report, report_md, report_json, junit)
-    print_terminal(outcome.report, console())
+    _print_summary(outcome.report)
     if shard_of is not None:
         note(
             f"shard {shard_of[0]}/{shard_of[1]} written: `promptgate report merge` judges the check"
@@ -366,7 +382,7 @@ def promote(
     from ..errors import BadInput
     from ..refs import check_label_name, parse_ref
     from ..registry import default_author
-    from ..report import print_terminal, report_digest
+    from ..report import report_digest
 
     check_label_name(label)
     if label == "latest":
@@ -407,7 +423,7 @@ def promote(
         max_cost=max_cost,
     )
     _write_reports(outcome.report, report_md, report_json, junit)
-    print_terminal(outcome.report, console())
+    _print_summary(outcome.report)
     if outcome.plan is None:
         click.echo(f"nothing differs from {label}; nothing moved")
         return
@@ -584,12 +600,11 @@ def report_merge(
 ) -> None:
     """Merge the JSON reports of every shard of one check into one report and one verdict
     (exit 1 if it fails, 2 for a missing, duplicated or foreign shard)."""
-    from ..report import print_terminal
     from ..shards import merge_reports
 
     merged = merge_reports([read_report(f) for f in files], [str(f) for f in files])
     _write_reports(merged.report, report_md, report_json, junit)
-    print_terminal(merged.report, console())
+    _print_summary(merged.report)
     if not merged.passed:
         raise SystemExit(1)
 
