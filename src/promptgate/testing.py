@@ -182,12 +182,15 @@ def tool_call(
     return call
 
 
-def chance(p: float, right: str, wrong: str, *, seed: str = "") -> Callable[[dict], str]:
+Body = dict[str, Any]  # a chat-completions request body, as parsed JSON
+
+
+def chance(p: float, right: str, wrong: str, *, seed: str = "") -> Callable[[Body], str]:
     """A seeded random reply for :meth:`OpenAITestServer.reply`: ``right`` with probability
     ``p``, else ``wrong``, decided by SHA-256 of ``seed`` and the conversation, so the same
     request always gets the same answer and different seeds are independent trials."""
 
-    def answer(body: dict) -> str:
+    def answer(body: Body) -> str:
         text = f"{seed}\0{body.get('model')}\0{_conversation_text(body)}"
         draw = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64
         return right if draw < p else wrong
@@ -195,9 +198,9 @@ def chance(p: float, right: str, wrong: str, *, seed: str = "") -> Callable[[dic
     return answer
 
 
-Matcher = None | str | re.Pattern[str] | Callable[[dict], bool]
-Responder = Callable[[dict], Reply | str | None]
-Content = None | str | Reply | Callable[[dict], Reply | str]
+Matcher = None | str | re.Pattern[str] | Callable[[Body], bool]
+Responder = Callable[[Body], Reply | str | None]
+Content = None | str | Reply | Callable[[Body], Reply | str]
 
 
 # --------------------------------------------------------------------------- request helpers
@@ -259,7 +262,7 @@ def _normalize_tool_calls(calls: Sequence[Mapping[str, Any]]) -> list[dict[str, 
     return out
 
 
-def _compile_matcher(match: Matcher) -> Callable[[dict, _TextCache], bool]:
+def _compile_matcher(match: Matcher) -> Callable[[Body, _TextCache], bool]:
     if match is None:
         return lambda body, text: True
     if isinstance(match, str):
@@ -290,7 +293,7 @@ class _TextCache:
 
 @dataclass(slots=True)
 class _Rule:
-    matches: Callable[[dict, _TextCache], bool]
+    matches: Callable[[Body, _TextCache], bool]
     content: Content
     tool_calls: Any
     latency: float | None
@@ -299,7 +302,7 @@ class _Rule:
 @dataclass(slots=True)
 class _Fault:
     kind: str  # "fail" | "malformed" | "slow"
-    matches: Callable[[dict, _TextCache], bool]
+    matches: Callable[[Body, _TextCache], bool]
     remaining: int
     status: int = 500
     retry_after: float | None = None
@@ -398,7 +401,7 @@ class _BadRequest(Exception):
 def _dechunk(buf: bytearray, start: int) -> tuple[bytes, int] | None:
     """Decode a chunked body starting at ``buf[start]``; None if incomplete."""
     pos = start
-    parts = []
+    parts: list[bytes] = []
     size_total = 0
     while True:
         eol = buf.find(b"\r\n", pos)
@@ -827,7 +830,7 @@ class OpenAITestServer:
         match: Matcher,
         content: Content = None,
         *,
-        tool_calls: Sequence[Mapping[str, Any]] | Callable[[dict], Any] | None = None,
+        tool_calls: Sequence[Mapping[str, Any]] | Callable[[Body], Any] | None = None,
         latency: float | None = None,
     ) -> None:
         """Add a reply rule; the first matching rule (in order added) answers.
@@ -1047,7 +1050,7 @@ class OpenAITestServer:
         )
 
     @staticmethod
-    def _rule_reply(rule: _Rule, body: dict) -> Reply:
+    def _rule_reply(rule: _Rule, body: Body) -> Reply:
         content = rule.content
         if callable(content):
             content = content(body)
@@ -1060,7 +1063,7 @@ class OpenAITestServer:
             content = ""
         return Reply(content=None if content is None else str(content), tool_calls=tool_calls)
 
-    def _completion(self, body: dict, model: str, reply: Reply, text: _TextCache) -> bytes:
+    def _completion(self, body: Body, model: str, reply: Reply, text: _TextCache) -> bytes:
         content = reply.content
         completion_tokens = len(content.split()) if content else 0
         tool_calls_json = ""
