@@ -16,6 +16,8 @@ from typing import Any
 
 from .canonical import canonical_json, content_hash
 from .errors import PromptFileError
+from .limits import MAX_MESSAGES, MAX_MODEL_KEYS, MAX_TEMPLATE_CHARS
+from .modelparams import ParamProblem, check_model_params, response_format_problem
 from .render import TemplateProblem, template_variables
 from .yamlload import KeyPath, Located, load_yaml_file, parse_yaml
 
@@ -67,6 +69,12 @@ def _fail(doc: Located, key: KeyPath, message: str) -> PromptFileError:
 def _check_template(doc: Located, key: KeyPath, source: Any) -> None:
     if not isinstance(source, str):
         raise _fail(doc, key, f"must be a string, not {type(source).__name__}")
+    if len(source) > MAX_TEMPLATE_CHARS:
+        raise _fail(
+            doc,
+            key,
+            f"template is {len(source):,} characters; the limit is {MAX_TEMPLATE_CHARS:,}",
+        )
     try:
         template_variables(source)
     except TemplateProblem as exc:
@@ -92,11 +100,19 @@ def _validate_model(doc: Located, model: Any) -> dict[str, Any]:
             ("model", "provider"),
             f"unknown provider {provider!r} (known: {', '.join(sorted(PROVIDERS))})",
         )
+    if len(model) > MAX_MODEL_KEYS:
+        raise _fail(
+            doc, ("model",), f"{len(model):,} keys; the limit is {MAX_MODEL_KEYS:,} parameters"
+        )
     out = dict(model)
     out["provider"] = provider
     for k in out:
         if not isinstance(k, str):
             raise _fail(doc, ("model",), f"parameter names must be strings, not {k!r}")
+    try:
+        check_model_params(out)
+    except ParamProblem as exc:
+        raise _fail(doc, ("model", exc.key), str(exc)) from None
     _json_value(doc, ("model",), out)
     return out
 
@@ -104,6 +120,10 @@ def _validate_model(doc: Located, model: Any) -> dict[str, Any]:
 def _validate_messages(doc: Located, messages: Any) -> list[dict[str, Any]]:
     if not isinstance(messages, list) or not messages:
         raise _fail(doc, ("messages",), "must be a non-empty list of {role, content}")
+    if len(messages) > MAX_MESSAGES:
+        raise _fail(
+            doc, ("messages",), f"{len(messages):,} messages; the limit is {MAX_MESSAGES:,}"
+        )
     for i, m in enumerate(messages):
         if not isinstance(m, Mapping):
             raise _fail(doc, ("messages", i), "must be a mapping with `role` and `content`")
@@ -170,8 +190,9 @@ def _validate_tools(doc: Located, tools: Any) -> list[Any]:
 def _validate_response_format(doc: Located, rf: Any) -> Any:
     if rf is None:
         return None
-    if not isinstance(rf, Mapping) or not isinstance(rf.get("type"), str):
-        raise _fail(doc, ("response_format",), "must be null or a mapping with `type`")
+    problem = response_format_problem(rf)
+    if problem is not None:
+        raise _fail(doc, ("response_format",), problem)
     _json_value(doc, ("response_format",), rf)
     return dict(rf)
 

@@ -26,11 +26,13 @@ import yaml
 from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
 
+from .limits import MAX_PROMPT_FILE_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES
+
 KeyPath = tuple[str | int, ...]
 
-MAX_DEPTH = 64  # nested mappings/sequences
-MAX_NODES = 1_000_000  # nodes of a document, each alias counted as the nodes it expands to
-MAX_YAML_BYTES = 1024 * 1024  # default cap on a YAML text (prompt files, promptgate.yaml)
+MAX_DEPTH = MAX_YAML_DEPTH
+MAX_NODES = MAX_YAML_NODES
+MAX_YAML_BYTES = MAX_PROMPT_FILE_BYTES  # the default cap on a YAML text
 
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
