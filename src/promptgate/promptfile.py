@@ -16,7 +16,7 @@ from typing import Any
 
 from .canonical import canonical_json, content_hash
 from .errors import PromptFileError
-from .limits import MAX_MESSAGES, MAX_MODEL_KEYS, MAX_TEMPLATE_CHARS
+from .limits import MAX_MESSAGES, MAX_PROMPT_FILE_BYTES, MAX_MODEL_KEYS, MAX_TEMPLATE_CHARS
 from .modelparams import ParamProblem, check_model_params, response_format_problem
 from .render import TemplateProblem, template_variables
 from .yamlload import KeyPath, Located, load_yaml_file, parse_yaml
@@ -256,6 +256,14 @@ def parse_prompt_text(text: str, where: str = "<prompt>") -> PromptSpec:
 def validate_content(name: str, content: Mapping[str, Any], where: str = "<content>") -> PromptSpec:
     """Validate content given as data (an API body): the same rules as a file."""
     data = dict(content)
+    try:
+        size = len(canonical_json(data))
+    except (TypeError, ValueError):
+        size = 0  # validate_prompt names the value that is not JSON
+    if size > MAX_PROMPT_FILE_BYTES:
+        raise PromptFileError(
+            f"{where}: content is {size:,} bytes; the limit is {MAX_PROMPT_FILE_BYTES:,}"
+        )
     if "name" in data and data["name"] != name:
         raise PromptFileError(f"{where}: name {data['name']!r} does not match {name!r}")
     data["name"] = name
