@@ -16,7 +16,7 @@ from typing import Any
 
 from .canonical import canonical_json, content_hash
 from .errors import PromptFileError
-from .limits import MAX_MESSAGES, MAX_PROMPT_FILE_BYTES, MAX_MODEL_KEYS, MAX_TEMPLATE_CHARS
+from .limits import MAX_MESSAGES, MAX_MODEL_KEYS, MAX_PROMPT_FILE_BYTES, MAX_TEMPLATE_CHARS
 from .modelparams import ParamProblem, check_model_params, response_format_problem
 from .render import TemplateProblem, template_variables
 from .yamlload import KeyPath, Located, load_yaml_file, parse_yaml

@@ -200,7 +200,7 @@ def _build(
             break
         parent.size += size
         if isinstance(parent.value, list):
-            lines[(*parent.path, len(parent.value))] = mark.line + 1
+            lines[parent.path + (len(parent.value),)] = mark.line + 1
             parent.value.append(value)
         elif parent.key is _PENDING:
             if text is None:
@@ -212,7 +212,7 @@ def _build(
             if duplicate:
                 raise ConstructorError(None, None, f"duplicate key {value!r}", mark)
             parent.key, parent.key_text = value, text
-            lines[(*parent.path, text)] = mark.line + 1
+            lines[parent.path + (text,)] = mark.line + 1
         else:
             parent.value[parent.key] = value
             parent.key = _PENDING
