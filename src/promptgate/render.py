@@ -2,7 +2,8 @@
 
 Templates are user content, edited by people who are not engineers and reviewed in a browser:
 they render in a `SandboxedEnvironment` with `StrictUndefined`, so a missing variable or an
-attribute escape (`{{ ''.__class__ }}`) is an error, never silently empty.
+attribute escape (`{{ ''.__class__ }}`) is an error, never silently empty; and in a bounded one
+(sandbox.py), so a render that would pass `limits.MAX_RENDER_CHARS` fails in one line.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from typing import Any
 
 import jinja2
 from jinja2 import meta, nodes
-from jinja2.sandbox import SandboxedEnvironment
 
 from .errors import RenderError
+from .sandbox import BoundedSandbox, RenderLimit
 
-_ENV = SandboxedEnvironment(
+_ENV = BoundedSandbox(
     undefined=jinja2.StrictUndefined,
     autoescape=False,
     keep_trailing_newline=True,
@@ -69,10 +70,14 @@ def render_text(source: str, variables: Mapping[str, Any], where: str = "templat
         return _compiled(source).render(**variables)
     except jinja2.UndefinedError as exc:
         raise RenderError(f"{where}: {exc.message}") from None
+    except RenderLimit as exc:
+        raise RenderError(f"{where}: {exc}") from None
     except jinja2.exceptions.SecurityError as exc:
         raise RenderError(f"{where}: sandbox refused: {exc}") from None
     except jinja2.TemplateError as exc:
         raise RenderError(f"{where}: {exc}") from None
+    except MemoryError:  # a backstop: the sandbox's bounds should come first
+        raise RenderError(f"{where}: out of memory while rendering") from None
     except Exception as exc:  # a filter or value raising while rendering
         raise RenderError(f"{where}: {type(exc).__name__}: {exc}") from None
 
