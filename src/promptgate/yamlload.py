@@ -225,6 +225,55 @@ def _build(
     return value
 
 
+def check_bounds(
+    text: str,
+    loader_class: Any = _BaseLoader,
+    max_depth: int = MAX_DEPTH,
+    max_nodes: int = MAX_NODES,
+) -> None:
+    """Raise YamlLimitError if `text` nests deeper than `max_depth` or its aliases expand past
+    `max_nodes` (or recurse), building no values: for loaders with their own constructors (the
+    assertions' js-yaml-like reader), which then load the text as usual."""
+    loader = loader_class(text)
+    sizes: dict[str, int] = {}
+    stack: list[list[Any]] = []  # [anchor, size] of each open collection
+    total = 0
+    try:
+        while not loader.check_event(yaml.StreamEndEvent):
+            event = loader.get_event()
+            kind = type(event)
+            if kind is yaml.SequenceStartEvent or kind is yaml.MappingStartEvent:
+                if len(stack) >= max_depth:
+                    raise _limit(f"nested deeper than {max_depth} levels", event.start_mark)
+                stack.append([event.anchor, 1])
+                total += 1
+                continue
+            if kind is yaml.SequenceEndEvent or kind is yaml.MappingEndEvent:
+                anchor, size = stack.pop()
+                if anchor is not None:
+                    sizes[anchor] = size
+            elif kind is yaml.AliasEvent:
+                if any(frame[0] == event.anchor for frame in stack):
+                    raise _limit(f"recursive alias *{event.anchor}", event.start_mark)
+                size = sizes.get(event.anchor, 1)
+                total += size
+            elif kind is yaml.ScalarEvent:
+                size = 1
+                total += 1
+                if event.anchor is not None:
+                    sizes[event.anchor] = 1
+            else:
+                continue
+            if total > max_nodes:
+                raise _limit(
+                    f"more than {max_nodes:,} nodes with aliases expanded", event.start_mark
+                )
+            if stack:
+                stack[-1][1] += size
+    finally:
+        loader.dispose()
+
+
 def parse_yaml(text: str, path: str, max_bytes: int = MAX_YAML_BYTES) -> Located:
     """Parse `text`; any problem becomes ValueError('path:line: problem'), one line."""
     size = len(text.encode("utf-8", "surrogatepass")) if len(text) * 4 > max_bytes else len(text)
