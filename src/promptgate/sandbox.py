@@ -155,7 +155,7 @@ class BoundedSandbox(SandboxedEnvironment):
         super().__init__(**options)
         self.filters = {name: _bounded_filter(name, f) for name, f in self.filters.items()}
 
-    def concat(self, parts: Iterable[Any]) -> str:  # type: ignore[override]
+    def concat(self, parts: Iterable[Any]) -> str:
         """What a template (or a `{% set %}` block, or `~`) renders, counted as it comes."""
         out: list[str] = []
         total = 0
