@@ -567,3 +567,40 @@ def test_a_report_must_hold_every_affected_suite(api: Api, monkeypatch: pytest.M
         assert get_promotion(store, pid)["state"] == "gating"
         taken = editor.post(f"/v1/promotions/{pid}/report", json=report)
         assert taken.status_code == 200 and taken.json()["state"] == "passed"
+
+
+def test_request_bodies_over_the_limit_are_413(api: Api) -> None:
+    from promptgate.limits import MAX_BODY_BYTES
+
+    big = {"content": {**CONTENT, "description": "x" * MAX_BODY_BYTES}, "message": "m"}
+    data = json.dumps(big).encode()
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it streams
+        for i in range(0, len(data), 1 << 20):
+            yield data[i : i + (1 << 20)]
+
+    with api.client("editor") as c:
+        declared = c.post(
+            "/v1/prompts/greet/versions",
+            content=data,
+            headers={"Content-Type": "application/json"},
+        )
+        streamed = c.post(
+            "/v1/prompts/greet/versions",
+            content=chunks(),
+            headers={"Content-Type": "application/json"},
+        )
+        for r in (declared, streamed):
+            assert r.status_code == 413, r.text
+            assert r.json() == {
+                "error": "too_large",
+                "detail": f"request body is larger than the limit of {MAX_BODY_BYTES:,} bytes",
+            }
+        # a template over the template limit fits the body limit but is refused as content
+        long = c.post(
+            "/v1/prompts/greet/versions",
+            json={"content": {**CONTENT, "template": "x" * 300_000}, "message": "m"},
+        )
+        assert long.status_code == 422 and "the limit is 200,000" in long.json()["detail"]
+        assert c.get("/v1/prompts").json() == []
+        assert push(c).status_code == 201  # the connection pool still works

@@ -37,11 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
-
 from .errors import BadInput, PromptFileError, PromptgateError
+from .limits import MAX_SUITE_FILE_BYTES
 from .promptfile import load_prompt_file
 from .refs import check_label_name
+from .yamlload import load_yaml_file
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -91,10 +91,10 @@ def _under(path: PurePosixPath, folder: PurePosixPath) -> bool:
 def _safe_yaml(path: Path) -> tuple[Any, str | None]:
     """Parsed YAML data, or None and the reason it could not be read."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")), None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return None, first
+        return load_yaml_file(path, MAX_SUITE_FILE_BYTES).data, None
+    except ValueError as exc:  # one line: "path[:line]: [invalid YAML: ]problem"
+        text = str(exc)
+        return None, text.split("invalid YAML: ", 1)[1] if "invalid YAML: " in text else text
 
 
 def _case_file_owners(root: Path, evals: PurePosixPath) -> dict[PurePosixPath, set[str]]:

@@ -16,6 +16,8 @@ from typing import Any
 
 from .canonical import canonical_json, content_hash
 from .errors import PromptFileError
+from .limits import MAX_MESSAGES, MAX_MODEL_KEYS, MAX_PROMPT_FILE_BYTES, MAX_TEMPLATE_CHARS
+from .modelparams import ParamProblem, check_model_params, response_format_problem
 from .render import TemplateProblem, template_includes, template_variables
 from .yamlload import KeyPath, Located, load_yaml_file, parse_yaml
 
@@ -70,6 +72,12 @@ def _fail(doc: Located, key: KeyPath, message: str) -> PromptFileError:
 def _check_template(doc: Located, key: KeyPath, source: Any) -> None:
     if not isinstance(source, str):
         raise _fail(doc, key, f"must be a string, not {type(source).__name__}")
+    if len(source) > MAX_TEMPLATE_CHARS:
+        raise _fail(
+            doc,
+            key,
+            f"template is {len(source):,} characters; the limit is {MAX_TEMPLATE_CHARS:,}",
+        )
     try:
         template_variables(source)
         refs = template_includes(source)
@@ -99,11 +107,19 @@ def _validate_model(doc: Located, model: Any) -> dict[str, Any]:
             ("model", "provider"),
             f"unknown provider {provider!r} (known: {', '.join(sorted(PROVIDERS))})",
         )
+    if len(model) > MAX_MODEL_KEYS:
+        raise _fail(
+            doc, ("model",), f"{len(model):,} keys; the limit is {MAX_MODEL_KEYS:,} parameters"
+        )
     out = dict(model)
     out["provider"] = provider
     for k in out:
         if not isinstance(k, str):
             raise _fail(doc, ("model",), f"parameter names must be strings, not {k!r}")
+    try:
+        check_model_params(out)
+    except ParamProblem as exc:
+        raise _fail(doc, ("model", exc.key), str(exc)) from None
     _json_value(doc, ("model",), out)
     return out
 
@@ -111,6 +127,10 @@ def _validate_model(doc: Located, model: Any) -> dict[str, Any]:
 def _validate_messages(doc: Located, messages: Any) -> list[dict[str, Any]]:
     if not isinstance(messages, list) or not messages:
         raise _fail(doc, ("messages",), "must be a non-empty list of {role, content}")
+    if len(messages) > MAX_MESSAGES:
+        raise _fail(
+            doc, ("messages",), f"{len(messages):,} messages; the limit is {MAX_MESSAGES:,}"
+        )
     for i, m in enumerate(messages):
         if not isinstance(m, Mapping):
             raise _fail(doc, ("messages", i), "must be a mapping with `role` and `content`")
@@ -177,8 +197,9 @@ def _validate_tools(doc: Located, tools: Any) -> list[Any]:
 def _validate_response_format(doc: Located, rf: Any) -> Any:
     if rf is None:
         return None
-    if not isinstance(rf, Mapping) or not isinstance(rf.get("type"), str):
-        raise _fail(doc, ("response_format",), "must be null or a mapping with `type`")
+    problem = response_format_problem(rf)
+    if problem is not None:
+        raise _fail(doc, ("response_format",), problem)
     _json_value(doc, ("response_format",), rf)
     return dict(rf)
 
@@ -269,6 +290,14 @@ def parse_prompt_text(text: str, where: str = "<prompt>") -> PromptSpec:
 def validate_content(name: str, content: Mapping[str, Any], where: str = "<content>") -> PromptSpec:
     """Validate content given as data (an API body): the same rules as a file."""
     data = dict(content)
+    try:
+        size = len(canonical_json(data))
+    except (TypeError, ValueError):
+        size = 0  # validate_prompt names the value that is not JSON
+    if size > MAX_PROMPT_FILE_BYTES:
+        raise PromptFileError(
+            f"{where}: content is {size:,} bytes; the limit is {MAX_PROMPT_FILE_BYTES:,}"
+        )
     if "name" in data and data["name"] != name:
         raise PromptFileError(f"{where}: name {data['name']!r} does not match {name!r}")
     data["name"] = name

@@ -2,7 +2,8 @@
 
 Templates are user content, edited by people who are not engineers and reviewed in a browser:
 they render in a `SandboxedEnvironment` with `StrictUndefined`, so a missing variable or an
-attribute escape (`{{ ''.__class__ }}`) is an error, never silently empty.
+attribute escape (`{{ ''.__class__ }}`) is an error, never silently empty; and in a bounded one
+(sandbox.py), so a render that would pass `limits.MAX_RENDER_CHARS` fails in one line.
 
 `{% include "tone" %}` (or `"tone@v3"`) is the only way a template reaches another: the
 includes a render may use are given to it as a mapping of include name to partial text, which
@@ -22,9 +23,10 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from .errors import RenderError
+from .sandbox import BoundedSandbox, RenderLimit
 
 
-class _StrictSandbox(SandboxedEnvironment):
+class _StrictSandbox(BoundedSandbox):
     """The sandbox, raising at an unsafe attribute instead of handing back an Undefined: filters
     such as `map(attribute='__class__')` keep what they get and print it as "Undefined",
     which StrictUndefined cannot stop (it raises on use, and a list's repr is no use)."""
@@ -139,10 +141,14 @@ def render_text(
         raise RenderError(f"{where}: include {exc.name!r} is not a partial of this side") from None
     except jinja2.UndefinedError as exc:
         raise RenderError(f"{where}: {exc.message}") from None
+    except RenderLimit as exc:
+        raise RenderError(f"{where}: {exc}") from None
     except jinja2.exceptions.SecurityError as exc:
         raise RenderError(f"{where}: sandbox refused: {exc}") from None
     except jinja2.TemplateError as exc:
         raise RenderError(f"{where}: {exc}") from None
+    except MemoryError:  # a backstop: the sandbox's bounds should come first
+        raise RenderError(f"{where}: out of memory while rendering") from None
     except Exception as exc:  # a filter or value raising while rendering
         raise RenderError(f"{where}: {type(exc).__name__}: {exc}") from None
 

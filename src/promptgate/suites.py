@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SuiteError
+from .limits import MAX_SUITE_FILE_BYTES
 from .policy import parse_compare
 from .promptfile import NAME_RE
 from .yamlload import Located, load_yaml_file, parse_yaml
@@ -88,11 +89,19 @@ def _number(value: Any, where: str, lo: float, hi: float | None = None) -> float
     return float(value)
 
 
-def _csv_cases(text: str) -> list[dict[str, Any]]:
+def _csv_cases(text: str, path: Path) -> list[dict[str, Any]]:
     """promptfoo's CSV layout: columns are vars; `__expected*` columns hold assertions written
     as `type: value` (a bare value means `equals`); `__description` and `__id` name the case."""
+    reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _csv_rows(reader)
+    except csv.Error as exc:
+        raise SuiteError(f"{path}:{reader.line_num}: invalid CSV: {exc}") from None
+
+
+def _csv_rows(reader: csv.DictReader[str]) -> list[dict[str, Any]]:
     rows = []
-    for row in csv.DictReader(io.StringIO(text)):
+    for row in reader:
         case: dict[str, Any] = {"vars": {}, "assert": []}
         for key, value in row.items():
             if key is None:
@@ -112,12 +121,33 @@ def _csv_cases(text: str) -> list[dict[str, Any]]:
     return rows
 
 
+def _case_text(raw: bytes, path: Path) -> str:
+    """A case file's text: UTF-8 without NUL bytes, or one line naming the first bad byte."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise SuiteError(
+            f"{path}:{line}: not UTF-8 text (byte {exc.start}); binary file?"
+        ) from None
+    nul = text.find("\0")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        raise SuiteError(f"{path}:{line}: NUL byte in a case file; binary file?")
+    return text
+
+
 def _load_case_file(path: Path, where: str) -> tuple[list[Any], bytes]:
     try:
+        size = path.stat().st_size
+        if size > MAX_SUITE_FILE_BYTES:
+            raise SuiteError(
+                f"{path}: case file is {size:,} bytes; the limit is {MAX_SUITE_FILE_BYTES:,}"
+            )
         raw = path.read_bytes()
     except OSError:
         raise SuiteError(f"{where}: case file {path} not found") from None
-    text = raw.decode("utf-8", errors="replace")
+    text = _case_text(raw, path)
     if path.suffix == ".jsonl":
         items = []
         for n, line in enumerate(text.splitlines(), 1):
@@ -126,12 +156,14 @@ def _load_case_file(path: Path, where: str) -> tuple[list[Any], bytes]:
                     items.append(json.loads(line))
                 except json.JSONDecodeError as exc:
                     raise SuiteError(f"{path}:{n}: invalid JSON: {exc.msg}") from None
+                except RecursionError:
+                    raise SuiteError(f"{path}:{n}: JSON nested too deeply") from None
         return items, raw
     if path.suffix == ".csv":
-        return _csv_cases(text), raw
+        return _csv_cases(text, path), raw
     if path.suffix in (".yaml", ".yml"):
         try:
-            data = parse_yaml(text, str(path)).data
+            data = parse_yaml(text, str(path), MAX_SUITE_FILE_BYTES).data
         except ValueError as exc:
             raise SuiteError(str(exc)) from None
         if not isinstance(data, list):
@@ -155,9 +187,10 @@ def _case(
     if case_id in seen:
         raise SuiteError(f"{at}: duplicate case id {case_id!r}")
     seen.add(case_id)
-    variables = {**(defaults.get("vars") or {}), **(raw.get("vars") or {})}
-    if not isinstance(raw.get("vars", {}), Mapping):
-        raise SuiteError(f"{at}: `vars` must be a mapping")
+    given = raw.get("vars")
+    if given is not None and not isinstance(given, Mapping):
+        raise SuiteError(f"{at}: `vars` must be a mapping, not {type(given).__name__}")
+    variables = {**(defaults.get("vars") or {}), **(given or {})}
     asserts = _validate_asserts(defaults.get("assert"), f"{where} defaults") + _validate_asserts(
         raw.get("assert"), at
     )
@@ -181,7 +214,7 @@ def _case(
 def load_suite(path: Path) -> Suite:
     """Load and validate one suite file (and its case file)."""
     try:
-        doc = load_yaml_file(path)
+        doc = load_yaml_file(path, MAX_SUITE_FILE_BYTES)
     except ValueError as exc:
         raise SuiteError(str(exc)) from None
     data = doc.data
@@ -204,6 +237,8 @@ def load_suite(path: Path) -> Suite:
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, Mapping) or set(defaults) - DEFAULT_KEYS:
         raise SuiteError(f"{doc.where(('defaults',))}: defaults may hold assert, vars, threshold")
+    if not isinstance(defaults.get("vars") or {}, Mapping):
+        raise SuiteError(f"{doc.where(('defaults', 'vars'))}: `vars` must be a mapping")
     digest = hashlib.sha256(path.read_bytes())
     cases_raw = data.get("cases")
     if isinstance(cases_raw, str):
@@ -240,7 +275,7 @@ def load_suites(folder: Path) -> dict[str, list[Suite]]:
     candidates = []
     for f in files:
         try:
-            data = load_yaml_file(f).data
+            data = load_yaml_file(f, MAX_SUITE_FILE_BYTES).data
         except ValueError as exc:
             raise SuiteError(str(exc)) from None
         if isinstance(data, Mapping) and isinstance(data.get("cases"), str):

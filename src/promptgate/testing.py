@@ -1115,9 +1115,9 @@ def _load_script(server: OpenAITestServer, path: str) -> int:
     if path.endswith(".json"):
         data = json.loads(text)
     else:
-        import yaml  # lazy: only the CLI needs it
+        from .yamlload import parse_yaml  # lazy: only the CLI needs it
 
-        data = yaml.safe_load(text)
+        data = parse_yaml(text, path).data
     if isinstance(data, Mapping):
         data = data.get("rules", [])
     if not isinstance(data, list):

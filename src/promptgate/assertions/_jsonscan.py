@@ -11,6 +11,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
+from ..yamlload import check_bounds
 from ._js import _JS_SPACE, _js_str
 
 
@@ -108,6 +109,7 @@ def _yaml_load_once(text: str) -> Any:
     import yaml
 
     try:
+        check_bounds(text, _yaml_loader(True))  # depth and alias bombs: a YAMLError, not a hang
         return yaml.load(text, Loader=_yaml_loader(True))  # SafeLoader subclasses
     except yaml.YAMLError as exc:
         if "\\u" not in text or "escape" not in str(exc):

@@ -33,6 +33,7 @@ from ..errors import (
 from ..remote import open_store
 from ..store import NOTIFY_CHANNEL, Store, engine_url, get_setting
 from .auth import KeyCache
+from .bodylimit import BodyLimit
 from .events import EventHub, PgListener
 
 log = logging.getLogger("promptgate.server")
@@ -175,6 +176,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     app = FastAPI(title="promptgate registry", version=__version__, lifespan=lifespan)
     app.state.pg = state
+    app.add_middleware(BodyLimit)  # request bodies over limits.MAX_BODY_BYTES are 413
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
