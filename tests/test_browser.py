@@ -248,3 +248,25 @@ def test_edit_gate_request_approve(example: Example, browser: Browser) -> None:
 
     assert errors == []
     assert time.monotonic() - started < 60
+
+
+def test_an_unknown_filter_comes_back_inline_with_the_text_kept(
+    example: Example, browser: Browser
+) -> None:
+    errors: list[str] = []
+    page = _new_page(browser, errors)
+    page.goto(example.url + "/prompts/summarize/edit")
+    _sign_in(page, example.editor_key)
+    box = page.get_by_label("Prompt file (YAML)")
+    broken = box.input_value().replace("{{ facts }}", "{{ facts | nosuchfilter }}")
+    assert "nosuchfilter" in broken
+    box.fill(broken)
+    page.get_by_label("Change message").fill("try a filter")
+    page.get_by_role("button", name="Save new version").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("No filter named 'nosuchfilter': check its spelling")
+    expect(alert).to_contain_text("Line ")
+    expect(page.get_by_label("Prompt file (YAML)")).to_have_value(broken)
+    expect(page.get_by_label("Change message")).to_have_value("try a filter")
+    assert errors and all(e.startswith("422 ") or " 422 " in e for e in errors), errors
+    assert len(example.store.history("summarize")) == 1

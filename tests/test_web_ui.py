@@ -375,7 +375,7 @@ def test_edit_creates_a_version_by_the_signed_in_key(site: Site) -> None:
 @pytest.mark.parametrize(
     ("text", "error"),
     [
-        ("name: greet\nmodel: [unclosed\n", "greet.yaml"),
+        ("name: greet\nmodel: [unclosed\n", "Line 3 of the prompt file: invalid YAML"),
         ("name: greet\nmodel: {name: m}\ntemplate: 'Hello {{ who '\n", "template"),
         ("name: greet\ntemplate: hi\n", "model"),
         ("name: other\nmodel: {name: m}\ntemplate: hi\n", "the YAML names 'other'"),
@@ -398,6 +398,54 @@ def test_invalid_edits_show_the_error_inline_and_store_nothing(
         assert kept in r.text  # the text stays in the form
     assert [v.version for v in site.store.history("greet")] == [1]
     assert [e.type for e in site.store.audit(prompt="greet")] == ["push"]
+
+
+def test_an_unknown_filter_is_an_inline_error_not_a_500(site: Site) -> None:
+    text = "name: greet\nmodel: {name: m}\ntemplate: 'Hello {{ who | nosuchfilter }}'\n"
+    with site.signed_in("editor") as c:
+        token = csrf_of(c.get("/prompts/greet/edit"))
+        r = c.post("/prompts/greet/edit", data={"csrf": token, "yaml": text, "message": "m"})
+        assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
+        assert "Not saved" in r.text and "internal" not in r.text
+        assert "No filter named &#39;nosuchfilter&#39;: check its spelling" in r.text
+        assert "Line 3 of the prompt file" in r.text
+        # the error sits beside the text box it is about, which keeps what was typed
+        box = r.text.index('<textarea id="yaml"')
+        assert r.text.index('id="form-error"') < box
+        assert 'aria-describedby="form-error"' in r.text[box : box + 200]
+        assert text.replace("'", "&#39;") in r.text
+    assert len(site.store.history("greet")) == 1
+
+
+def test_a_variable_nothing_provides_is_a_warning_before_saving(site: Site) -> None:
+    text = (
+        "name: greet\nmodel: {name: gpt-test}\ntemplate: 'Hello {{ who }}, {{ customer_tier }}'\n"
+    )
+    with site.signed_in("editor") as c:
+        token = csrf_of(c.get("/prompts/greet/edit"))
+        data = {"csrf": token, "yaml": text, "message": "tiers"}
+        r = c.post("/prompts/greet/edit", data=data)
+        assert r.status_code == 200 and 'id="form-warning"' in r.text
+        assert "customer_tier" in r.text and "1 of 1 suite cases" in r.text and "hello" in r.text
+        assert "who }}" not in r.text.split('id="form-warning"')[1].split("</div>")[0]
+        assert 'name="confirm" value="customer_tier"' in r.text and "Save anyway" in r.text
+        assert len(site.store.history("greet")) == 1  # nothing saved yet
+        # confirming the names shown saves it
+        r = c.post("/prompts/greet/edit", data={**data, "confirm": "customer_tier"})
+        assert r.status_code == 303 and r.headers["location"].endswith("saved=new")
+    assert len(site.store.history("greet")) == 2
+
+
+def test_a_default_silences_the_variable_warning(site: Site) -> None:
+    text = (
+        "name: greet\nmodel: {name: gpt-test}\ntemplate: 'Hello {{ who }}, {{ tier }}'\n"
+        "inputs: {tier: {default: gold}}\n"
+    )
+    with site.signed_in("editor") as c:
+        token = csrf_of(c.get("/prompts/greet/edit"))
+        r = c.post("/prompts/greet/edit", data={"csrf": token, "yaml": text, "message": "m"})
+        assert r.status_code == 303
+    assert len(site.store.history("greet")) == 2
 
 
 def test_an_edit_needs_a_message(site: Site) -> None:

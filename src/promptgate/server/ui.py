@@ -56,9 +56,12 @@ from ..refs import check_label_name
 from ..registry import push_specs
 from ..report import _stats_line, to_markdown
 from ..store import ROLES, get_promotion, get_report, key_by_name, list_promotions
+from ..suites import load_suites
 from ..verdict import sentence as comparison_sentence
 from .app import ApiError, ServerState, _status_for
 from .auth import Principal
+from .ui_edit import WHERE as EDIT_WHERE
+from .ui_edit import MissingVariable, missing_variables, plain_error
 
 PACKAGE = Path(__file__).resolve().parent.parent
 TEMPLATES = PACKAGE / "templates"
@@ -594,7 +597,12 @@ def diff_page(
 
 
 def _edit_form(
-    ui: Ui, name: str | None, text: str, message: str = "", error: str | None = None
+    ui: Ui,
+    name: str | None,
+    text: str,
+    message: str = "",
+    error: str | None = None,
+    missing: list[MissingVariable] | None = None,
 ) -> Response:
     return ui.render(
         "edit.html",
@@ -604,23 +612,40 @@ def _edit_form(
         text=text,
         message=message,
         error=error,
+        missing=missing or [],
+        confirm=",".join(m.name for m in missing or []),
     )
 
 
-def _save(ui: Ui, name: str | None, text: str, message: str) -> Response:
-    """Validate the YAML and push it as a new version; errors go back into the form."""
+def _suites_of(ui: Ui, name: str) -> list[Any]:
+    config = ui.state.settings.config
+    try:
+        return load_suites(config.root / config.evals).get(name, [])
+    except PromptgateError:  # a broken suite is the gate's to report, not the editor's
+        return []
+
+
+def _save(ui: Ui, name: str | None, text: str, message: str, confirm: str = "") -> Response:
+    """Validate the YAML and push it as a new version; errors go back into the form.
+
+    A variable nothing provides is a warning first: the form comes back with it named and a
+    "Save anyway" button, which posts `confirm` with the names it was shown."""
     assert ui.user is not None
     try:
         if not message.strip():
             raise BadInput("a change message is required")
-        spec = parse_prompt_text(text, where=f"{name or 'new prompt'}.yaml")
+        spec = parse_prompt_text(text, where=EDIT_WHERE)
         if name is not None and spec.name != name:
             raise BadInput(f"this form edits {name!r}, but the YAML names {spec.name!r}")
         if name is None and ui.state.store.exists(spec.name):
             raise BadInput(f"a prompt named {spec.name!r} exists already: edit it instead")
+        base = ui.state.store.history(name)[-1].content if name is not None else None
+        missing = missing_variables(spec, _suites_of(ui, spec.name), base)
+        if missing and confirm != ",".join(m.name for m in missing):
+            return _edit_form(ui, name, text, message, missing=missing)
         [result] = push_specs(ui.state.store, [spec], message=message.strip(), author=ui.user.name)
-    except BadInput as exc:
-        return _edit_form(ui, name, text, message, error=str(exc))
+    except PromptgateError as exc:
+        return _edit_form(ui, name, text, message, error=plain_error(str(exc)))
     ui.state.hub.notify()
     outcome = "new" if result.created else "same"
     return ui.redirect(f"/prompts/{quote(spec.name)}?v={result.version.version}&saved={outcome}")
@@ -635,7 +660,7 @@ def edit_form(name: str, ui: Ui = page("editor")) -> Response:
 @router.post("/prompts/{name}/edit")
 def edit_save(name: str, form: Posted = posted("editor")) -> Response:
     form.ui.state.store.history(_check_name(name))  # 404 for an unknown prompt
-    return _save(form.ui, name, form.get("yaml"), form.get("message"))
+    return _save(form.ui, name, form.get("yaml"), form.get("message"), form.get("confirm"))
 
 
 @router.get("/new")
@@ -645,7 +670,7 @@ def new_form(ui: Ui = page("editor")) -> Response:
 
 @router.post("/new")
 def new_save(form: Posted = posted("editor")) -> Response:
-    return _save(form.ui, None, form.get("yaml"), form.get("message"))
+    return _save(form.ui, None, form.get("yaml"), form.get("message"), form.get("confirm"))
 
 
 @router.get("/promotions")
