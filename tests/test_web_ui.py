@@ -24,6 +24,7 @@ from promptgate.registry import push_specs
 from promptgate.report import to_markdown
 from promptgate.server import ServerSettings, create_app
 from promptgate.server.thread import ServerThread
+from promptgate.server.ui_report import assertion_words
 from promptgate.store import (
     Store,
     create_key,
@@ -56,6 +57,7 @@ class Site:
     url: str
     store: Store
     keys: dict[str, str]
+    store_root: Path = Path(".")
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, follow_redirects=False)
@@ -129,7 +131,7 @@ def site(tmp_path: Path, llm: OpenAITestServer, monkeypatch: pytest.MonkeyPatch)
     }
     push(store, "greet", greet())
     with ServerThread(app) as server:
-        yield Site(url=server.url, store=store, keys=keys)
+        yield Site(url=server.url, store=store, keys=keys, store_root=tmp_path)
 
 
 # -- sessions -------------------------------------------------------------------------------------
@@ -545,6 +547,69 @@ def test_request_form_runs_the_gate_and_shows_progress_then_report(site: Site) -
         md = c.get(f"/promotions/{pid}/report.md")
         report = get_report(site.store, promotion["report"])
         assert md.text == to_markdown(report)
+
+
+def test_the_report_shows_every_case_with_inputs_and_both_outputs(site: Site) -> None:
+    site.store.move_labels([LabelMove("greet", "production", 1, None, "first")], actor="t")
+    push(site.store, "greet", greet("Hello dear {{ who }}"))
+    with site.signed_in("editor") as c:
+        pid = file_via_form(c, "greet", 2)
+        promotion = wait_for_gate(site.store, pid)
+        report = get_report(site.store, promotion["report"])
+        [case] = report["suites"][0]["cases"]
+        assert case["vars"] == {"who": "world"} and case["assertions"][0]["type"] == "contains"
+        page = c.get(f"/promotions/{pid}").text
+    # the passing case is there, collapsed, with its input and both sides' outputs
+    [block] = re.findall(r'<details class="case pass">.*?</details>', page, re.DOTALL)
+    assert "<b>hello</b>" in block and "<code>who</code>" in block and "world" in block
+    assert "[gpt-test] Hello dear world" in block  # the candidate, v2
+    assert "[gpt-test] Hello world" in block  # production, v1, same case
+    assert "Production (v1)" in block and "Candidate (v2)" in block
+    assert "must contain &#39;world&#39;" in block and 'title="contains: ' in block
+
+
+def test_assertions_read_in_words() -> None:
+    said = {
+        "contains": ("1182", "must contain '1182'"),
+        "not-contains": ("As an AI", "must not contain 'As an AI'"),
+        "icontains-any": (["a", "b"], "must contain at least one of 'a', 'b' (any case)"),
+        "word-count": ({"max": 60}, "must have at most 60 words"),
+        "not-is-json": (None, "must not be valid JSON"),
+        "llm-rubric": ("is polite", "must satisfy a judge model asked: 'is polite'"),
+        "latency": (500, "must answer within 500 ms"),
+    }
+    for kind, (value, words) in said.items():
+        assert assertion_words({"type": kind, "value": value}) == words
+
+
+def test_a_missing_model_endpoint_is_one_banner_not_failed_cases(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (site.store_root / "evals" / "greet.yaml").write_text(
+        GREET_SUITE
+        + "  - id: second\n    vars: {who: you}\n    assert: [{type: contains, value: you}]\n"
+    )
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    push(site.store, "greet", greet("Hello dear {{ who }}"))
+    with site.signed_in("editor") as c:
+        pid = file_via_form(c, "greet", 2)
+        assert wait_for_gate(site.store, pid)["state"] == "failed"
+        page = c.get(f"/promotions/{pid}").text
+    assert page.count('class="notice bad config-problem"') == 1
+    assert "No model is configured on this server" in page and "Set OPENAI_API_KEY" in page
+    assert "All 2 cases stopped with" in page
+    assert '<details class="case' not in page  # no list of N failing cases
+
+
+def test_a_refused_key_is_one_banner_too(site: Site, llm: OpenAITestServer) -> None:
+    llm.fail(401, times=100)
+    push(site.store, "greet", greet("Hello dear {{ who }}"))
+    with site.signed_in("editor") as c:
+        pid = file_via_form(c, "greet", 2)
+        assert wait_for_gate(site.store, pid)["state"] == "failed"
+        page = c.get(f"/promotions/{pid}").text
+    assert "refused the server&#39;s API key" in page and '<details class="case' not in page
 
 
 def test_gating_request_polls_with_htmx_and_falls_back_without_js(

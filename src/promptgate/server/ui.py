@@ -62,6 +62,7 @@ from .app import ApiError, ServerState, _status_for
 from .auth import Principal
 from .ui_edit import WHERE as EDIT_WHERE
 from .ui_edit import MissingVariable, missing_variables, plain_error
+from .ui_report import assertion_words, case_views, config_problem
 
 PACKAGE = Path(__file__).resolve().parent.parent
 TEMPLATES = PACKAGE / "templates"
@@ -198,6 +199,9 @@ def _environment() -> jinja2.Environment:
     env.globals.update(
         stats_line=_stats_line,
         comparison_sentence=comparison_sentence,
+        case_views=case_views,
+        assertion_words=assertion_words,
+        config_problem=config_problem,
         STATES=STATES,
         EVENT_TYPES=EVENT_TYPES,
     )
