@@ -655,7 +655,7 @@ def test_author_cannot_approve_their_own_request(site: Site) -> None:
         assert "you cannot approve it" in page.text
         assert f'action="/promotions/{pid}/approve"' not in page.text
         listing = author.get("/promotions").text
-        assert "you cannot approve it" in listing
+        assert "Waiting for an approver" in listing and "/approve" not in listing
         token = csrf_of(page)
         for verb in ("approve", "reject"):
             r = author.post(f"/promotions/{pid}/{verb}", data={"csrf": token})
@@ -747,3 +747,120 @@ def test_prompt_text_is_always_escaped(site: Site) -> None:
             },
         )
         assert bad.status_code == 422 and "<script>alert" not in bad.text
+
+
+# -- workflow -------------------------------------------------------------------------------------
+
+
+def test_the_list_has_no_one_click_decisions(site: Site) -> None:
+    push(site.store, "greet", greet("Hi there {{ who }}"))
+    with site.signed_in("editor") as author:
+        pid = file_via_form(author, "greet", 2)
+    assert wait_for_gate(site.store, pid)["state"] == "passed"
+    with site.signed_in("approver") as c:
+        listing = c.get("/promotions").text
+        assert "/approve" not in listing and "/reject" not in listing
+        assert f'<a href="/promotions/{pid}">Review the report to decide</a>' in listing
+        page = c.get(f"/promotions/{pid}").text
+        assert f'action="/promotions/{pid}/approve"' in page and 'class="report"' in page
+
+
+def test_an_approver_rolls_a_label_back_in_one_click(site: Site) -> None:
+    push(site.store, "greet", greet("Hi {{ who }}"))
+    site.store.move_labels([LabelMove("greet", "production", 1, None, "first")], actor="t")
+    site.store.move_labels([LabelMove("greet", "production", 2, 1, "second")], actor="t")
+    with site.signed_in("editor") as c:  # editors see the history, not the button
+        assert "Roll back to" not in c.get("/prompts/greet").text
+    with site.signed_in("approver") as c:
+        page = c.get("/prompts/greet")
+        assert 'action="/prompts/greet/labels/production/rollback"' in page.text
+        assert (
+            '<button class="danger small-button" name="to" value="1">Roll back to v1' in page.text
+        )
+        assert 'value="2">Roll back' not in page.text  # production is at v2 now
+        token = csrf_of(page)
+        url = "/prompts/greet/labels/production/rollback"
+        r = c.post(url, data={"csrf": token, "to": "1", "reason": " "})
+        assert r.status_code == 422 and "a reason is required" in r.text
+        assert site.store.label_version("greet", "production") == 2
+        r = c.post(url, data={"csrf": token, "to": "1", "reason": "v2 rambles"})
+        assert r.status_code == 303 and r.headers["location"] == "/prompts/greet?rolled=production"
+        done = c.get(r.headers["location"]).text
+        assert "Rolled back: production now points at v1" in done
+    assert site.store.label_version("greet", "production") == 1
+    [event] = site.store.audit(prompt="greet", label="production", types=("move",), limit=1)
+    assert event.details == {"rollback": True} and event.actor == "approver"
+    assert (event.from_version, event.to_version, event.reason) == (2, 1, "v2 rambles")
+    assert list_promotions(site.store) == []  # no request, no gate
+    with site.signed_in("editor") as c:
+        r = c.post(url, data={"csrf": csrf_of(c.get("/")), "to": "2", "reason": "x"})
+        assert r.status_code == 403
+    assert site.store.label_version("greet", "production") == 1
+
+
+def test_the_request_label_is_chosen_from_existing_labels(site: Site) -> None:
+    site.store.move_labels([LabelMove("greet", "staging", 1, None, "try")], actor="t")
+    push(site.store, "greet", greet("Hi {{ who }}"))
+    with site.signed_in("editor") as c:
+        form = c.get("/promotions/new", params={"prompt": "greet"})
+        assert '<select id="label" name="label"' in form.text
+        options = re.findall(r'<option value="([a-z]+)"', form.text.split('id="label"')[1])
+        assert options[:2] == ["production", "staging"]
+        r = c.post(
+            "/promotions",
+            data={
+                "csrf": csrf_of(form),
+                "prompt": "greet",
+                "version": "2",
+                "label": "prodution",
+                "reason": "typo",
+            },
+        )
+        assert r.status_code == 422 and 'id="request-error"' in r.text
+        assert "there is no label &#39;prodution&#39;: choose one of production, staging" in r.text
+    assert list_promotions(site.store) == []
+
+
+def test_a_requester_withdraws_their_request(site: Site) -> None:
+    push(site.store, "greet", greet("Hi {{ who }}"))
+    with site.signed_in("editor") as author:
+        pid = file_via_form(author, "greet", 2)
+        assert wait_for_gate(site.store, pid)["state"] == "passed"
+        page = author.get(f"/promotions/{pid}")
+        assert f'action="/promotions/{pid}/withdraw"' in page.text
+        token = csrf_of(page)
+    with site.signed_in("approver") as other:  # not theirs to withdraw
+        r = other.post(f"/promotions/{pid}/withdraw", data={"csrf": csrf_of(other.get("/"))})
+        assert r.status_code == 403
+        assert f"/promotions/{pid}/withdraw" not in other.get(f"/promotions/{pid}").text
+    with site.signed_in("editor") as author:
+        token = csrf_of(author.get(f"/promotions/{pid}"))
+        r = author.post(f"/promotions/{pid}/withdraw", data={"csrf": token, "comment": "wrong"})
+        assert r.status_code == 303
+        page = author.get(f"/promotions/{pid}").text
+        assert "Withdrawn by editor" in page and "wrong" in page and "/withdraw" not in page
+        again = author.post(f"/promotions/{pid}/withdraw", data={"csrf": token})
+        assert again.status_code == 409
+    promotion = get_promotion(site.store, pid)
+    assert promotion["state"] == "withdrawn" and promotion["decided_by"] == "editor"
+    with site.signed_in("approver2") as other:  # nothing left to approve
+        r = other.post(f"/promotions/{pid}/approve", data={"csrf": csrf_of(other.get("/"))})
+        assert r.status_code == 409
+    assert site.store.label_version("greet", "production") is None
+
+
+def test_the_prompt_page_opens_on_production_and_edit_says_where_it_starts(site: Site) -> None:
+    push(site.store, "greet", greet("Hi {{ who }}"))
+    site.store.move_labels([LabelMove("greet", "production", 1, None, "first")], actor="t")
+    with site.signed_in("editor") as c:
+        page = c.get("/prompts/greet").text
+        assert "<h2>v1 " in page and "Hello {{ who }}" in page
+        assert "The latest version is" in page
+        assert 'href="/prompts/greet/edit?v=1"' in page
+        form = c.get("/prompts/greet/edit?v=1").text
+        assert "Starting from <strong>v1</strong> (production)" in form
+        assert "not the latest version (v2)" in form and "Hello {{ who }}" in form
+        assert '<input type="hidden" name="base" value="1">' in form
+        latest = c.get("/prompts/greet/edit").text
+        assert "Starting from <strong>v2</strong> (latest)" in latest
+        assert "<h2>v2 " in c.get("/prompts/greet?v=2").text

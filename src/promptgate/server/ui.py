@@ -70,7 +70,7 @@ STATIC = PACKAGE / "static"
 COOKIE = "promptgate_session"
 SESSION_MAX_AGE = 12 * 3600
 AUDIT_PAGE = 50
-STATES = ("gating", "passed", "failed", "approved", "rejected", "stale")
+STATES = ("gating", "passed", "failed", "approved", "rejected", "stale", "withdrawn")
 EVENT_TYPES = ("push", "move", "remove", "request", "decision")
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -553,23 +553,46 @@ def prompt_page(
     name: str,
     v: int | None = Query(default=None, ge=1),
     saved: str | None = None,
+    rolled: str | None = None,
     ui: Ui = page("viewer"),
 ) -> Response:
+    return prompt_view(ui, name, v, saved=saved, rolled=rolled)
+
+
+def prompt_view(
+    ui: Ui,
+    name: str,
+    v: int | None,
+    *,
+    saved: str | None = None,
+    rolled: str | None = None,
+    rollback_error: tuple[str, str] | None = None,
+) -> Response:
+    """The prompt's page, on version `v`, else on the gate's label (production) when set."""
     store = ui.state.store
     history = store.history(_check_name(name))
+    home = ui.state.settings.config.gate.label
+    if v is None:
+        v = store.label_version(name, home)
     shown = _pick(history, v, -1)
+    labels = store.labels(name)
     return ui.render(
         "prompt.html",
+        status=422 if rollback_error else 200,
         title=name,
         name=name,
         history=list(reversed(history)),
         shown=shown,
         shown_yaml=prompt_yaml(name, shown.content),
-        labels=store.labels(name),
+        labels=labels,
+        current={x.label: x.version for x in labels},
+        home=home,
         histories=label_histories(
             store.audit(prompt=name, types=("push", "move", "remove"), limit=1000)
         ),
         saved=saved,
+        rolled=rolled if rolled in {x.label for x in labels} else None,
+        rollback_error=rollback_error,
         diff_a=history[-2].version if len(history) > 1 else history[-1].version,
         diff_b=history[-1].version,
     )
@@ -607,7 +630,9 @@ def _edit_form(
     message: str = "",
     error: str | None = None,
     missing: list[MissingVariable] | None = None,
+    base: PromptVersion | None = None,
 ) -> Response:
+    latest = ui.state.store.history(name)[-1] if name is not None else None
     return ui.render(
         "edit.html",
         status=422 if error else 200,
@@ -618,6 +643,8 @@ def _edit_form(
         error=error,
         missing=missing or [],
         confirm=",".join(m.name for m in missing or []),
+        base=base,
+        latest=latest,
     )
 
 
@@ -629,7 +656,14 @@ def _suites_of(ui: Ui, name: str) -> list[Any]:
         return []
 
 
-def _save(ui: Ui, name: str | None, text: str, message: str, confirm: str = "") -> Response:
+def _save(
+    ui: Ui,
+    name: str | None,
+    text: str,
+    message: str,
+    confirm: str = "",
+    base: PromptVersion | None = None,
+) -> Response:
     """Validate the YAML and push it as a new version; errors go back into the form.
 
     A variable nothing provides is a warning first: the form comes back with it named and a
@@ -643,28 +677,36 @@ def _save(ui: Ui, name: str | None, text: str, message: str, confirm: str = "") 
             raise BadInput(f"this form edits {name!r}, but the YAML names {spec.name!r}")
         if name is None and ui.state.store.exists(spec.name):
             raise BadInput(f"a prompt named {spec.name!r} exists already: edit it instead")
-        base = ui.state.store.history(name)[-1].content if name is not None else None
-        missing = missing_variables(spec, _suites_of(ui, spec.name), base)
+        missing = missing_variables(
+            spec, _suites_of(ui, spec.name), base.content if base is not None else None
+        )
         if missing and confirm != ",".join(m.name for m in missing):
-            return _edit_form(ui, name, text, message, missing=missing)
+            return _edit_form(ui, name, text, message, missing=missing, base=base)
         [result] = push_specs(ui.state.store, [spec], message=message.strip(), author=ui.user.name)
     except PromptgateError as exc:
-        return _edit_form(ui, name, text, message, error=plain_error(str(exc)))
+        return _edit_form(ui, name, text, message, error=plain_error(str(exc)), base=base)
     ui.state.hub.notify()
     outcome = "new" if result.created else "same"
     return ui.redirect(f"/prompts/{quote(spec.name)}?v={result.version.version}&saved={outcome}")
 
 
 @router.get("/prompts/{name}/edit")
-def edit_form(name: str, ui: Ui = page("editor")) -> Response:
-    latest = ui.state.store.history(_check_name(name))[-1]
-    return _edit_form(ui, name, prompt_yaml(name, latest.content))
+def edit_form(
+    name: str, v: int | None = Query(default=None, ge=1), ui: Ui = page("editor")
+) -> Response:
+    """The form, filled with version `v` (the one the prompt page showed), else the latest."""
+    base = _pick(ui.state.store.history(_check_name(name)), v, -1)
+    return _edit_form(ui, name, prompt_yaml(name, base.content), base=base)
 
 
 @router.post("/prompts/{name}/edit")
 def edit_save(name: str, form: Posted = posted("editor")) -> Response:
-    form.ui.state.store.history(_check_name(name))  # 404 for an unknown prompt
-    return _save(form.ui, name, form.get("yaml"), form.get("message"), form.get("confirm"))
+    history = form.ui.state.store.history(_check_name(name))  # 404 for an unknown prompt
+    given = form.get("base")
+    base = _pick(history, int(given) if given.isdigit() else None, -1)
+    return _save(
+        form.ui, name, form.get("yaml"), form.get("message"), form.get("confirm"), base=base
+    )
 
 
 @router.get("/new")
@@ -688,6 +730,17 @@ def promotions_page(state: str | None = None, ui: Ui = page("viewer")) -> Respon
     )
 
 
+def request_labels(ui: Ui) -> list[str]:
+    """The labels a request may name: every label in use, and the protected ones."""
+    store = ui.state.store
+    config = ui.state.settings.config
+    return sorted(
+        {x.label for x in store.labels()} - {"latest"}
+        | set(config.protected_labels)
+        | {config.gate.label}
+    )
+
+
 def _request_form(
     ui: Ui,
     name: str,
@@ -698,10 +751,7 @@ def _request_form(
 ) -> Response:
     store = ui.state.store
     history = list(reversed(store.history(_check_name(name))))
-    labels = sorted(
-        {x.label for x in store.labels()} - {"latest"}
-        | set(ui.state.settings.config.protected_labels)
-    )
+    labels = request_labels(ui)
     return ui.render(
         "promote.html",
         status=422 if error else 200,
@@ -740,6 +790,13 @@ def request_file(form: Posted = posted("editor")) -> Response:
         if not reason.strip():
             raise BadInput("a reason is required")
         check_label_name(label)
+        known = request_labels(ui)
+        if label not in known:
+            raise BadInput(
+                f"there is no label {label!r}: choose one of " + ", ".join(known)
+                if known
+                else f"there is no label {label!r}"
+            )
         ui.state.store.get_version(_check_name(name), version)
         promotion = file_request(
             ui.state,
