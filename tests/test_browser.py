@@ -211,6 +211,15 @@ def test_edit_gate_request_approve(example: Example, browser: Browser) -> None:
     expect(editor.locator(".report")).to_contain_text("reply")  # downstream, gated too
     expect(editor.get_by_text("Waiting for an approver")).to_be_visible()
     shot(editor, "gate-passed")
+    # every case is there, passing ones collapsed: opened, its inputs and both outputs show
+    case = editor.locator("details.case.pass", has_text="broken-blender").first
+    expect(case.locator(".outputs")).not_to_be_visible()
+    case.locator("summary").click()
+    expect(case.locator(".inputs")).to_be_visible()
+    expect(case.locator(".outputs h4").nth(0)).to_have_text("Candidate (v2)")
+    expect(case.locator(".outputs h4").nth(1)).to_have_text("Production (v1)")
+    expect(case.locator("ul.checks li").first).to_contain_text("must ")
+    shot(editor, "report-case")
 
     # -- the approver, in another browser context -----------------------------------------------
     approver = _new_page(browser, errors)
