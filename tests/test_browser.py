@@ -375,3 +375,26 @@ def test_the_main_pages_work_on_a_390px_phone(example: Example, browser: Browser
             assert ratio >= 4.5, f"{selector} on {path}: contrast {ratio:.2f}"
     assert errors == []
     context.close()
+
+
+def test_try_an_edit_before_saving(example: Example, browser: Browser) -> None:
+    errors: list[str] = []
+    page = _new_page(browser, errors)
+    page.goto(example.url + "/prompts/summarize")
+    _sign_in(page, example.editor_key)
+    page.get_by_role("link", name="Edit").click()
+    expect(page.locator("#starts-from")).to_contain_text("Starting from v1 (latest, production)")
+    box = page.get_by_label("Prompt file (YAML)")
+    edited = box.input_value().replace(OLD_LINE, NEW_LINE)
+    box.fill(edited)
+    page.get_by_label("Case").select_option(index=0)
+    page.get_by_role("button", name="Try it").click()
+    panel = page.locator("#try")
+    expect(panel.locator(".outputs.trial h4").nth(0)).to_have_text("Your edit (unsaved)")
+    expect(panel.locator(".outputs.trial h4").nth(1)).to_have_text("Production (v1)")
+    expect(panel.locator("details.upstream").first).to_contain_text("from extract v1")
+    expect(panel.locator(".outputs.trial .side > pre.output")).to_have_count(2)
+    expect(page.get_by_label("Prompt file (YAML)")).to_have_value(edited)
+    page.screenshot(path=str(SHOTS / "try-panel.png"), full_page=True)
+    assert len(example.store.history("summarize")) == 1
+    assert errors == []

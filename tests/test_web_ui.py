@@ -864,3 +864,77 @@ def test_the_prompt_page_opens_on_production_and_edit_says_where_it_starts(site:
         latest = c.get("/prompts/greet/edit").text
         assert "Starting from <strong>v2</strong> (latest)" in latest
         assert "<h2>v2 " in c.get("/prompts/greet?v=2").text
+
+
+# -- the Try panel --------------------------------------------------------------------------------
+
+
+def try_edit(c: httpx.Client, name: str, text: str, case: str = "0:hello") -> httpx.Response:
+    token = csrf_of(c.get(f"/prompts/{name}/edit"))
+    return c.post(
+        f"/prompts/{name}/try",
+        data={"csrf": token, "yaml": text, "message": "", "case": case, "base": "1"},
+    )
+
+
+def test_try_runs_the_unsaved_edit_beside_production_and_stores_nothing(
+    site: Site, llm: OpenAITestServer
+) -> None:
+    site.store.move_labels([LabelMove("greet", "production", 1, None, "first")], actor="t")
+    text = "name: greet\nmodel: {name: gpt-test}\ntemplate: 'Howdy {{ who }}'\n"
+    with site.signed_in("editor") as c:
+        assert '<option value="0:hello"' in c.get("/prompts/greet/edit").text
+        r = try_edit(c, "greet", text)
+        assert r.status_code == 200
+        panel = r.text.split('id="try"')[1]
+        assert "[gpt-test] Howdy world" in panel  # the draft
+        assert "[gpt-test] Hello world" in panel and "Production (v1)" in panel
+        assert "must contain &#39;world&#39;" in panel
+        assert text.replace("'", "&#39;") in r.text  # the edit is kept in the form
+        assert llm.call_count == 2
+        again = try_edit(c, "greet", text)
+        assert llm.call_count == 2 and again.text.count("From the cache.") == 2
+    assert [v.version for v in site.store.history("greet")] == [1]
+    assert [e.type for e in site.store.audit(prompt="greet")] == ["move", "push"]
+    assert list_promotions(site.store) == []
+
+
+def test_try_runs_through_the_chain_and_shows_the_upstream_output(site: Site) -> None:
+    push(site.store, "facts", {"model": {"name": "gpt-test"}, "template": "Facts of {{ who }}"})
+    downstream = {
+        "model": {"name": "gpt-test"},
+        "template": "Say {{ facts }}",
+        "inputs": {"facts": {"from": "facts"}},
+    }
+    push(site.store, "say", downstream)
+    (site.store_root / "evals" / "say.yaml").write_text(
+        "prompt: say\ncases:\n  - id: one\n    vars: {who: ann}\n"
+        "    assert: [{type: not-contains, value: As an AI}]\n"
+    )
+    text = (
+        "name: say\nmodel: {name: gpt-test}\ntemplate: 'Tell {{ facts }}'\n"
+        "inputs: {facts: {from: facts}}\n"
+    )
+    with site.signed_in("editor") as c:
+        r = try_edit(c, "say", text, case="0:one")
+    panel = r.text.split('id="try"')[1]
+    assert "Input <code>facts</code> from <code>facts</code> v1" in panel
+    assert "[gpt-test] Facts of ann" in panel  # what the upstream prompt produced
+    assert "[gpt-test] Tell [gpt-test] Facts of ann" in panel
+    assert "This prompt has no version at production yet" in panel
+    assert "must not contain &#39;As an AI&#39;" in panel
+
+
+def test_try_shows_errors_in_the_panel(site: Site) -> None:
+    with site.signed_in("editor") as c:
+        bad_var = "name: greet\nmodel: {name: gpt-test}\ntemplate: '{{ who.first.second }}'\n"
+        r = try_edit(c, "greet", bad_var)
+        assert r.status_code == 200 and "Could not try it" not in r.text
+        assert "greet: template" in r.text.split('id="try"')[1]  # the render error, in place
+        broken = "name: greet\nmodel: {name: gpt-test}\ntemplate: '{{ who | nosuch }}'\n"
+        r = try_edit(c, "greet", broken)
+        assert r.status_code == 200 and 'id="try-error"' in r.text
+        assert "No filter named &#39;nosuch&#39;" in r.text
+        r = try_edit(c, "greet", bad_var, case="7:nope")
+        assert "choose a case of the suite" in r.text
+    assert len(site.store.history("greet")) == 1

@@ -61,7 +61,7 @@ from ..verdict import sentence as comparison_sentence
 from .app import ApiError, ServerState, _status_for
 from .auth import Principal
 from .ui_edit import WHERE as EDIT_WHERE
-from .ui_edit import MissingVariable, missing_variables, plain_error
+from .ui_edit import MissingVariable, case_choices, missing_variables, plain_error
 from .ui_report import assertion_words, case_views, config_problem
 
 PACKAGE = Path(__file__).resolve().parent.parent
@@ -631,8 +631,10 @@ def _edit_form(
     error: str | None = None,
     missing: list[MissingVariable] | None = None,
     base: PromptVersion | None = None,
+    **extra: Any,
 ) -> Response:
     latest = ui.state.store.history(name)[-1] if name is not None else None
+    suites = _suites_of(ui, name) if name is not None else []
     return ui.render(
         "edit.html",
         status=422 if error else 200,
@@ -645,6 +647,8 @@ def _edit_form(
         confirm=",".join(m.name for m in missing or []),
         base=base,
         latest=latest,
+        cases=case_choices(suites),
+        **extra,
     )
 
 

@@ -72,3 +72,12 @@ def missing_variables(
         for name in free
         if name not in before
     ]
+
+
+def case_choices(suites: Sequence[Suite]) -> list[tuple[str, str]]:
+    """(value, text) for the case select: `suite index:case id`."""
+    return [
+        (f"{i}:{c.id}", f"{c.id} ({s.path.name})" if len(suites) > 1 else c.id)
+        for i, s in enumerate(suites)
+        for c in s.cases
+    ]

@@ -18,6 +18,7 @@ from ..errors import BadInput
 from ..registry import rollback
 from ..store import get_promotion, update_promotion
 from .ui import PageError, Posted, UiRoute, _check_name, posted, prompt_view
+from .ui_try import router as try_router
 
 WITHDRAWABLE = ("gating", "passed")
 
@@ -68,4 +69,6 @@ def withdraw(pid: int, form: Posted = posted("editor")) -> Response:
 
 
 def mount_workflow(app: FastAPI) -> None:
+    """Add these pages and the Try panel's route to the app (next to ui.mount_ui's)."""
     app.include_router(router)
+    app.include_router(try_router)
