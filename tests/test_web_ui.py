@@ -938,3 +938,20 @@ def test_try_shows_errors_in_the_panel(site: Site) -> None:
         r = try_edit(c, "greet", bad_var, case="7:nope")
         assert "choose a case of the suite" in r.text
     assert len(site.store.history("greet")) == 1
+
+
+def test_a_failed_request_can_be_filed_again_after_an_edit(site: Site) -> None:
+    site.store.move_labels([LabelMove("greet", "staging", 1, None, "try")], actor="t")
+    push(site.store, "greet", greet("Bye"))  # fails: the case wants "world"
+    with site.signed_in("editor") as c:
+        pid = file_via_form(c, "greet", 2, label="staging")
+        assert wait_for_gate(site.store, pid)["state"] == "failed"
+        page = c.get(f"/promotions/{pid}").text
+        link = "/promotions/new?prompt=greet&amp;label=staging"
+        assert f'href="{link}"' in page and "Request greet → staging again" in page
+        push(site.store, "greet", greet("Bye {{ who }}"))
+        form = c.get(link.replace("&amp;", "&")).text
+        assert '<option value="staging" selected>' in form
+        assert '<option value="3" selected>' in form  # the latest version, the edit
+        again = file_via_form(c, "greet", 3, label="staging")
+        assert wait_for_gate(site.store, again)["state"] == "passed"

@@ -775,9 +775,10 @@ def _request_form(
 def request_form(
     prompt: str = Query(...),
     version: int | None = Query(default=None, ge=1),
+    label: str | None = None,
     ui: Ui = page("editor"),
 ) -> Response:
-    return _request_form(ui, prompt, version)
+    return _request_form(ui, prompt, version, label)
 
 
 @router.post("/promotions")
