@@ -28,8 +28,9 @@ from ..providers import StoreCache
 from ..runner import PromptAt, Runner, Side
 from ..store import Store
 from ..suites import Case, Suite
-from .ui import Posted, UiRoute, _check_name, _edit_form, _pick, _suites_of, posted
+from .ui import Posted, UiRoute, _check_name, _pick, posted
 from .ui_edit import WHERE, plain_error
+from .ui_editor import _edit_form, _suites_of
 
 router = APIRouter(
     route_class=UiRoute, include_in_schema=False, default_response_class=HTMLResponse

@@ -1,5 +1,7 @@
 """Workflow pages of the web UI (DESIGN §7a): rollback in one click, withdrawing a request.
 
+`mount_workflow` also mounts the editor (ui_editor.py) and the Try panel (ui_try.py).
+
 Routes (outside /v1, left out of the OpenAPI schema, errors as HTML pages like ui.py's):
   POST /prompts/{name}/labels/{label}/rollback   {to, reason}: approver; no gate, audited as a
                                                  rollback exactly as `promptgate rollback`
@@ -18,6 +20,7 @@ from ..errors import BadInput
 from ..registry import rollback
 from ..store import get_promotion, update_promotion
 from .ui import PageError, Posted, UiRoute, _check_name, posted, prompt_view
+from .ui_editor import router as editor_router
 from .ui_try import router as try_router
 
 WITHDRAWABLE = ("gating", "passed")
@@ -71,4 +74,5 @@ def withdraw(pid: int, form: Posted = posted("editor")) -> Response:
 def mount_workflow(app: FastAPI) -> None:
     """Add these pages and the Try panel's route to the app (next to ui.mount_ui's)."""
     app.include_router(router)
+    app.include_router(editor_router)
     app.include_router(try_router)
