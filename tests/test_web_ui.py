@@ -26,6 +26,7 @@ from promptgate.registry import push_specs
 from promptgate.report import to_markdown
 from promptgate.server import ServerSettings, create_app
 from promptgate.server.thread import ServerThread
+from promptgate.server.ui_report import assertion_words
 from promptgate.store import (
     Store,
     create_key,
@@ -60,6 +61,7 @@ class Site:
     url: str
     store: Store
     keys: dict[str, str]
+    store_root: Path = Path(".")
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, follow_redirects=False)
@@ -133,7 +135,7 @@ def site(tmp_path: Path, llm: OpenAITestServer, monkeypatch: pytest.MonkeyPatch)
     }
     push(store, "greet", greet())
     with ServerThread(app) as server:
-        yield Site(url=server.url, store=store, keys=keys)
+        yield Site(url=server.url, store=store, keys=keys, store_root=tmp_path)
 
 
 # -- sessions -------------------------------------------------------------------------------------
@@ -348,7 +350,7 @@ def test_roles_are_enforced_with_a_403_page(site: Site) -> None:
         token = csrf_of(c.get("/"))
         r = c.post("/prompts/greet/edit", data={"csrf": token, "yaml": "x", "message": "m"})
         assert r.status_code == 403
-        assert "Edit" not in c.get("/prompts/greet").text.split("<main>")[1].split("Labels")[0]
+        assert "Edit" not in c.get("/prompts/greet").text.split("<main")[1].split("Labels")[0]
 
 
 def test_unknown_things_are_404_pages(site: Site) -> None:
@@ -434,7 +436,7 @@ def test_edit_creates_a_version_by_the_signed_in_key(site: Site) -> None:
 @pytest.mark.parametrize(
     ("text", "error"),
     [
-        ("name: greet\nmodel: [unclosed\n", "greet.yaml"),
+        ("name: greet\nmodel: [unclosed\n", "Line 3 of the prompt file: invalid YAML"),
         ("name: greet\nmodel: {name: m}\ntemplate: 'Hello {{ who '\n", "template"),
         ("name: greet\ntemplate: hi\n", "model"),
         ("name: other\nmodel: {name: m}\ntemplate: hi\n", "the YAML names 'other'"),
@@ -457,6 +459,54 @@ def test_invalid_edits_show_the_error_inline_and_store_nothing(
         assert kept in r.text  # the text stays in the form
     assert [v.version for v in site.store.history("greet")] == [1]
     assert [e.type for e in site.store.audit(prompt="greet")] == ["push"]
+
+
+def test_an_unknown_filter_is_an_inline_error_not_a_500(site: Site) -> None:
+    text = "name: greet\nmodel: {name: m}\ntemplate: 'Hello {{ who | nosuchfilter }}'\n"
+    with site.signed_in("editor") as c:
+        token = csrf_of(c.get("/prompts/greet/edit"))
+        r = c.post("/prompts/greet/edit", data={"csrf": token, "yaml": text, "message": "m"})
+        assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
+        assert "Not saved" in r.text and "internal" not in r.text
+        assert "No filter named &#39;nosuchfilter&#39;: check its spelling" in r.text
+        assert "Line 3 of the prompt file" in r.text
+        # the error sits beside the text box it is about, which keeps what was typed
+        box = r.text.index('<textarea id="yaml"')
+        assert r.text.index('id="form-error"') < box
+        assert 'aria-describedby="form-error"' in r.text[box : box + 200]
+        assert text.replace("'", "&#39;") in r.text
+    assert len(site.store.history("greet")) == 1
+
+
+def test_a_variable_nothing_provides_is_a_warning_before_saving(site: Site) -> None:
+    text = (
+        "name: greet\nmodel: {name: gpt-test}\ntemplate: 'Hello {{ who }}, {{ customer_tier }}'\n"
+    )
+    with site.signed_in("editor") as c:
+        token = csrf_of(c.get("/prompts/greet/edit"))
+        data = {"csrf": token, "yaml": text, "message": "tiers"}
+        r = c.post("/prompts/greet/edit", data=data)
+        assert r.status_code == 200 and 'id="form-warning"' in r.text
+        assert "customer_tier" in r.text and "1 of 1 suite cases" in r.text and "hello" in r.text
+        assert "who }}" not in r.text.split('id="form-warning"')[1].split("</div>")[0]
+        assert 'name="confirm" value="customer_tier"' in r.text and "Save anyway" in r.text
+        assert len(site.store.history("greet")) == 1  # nothing saved yet
+        # confirming the names shown saves it
+        r = c.post("/prompts/greet/edit", data={**data, "confirm": "customer_tier"})
+        assert r.status_code == 303 and r.headers["location"].endswith("saved=new")
+    assert len(site.store.history("greet")) == 2
+
+
+def test_a_default_silences_the_variable_warning(site: Site) -> None:
+    text = (
+        "name: greet\nmodel: {name: gpt-test}\ntemplate: 'Hello {{ who }}, {{ tier }}'\n"
+        "inputs: {tier: {default: gold}}\n"
+    )
+    with site.signed_in("editor") as c:
+        token = csrf_of(c.get("/prompts/greet/edit"))
+        r = c.post("/prompts/greet/edit", data={"csrf": token, "yaml": text, "message": "m"})
+        assert r.status_code == 303
+    assert len(site.store.history("greet")) == 2
 
 
 def test_an_edit_needs_a_message(site: Site) -> None:
@@ -558,6 +608,69 @@ def test_request_form_runs_the_gate_and_shows_progress_then_report(site: Site) -
         assert md.text == to_markdown(report)
 
 
+def test_the_report_shows_every_case_with_inputs_and_both_outputs(site: Site) -> None:
+    site.store.move_labels([LabelMove("greet", "production", 1, None, "first")], actor="t")
+    push(site.store, "greet", greet("Hello dear {{ who }}"))
+    with site.signed_in("editor") as c:
+        pid = file_via_form(c, "greet", 2)
+        promotion = wait_for_gate(site.store, pid)
+        report = get_report(site.store, promotion["report"])
+        [case] = report["suites"][0]["cases"]
+        assert case["vars"] == {"who": "world"} and case["assertions"][0]["type"] == "contains"
+        page = c.get(f"/promotions/{pid}").text
+    # the passing case is there, collapsed, with its input and both sides' outputs
+    [block] = re.findall(r'<details class="case pass">.*?</details>', page, re.DOTALL)
+    assert "<b>hello</b>" in block and "<code>who</code>" in block and "world" in block
+    assert "[gpt-test] Hello dear world" in block  # the candidate, v2
+    assert "[gpt-test] Hello world" in block  # production, v1, same case
+    assert "Production (v1)" in block and "Candidate (v2)" in block
+    assert "must contain &#39;world&#39;" in block and 'title="contains: ' in block
+
+
+def test_assertions_read_in_words() -> None:
+    said = {
+        "contains": ("1182", "must contain '1182'"),
+        "not-contains": ("As an AI", "must not contain 'As an AI'"),
+        "icontains-any": (["a", "b"], "must contain at least one of 'a', 'b' (any case)"),
+        "word-count": ({"max": 60}, "must have at most 60 words"),
+        "not-is-json": (None, "must not be valid JSON"),
+        "llm-rubric": ("is polite", "must satisfy a judge model asked: 'is polite'"),
+        "latency": (500, "must answer within 500 ms"),
+    }
+    for kind, (value, words) in said.items():
+        assert assertion_words({"type": kind, "value": value}) == words
+
+
+def test_a_missing_model_endpoint_is_one_banner_not_failed_cases(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (site.store_root / "evals" / "greet.yaml").write_text(
+        GREET_SUITE
+        + "  - id: second\n    vars: {who: you}\n    assert: [{type: contains, value: you}]\n"
+    )
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    push(site.store, "greet", greet("Hello dear {{ who }}"))
+    with site.signed_in("editor") as c:
+        pid = file_via_form(c, "greet", 2)
+        assert wait_for_gate(site.store, pid)["state"] == "failed"
+        page = c.get(f"/promotions/{pid}").text
+    assert page.count('class="notice bad config-problem"') == 1
+    assert "No model is configured on this server" in page and "Set OPENAI_API_KEY" in page
+    assert "All 2 cases stopped with" in page
+    assert '<details class="case' not in page  # no list of N failing cases
+
+
+def test_a_refused_key_is_one_banner_too(site: Site, llm: OpenAITestServer) -> None:
+    llm.fail(401, times=100)
+    push(site.store, "greet", greet("Hello dear {{ who }}"))
+    with site.signed_in("editor") as c:
+        pid = file_via_form(c, "greet", 2)
+        assert wait_for_gate(site.store, pid)["state"] == "failed"
+        page = c.get(f"/promotions/{pid}").text
+    assert "refused the server&#39;s API key" in page and '<details class="case' not in page
+
+
 def test_gating_request_polls_with_htmx_and_falls_back_without_js(
     site: Site, llm: OpenAITestServer
 ) -> None:
@@ -601,7 +714,7 @@ def test_author_cannot_approve_their_own_request(site: Site) -> None:
         assert "you cannot approve it" in page.text
         assert f'action="/promotions/{pid}/approve"' not in page.text
         listing = author.get("/promotions").text
-        assert "you cannot approve it" in listing
+        assert "Waiting for an approver" in listing and "/approve" not in listing
         token = csrf_of(page)
         for verb in ("approve", "reject"):
             r = author.post(f"/promotions/{pid}/{verb}", data={"csrf": token})
@@ -693,3 +806,211 @@ def test_prompt_text_is_always_escaped(site: Site) -> None:
             },
         )
         assert bad.status_code == 422 and "<script>alert" not in bad.text
+
+
+# -- workflow -------------------------------------------------------------------------------------
+
+
+def test_the_list_has_no_one_click_decisions(site: Site) -> None:
+    push(site.store, "greet", greet("Hi there {{ who }}"))
+    with site.signed_in("editor") as author:
+        pid = file_via_form(author, "greet", 2)
+    assert wait_for_gate(site.store, pid)["state"] == "passed"
+    with site.signed_in("approver") as c:
+        listing = c.get("/promotions").text
+        assert "/approve" not in listing and "/reject" not in listing
+        assert f'<a href="/promotions/{pid}">Review the report to decide</a>' in listing
+        page = c.get(f"/promotions/{pid}").text
+        assert f'action="/promotions/{pid}/approve"' in page and 'class="report"' in page
+
+
+def test_an_approver_rolls_a_label_back_in_one_click(site: Site) -> None:
+    push(site.store, "greet", greet("Hi {{ who }}"))
+    site.store.move_labels([LabelMove("greet", "production", 1, None, "first")], actor="t")
+    site.store.move_labels([LabelMove("greet", "production", 2, 1, "second")], actor="t")
+    with site.signed_in("editor") as c:  # editors see the history, not the button
+        assert "Roll back to" not in c.get("/prompts/greet").text
+    with site.signed_in("approver") as c:
+        page = c.get("/prompts/greet")
+        assert 'action="/prompts/greet/labels/production/rollback"' in page.text
+        assert (
+            '<button class="danger small-button" name="to" value="1">Roll back to v1' in page.text
+        )
+        assert 'value="2">Roll back' not in page.text  # production is at v2 now
+        token = csrf_of(page)
+        url = "/prompts/greet/labels/production/rollback"
+        r = c.post(url, data={"csrf": token, "to": "1", "reason": " "})
+        assert r.status_code == 422 and "a reason is required" in r.text
+        assert site.store.label_version("greet", "production") == 2
+        r = c.post(url, data={"csrf": token, "to": "1", "reason": "v2 rambles"})
+        assert r.status_code == 303 and r.headers["location"] == "/prompts/greet?rolled=production"
+        done = c.get(r.headers["location"]).text
+        assert "Rolled back: production now points at v1" in done
+    assert site.store.label_version("greet", "production") == 1
+    [event] = site.store.audit(prompt="greet", label="production", types=("move",), limit=1)
+    assert event.details == {"rollback": True} and event.actor == "approver"
+    assert (event.from_version, event.to_version, event.reason) == (2, 1, "v2 rambles")
+    assert list_promotions(site.store) == []  # no request, no gate
+    with site.signed_in("editor") as c:
+        r = c.post(url, data={"csrf": csrf_of(c.get("/")), "to": "2", "reason": "x"})
+        assert r.status_code == 403
+    assert site.store.label_version("greet", "production") == 1
+
+
+def test_the_request_label_is_chosen_from_existing_labels(site: Site) -> None:
+    site.store.move_labels([LabelMove("greet", "staging", 1, None, "try")], actor="t")
+    push(site.store, "greet", greet("Hi {{ who }}"))
+    with site.signed_in("editor") as c:
+        form = c.get("/promotions/new", params={"prompt": "greet"})
+        assert '<select id="label" name="label"' in form.text
+        options = re.findall(r'<option value="([a-z]+)"', form.text.split('id="label"')[1])
+        assert options[:2] == ["production", "staging"]
+        r = c.post(
+            "/promotions",
+            data={
+                "csrf": csrf_of(form),
+                "prompt": "greet",
+                "version": "2",
+                "label": "prodution",
+                "reason": "typo",
+            },
+        )
+        assert r.status_code == 422 and 'id="request-error"' in r.text
+        assert "there is no label &#39;prodution&#39;: choose one of production, staging" in r.text
+    assert list_promotions(site.store) == []
+
+
+def test_a_requester_withdraws_their_request(site: Site) -> None:
+    push(site.store, "greet", greet("Hi {{ who }}"))
+    with site.signed_in("editor") as author:
+        pid = file_via_form(author, "greet", 2)
+        assert wait_for_gate(site.store, pid)["state"] == "passed"
+        page = author.get(f"/promotions/{pid}")
+        assert f'action="/promotions/{pid}/withdraw"' in page.text
+        token = csrf_of(page)
+    with site.signed_in("approver") as other:  # not theirs to withdraw
+        r = other.post(f"/promotions/{pid}/withdraw", data={"csrf": csrf_of(other.get("/"))})
+        assert r.status_code == 403
+        assert f"/promotions/{pid}/withdraw" not in other.get(f"/promotions/{pid}").text
+    with site.signed_in("editor") as author:
+        token = csrf_of(author.get(f"/promotions/{pid}"))
+        r = author.post(f"/promotions/{pid}/withdraw", data={"csrf": token, "comment": "wrong"})
+        assert r.status_code == 303
+        page = author.get(f"/promotions/{pid}").text
+        assert "Withdrawn by editor" in page and "wrong" in page and "/withdraw" not in page
+        again = author.post(f"/promotions/{pid}/withdraw", data={"csrf": token})
+        assert again.status_code == 409
+    promotion = get_promotion(site.store, pid)
+    assert promotion["state"] == "withdrawn" and promotion["decided_by"] == "editor"
+    with site.signed_in("approver2") as other:  # nothing left to approve
+        r = other.post(f"/promotions/{pid}/approve", data={"csrf": csrf_of(other.get("/"))})
+        assert r.status_code == 409
+    assert site.store.label_version("greet", "production") is None
+
+
+def test_the_prompt_page_opens_on_production_and_edit_says_where_it_starts(site: Site) -> None:
+    push(site.store, "greet", greet("Hi {{ who }}"))
+    site.store.move_labels([LabelMove("greet", "production", 1, None, "first")], actor="t")
+    with site.signed_in("editor") as c:
+        page = c.get("/prompts/greet").text
+        assert "<h2>v1 " in page and "Hello {{ who }}" in page
+        assert "The latest version is" in page
+        assert 'href="/prompts/greet/edit?v=1"' in page
+        form = c.get("/prompts/greet/edit?v=1").text
+        assert "Starting from <strong>v1</strong> (production)" in form
+        assert "not the latest version (v2)" in form and "Hello {{ who }}" in form
+        assert '<input type="hidden" name="base" value="1">' in form
+        latest = c.get("/prompts/greet/edit").text
+        assert "Starting from <strong>v2</strong> (latest)" in latest
+        assert "<h2>v2 " in c.get("/prompts/greet?v=2").text
+
+
+# -- the Try panel --------------------------------------------------------------------------------
+
+
+def try_edit(c: httpx.Client, name: str, text: str, case: str = "0:hello") -> httpx.Response:
+    token = csrf_of(c.get(f"/prompts/{name}/edit"))
+    return c.post(
+        f"/prompts/{name}/try",
+        data={"csrf": token, "yaml": text, "message": "", "case": case, "base": "1"},
+    )
+
+
+def test_try_runs_the_unsaved_edit_beside_production_and_stores_nothing(
+    site: Site, llm: OpenAITestServer
+) -> None:
+    site.store.move_labels([LabelMove("greet", "production", 1, None, "first")], actor="t")
+    text = "name: greet\nmodel: {name: gpt-test}\ntemplate: 'Howdy {{ who }}'\n"
+    with site.signed_in("editor") as c:
+        assert '<option value="0:hello"' in c.get("/prompts/greet/edit").text
+        r = try_edit(c, "greet", text)
+        assert r.status_code == 200
+        panel = r.text.split('id="try"')[1]
+        assert "[gpt-test] Howdy world" in panel  # the draft
+        assert "[gpt-test] Hello world" in panel and "Production (v1)" in panel
+        assert "must contain &#39;world&#39;" in panel
+        assert text.replace("'", "&#39;") in r.text  # the edit is kept in the form
+        assert llm.call_count == 2
+        again = try_edit(c, "greet", text)
+        assert llm.call_count == 2 and again.text.count("From the cache.") == 2
+    assert [v.version for v in site.store.history("greet")] == [1]
+    assert [e.type for e in site.store.audit(prompt="greet")] == ["move", "push"]
+    assert list_promotions(site.store) == []
+
+
+def test_try_runs_through_the_chain_and_shows_the_upstream_output(site: Site) -> None:
+    push(site.store, "facts", {"model": {"name": "gpt-test"}, "template": "Facts of {{ who }}"})
+    downstream = {
+        "model": {"name": "gpt-test"},
+        "template": "Say {{ facts }}",
+        "inputs": {"facts": {"from": "facts"}},
+    }
+    push(site.store, "say", downstream)
+    (site.store_root / "evals" / "say.yaml").write_text(
+        "prompt: say\ncases:\n  - id: one\n    vars: {who: ann}\n"
+        "    assert: [{type: not-contains, value: As an AI}]\n"
+    )
+    text = (
+        "name: say\nmodel: {name: gpt-test}\ntemplate: 'Tell {{ facts }}'\n"
+        "inputs: {facts: {from: facts}}\n"
+    )
+    with site.signed_in("editor") as c:
+        r = try_edit(c, "say", text, case="0:one")
+    panel = r.text.split('id="try"')[1]
+    assert "Input <code>facts</code> from <code>facts</code> v1" in panel
+    assert "[gpt-test] Facts of ann" in panel  # what the upstream prompt produced
+    assert "[gpt-test] Tell [gpt-test] Facts of ann" in panel
+    assert "This prompt has no version at production yet" in panel
+    assert "must not contain &#39;As an AI&#39;" in panel
+
+
+def test_try_shows_errors_in_the_panel(site: Site) -> None:
+    with site.signed_in("editor") as c:
+        bad_var = "name: greet\nmodel: {name: gpt-test}\ntemplate: '{{ who.first.second }}'\n"
+        r = try_edit(c, "greet", bad_var)
+        assert r.status_code == 200 and "Could not try it" not in r.text
+        assert "greet: template" in r.text.split('id="try"')[1]  # the render error, in place
+        broken = "name: greet\nmodel: {name: gpt-test}\ntemplate: '{{ who | nosuch }}'\n"
+        r = try_edit(c, "greet", broken)
+        assert r.status_code == 200 and 'id="try-error"' in r.text
+        assert "No filter named &#39;nosuch&#39;" in r.text
+        r = try_edit(c, "greet", bad_var, case="7:nope")
+        assert "choose a case of the suite" in r.text
+    assert len(site.store.history("greet")) == 1
+
+
+def test_a_failed_request_can_be_filed_again_after_an_edit(site: Site) -> None:
+    site.store.move_labels([LabelMove("greet", "staging", 1, None, "try")], actor="t")
+    push(site.store, "greet", greet("Bye"))  # fails: the case wants "world"
+    with site.signed_in("editor") as c:
+        pid = file_via_form(c, "greet", 2, label="staging")
+        assert wait_for_gate(site.store, pid)["state"] == "failed"
+        page = c.get(f"/promotions/{pid}").text
+        link = "/promotions/new?prompt=greet&amp;label=staging"
+        assert f'href="{link}"' in page and "Request greet → staging again" in page
+        push(site.store, "greet", greet("Bye {{ who }}"))
+        form = c.get(link.replace("&amp;", "&")).text
+        assert '<option value="staging" selected>' in form
+        assert '<option value="3" selected>' in form  # the latest version, the edit
+        again = file_via_form(c, "greet", 3, label="staging")
+        assert wait_for_gate(site.store, again)["state"] == "passed"

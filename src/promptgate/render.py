@@ -100,14 +100,23 @@ def template_variables(source: str) -> frozenset[str]:
     """
     try:
         ast = _ENV.parse(source)
+        private = sorted(set(_private_access(ast)))
+        if private:
+            raise TemplateProblem(f"access to private attribute {private[0]!r} is not allowed")
+        for _ in _includes(ast):
+            pass
+        # compiles the template: an unknown filter or test is found here, not by parse()
+        return frozenset(meta.find_undeclared_variables(ast))
     except jinja2.TemplateSyntaxError as exc:
-        raise TemplateProblem(f"line {exc.lineno} of the template: {exc.message}") from None
-    private = sorted(set(_private_access(ast)))
-    if private:
-        raise TemplateProblem(f"access to private attribute {private[0]!r} is not allowed")
-    for _ in _includes(ast):
-        pass
-    return frozenset(meta.find_undeclared_variables(ast))
+        raise TemplateProblem(f"line {exc.lineno} of the template: {_plain(exc)}") from None
+
+
+def _plain(exc: jinja2.TemplateSyntaxError) -> str:
+    """Jinja's message, with a hint where it names an unknown filter or test."""
+    message = exc.message or str(exc)
+    if message.startswith(("No filter named", "No test named")):
+        return message.rstrip(".") + ": check its spelling, or remove it"
+    return message
 
 
 @lru_cache(maxsize=4096)

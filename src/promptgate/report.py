@@ -14,7 +14,9 @@ JSON report, `schema_version` 1 (documented in the README):
                         verdict, cases_needed, method, regressed, fixed}, or null without a
                         baseline),
            cases [{id, line, passed, flaky, runs, runs_passed, change, error, output,
-                   failed_assertions [{type, value, reason, score, weight, error}]}]}],
+                   failed_assertions [{type, value, reason, score, weight, error}],
+                   vars {the case's inputs, strings cut at 2,000 characters},
+                   assertions [every assertion of the run shown, same shape]}]}],
   baseline_suites [same shape, for the baseline side], stats {calls, cached, shared, retries,
   errors, prompt_tokens, completion_tokens, cost_usd, wall_s}, settings {...}.
 """
@@ -29,12 +31,13 @@ from typing import Any
 from . import __version__
 from .canonical import content_hash
 from .errors import BadInput
-from .runner import CaseResult, RunResult, SuiteResult
+from .runner import CaseResult, RunResult, SuiteResult, excerpt
 from .verdict import Judgement, SuiteVerdict, sentence
 
 SCHEMA_VERSION = 1
 GITHUB_COMMENT_LIMIT = 65_536
 MARKER = "<!-- promptgate-report -->"
+VAR_EXCERPT = 2000  # characters kept of a string input
 
 
 def _assertion_json(a: Any) -> dict[str, Any]:
@@ -66,8 +69,16 @@ def _case_json(case: CaseResult, change: str | None) -> dict[str, Any]:
             for a in (failing_run.assertions if failing_run else ())
             if not a.passed
         ],
+        # for people reading the report: what the case was given, and every assertion it met
+        "vars": {k: _excerpt_value(v) for k, v in case.vars.items()},
+        "assertions": [_assertion_json(a) for a in (failing_run.assertions if failing_run else ())],
     }
     return out
+
+
+def _excerpt_value(value: Any) -> Any:
+    """A case input as a report keeps it: long strings cut (as outputs are), the rest as is."""
+    return excerpt(value, VAR_EXCERPT) if isinstance(value, str) else value
 
 
 def _change(case: CaseResult, before: CaseResult | None) -> str:
@@ -227,6 +238,7 @@ def suite_result_from_json(
                 line=line if type(line) is int else None,
                 passed=passed,
                 flaky=0 < runs_passed < runs,
+                vars=dict(c["vars"]) if isinstance(c.get("vars"), Mapping) else {},
                 runs=tuple(
                     RunResult(
                         index=i,

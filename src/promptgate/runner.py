@@ -67,6 +67,7 @@ class CaseResult:
     passed: bool
     flaky: bool
     runs: tuple[RunResult, ...]
+    vars: Mapping[str, Any] = field(default_factory=dict)  # the case inputs the suite set
 
     @property
     def error(self) -> str | None:
@@ -255,6 +256,7 @@ class Runner:
             passed=passes == len(runs),
             flaky=0 < passes < len(runs),
             runs=tuple(runs),
+            vars=case.vars,
         )
 
 
@@ -321,6 +323,7 @@ async def run_jobs(
                     line=case.line,
                     passed=False,
                     flaky=False,
+                    vars=case.vars,
                     runs=(
                         RunResult(
                             index=0,

@@ -214,8 +214,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(router)
     try:
         from .ui import mount_ui
+        from .ui_workflow import mount_workflow
     except ImportError:  # the UI module is optional while it is being built
         pass
     else:
         mount_ui(app)
+        mount_workflow(app)
     return app

@@ -13,8 +13,7 @@ Routes (outside /v1, left out of the OpenAPI schema):
   GET  /                                              prompts with their labels
   GET  /prompts/{name}[?v=N]                          versions, labels, label histories
   GET  /prompts/{name}/diff?a=N&b=M                   side-by-side diff of two versions
-  GET  /prompts/{name}/edit  POST same                a new version from YAML (editor)
-  GET  /new  POST /new                                a new prompt from YAML (editor)
+  GET  /prompts/{name}/edit  POST same  GET|POST /new  the editor: ui_editor.py
   GET  /promotions[?state=]  POST /promotions         requests; file one (editor)
   GET  /promotions/new?prompt=NAME                    the request form (editor)
   GET  /promotions/{id}  /promotions/{id}/progress    a request, its gate progress (htmx)
@@ -54,15 +53,15 @@ from starlette.staticfiles import StaticFiles
 
 from ..domain import AuditEvent, PromptVersion
 from ..errors import BadInput, PromptgateError
-from ..promptfile import NAME_RE, parse_prompt_text
+from ..promptfile import NAME_RE
 from ..refs import check_label_name
-from ..registry import push_specs
 from ..report import _stats_line, to_markdown
 from ..store import ROLES, get_promotion, get_report, list_promotions
 from ..store.sessions import create_session, end_session, session_user
 from ..verdict import sentence as comparison_sentence
 from .app import ApiError, ServerState, _status_for
 from .auth import Principal
+from .ui_report import assertion_words, case_views, config_problem
 
 PACKAGE = Path(__file__).resolve().parent.parent
 TEMPLATES = PACKAGE / "templates"
@@ -70,26 +69,12 @@ STATIC = PACKAGE / "static"
 COOKIE = "promptgate_session"
 SESSION_MAX_AGE = 12 * 3600
 AUDIT_PAGE = 50
-STATES = ("gating", "passed", "failed", "approved", "rejected", "stale")
+STATES = ("gating", "passed", "failed", "approved", "rejected", "stale", "withdrawn")
 EVENT_TYPES = ("push", "move", "remove", "request", "decision")
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-NEW_PROMPT = """\
-name: my-prompt
-description: What this prompt is for.
-model:
-  provider: openai
-  name: gpt-4o-mini
-  temperature: 0.2
-messages:
-  - role: system
-    content: You are a helpful assistant.
-  - role: user
-    content: |
-      {{ question }}
-"""
 
 
 # -- errors ---------------------------------------------------------------------------------------
@@ -199,6 +184,9 @@ def _environment() -> jinja2.Environment:
     env.globals.update(
         stats_line=_stats_line,
         comparison_sentence=comparison_sentence,
+        case_views=case_views,
+        assertion_words=assertion_words,
+        config_problem=config_problem,
         STATES=STATES,
         EVENT_TYPES=EVENT_TYPES,
     )
@@ -556,23 +544,46 @@ def prompt_page(
     name: str,
     v: int | None = Query(default=None, ge=1),
     saved: str | None = None,
+    rolled: str | None = None,
     ui: Ui = page("viewer"),
 ) -> Response:
+    return prompt_view(ui, name, v, saved=saved, rolled=rolled)
+
+
+def prompt_view(
+    ui: Ui,
+    name: str,
+    v: int | None,
+    *,
+    saved: str | None = None,
+    rolled: str | None = None,
+    rollback_error: tuple[str, str] | None = None,
+) -> Response:
+    """The prompt's page, on version `v`, else on the gate's label (production) when set."""
     store = ui.state.store
     history = store.history(_check_name(name))
+    home = ui.state.settings.config.gate.label
+    if v is None:
+        v = store.label_version(name, home)
     shown = _pick(history, v, -1)
+    labels = store.labels(name)
     return ui.render(
         "prompt.html",
+        status=422 if rollback_error else 200,
         title=name,
         name=name,
         history=list(reversed(history)),
         shown=shown,
         shown_yaml=prompt_yaml(name, shown.content),
-        labels=store.labels(name),
+        labels=labels,
+        current={x.label: x.version for x in labels},
+        home=home,
         histories=label_histories(
             store.audit(prompt=name, types=("push", "move", "remove"), limit=1000)
         ),
         saved=saved,
+        rolled=rolled if rolled in {x.label for x in labels} else None,
+        rollback_error=rollback_error,
         diff_a=history[-2].version if len(history) > 1 else history[-1].version,
         diff_b=history[-1].version,
     )
@@ -603,61 +614,6 @@ def diff_page(
     )
 
 
-def _edit_form(
-    ui: Ui, name: str | None, text: str, message: str = "", error: str | None = None
-) -> Response:
-    return ui.render(
-        "edit.html",
-        status=422 if error else 200,
-        title=f"Edit {name}" if name else "New prompt",
-        name=name,
-        text=text,
-        message=message,
-        error=error,
-    )
-
-
-def _save(ui: Ui, name: str | None, text: str, message: str) -> Response:
-    """Validate the YAML and push it as a new version; errors go back into the form."""
-    assert ui.user is not None
-    try:
-        if not message.strip():
-            raise BadInput("a change message is required")
-        spec = parse_prompt_text(text, where=f"{name or 'new prompt'}.yaml")
-        if name is not None and spec.name != name:
-            raise BadInput(f"this form edits {name!r}, but the YAML names {spec.name!r}")
-        if name is None and ui.state.store.exists(spec.name):
-            raise BadInput(f"a prompt named {spec.name!r} exists already: edit it instead")
-        [result] = push_specs(ui.state.store, [spec], message=message.strip(), author=ui.user.name)
-    except BadInput as exc:
-        return _edit_form(ui, name, text, message, error=str(exc))
-    ui.state.hub.notify()
-    outcome = "new" if result.created else "same"
-    return ui.redirect(f"/prompts/{quote(spec.name)}?v={result.version.version}&saved={outcome}")
-
-
-@router.get("/prompts/{name}/edit")
-def edit_form(name: str, ui: Ui = page("editor")) -> Response:
-    latest = ui.state.store.history(_check_name(name))[-1]
-    return _edit_form(ui, name, prompt_yaml(name, latest.content))
-
-
-@router.post("/prompts/{name}/edit")
-def edit_save(name: str, form: Posted = posted("editor")) -> Response:
-    form.ui.state.store.history(_check_name(name))  # 404 for an unknown prompt
-    return _save(form.ui, name, form.get("yaml"), form.get("message"))
-
-
-@router.get("/new")
-def new_form(ui: Ui = page("editor")) -> Response:
-    return _edit_form(ui, None, NEW_PROMPT)
-
-
-@router.post("/new")
-def new_save(form: Posted = posted("editor")) -> Response:
-    return _save(form.ui, None, form.get("yaml"), form.get("message"))
-
-
 @router.get("/promotions")
 def promotions_page(state: str | None = None, ui: Ui = page("viewer")) -> Response:
     wanted = state if state in STATES else None
@@ -666,6 +622,17 @@ def promotions_page(state: str | None = None, ui: Ui = page("viewer")) -> Respon
         title="Promotion requests",
         state=wanted,
         promotions=list_promotions(ui.state.store, wanted),
+    )
+
+
+def request_labels(ui: Ui) -> list[str]:
+    """The labels a request may name: every label in use, and the protected ones."""
+    store = ui.state.store
+    config = ui.state.settings.config
+    return sorted(
+        {x.label for x in store.labels()} - {"latest"}
+        | set(config.protected_labels)
+        | {config.gate.label}
     )
 
 
@@ -679,10 +646,7 @@ def _request_form(
 ) -> Response:
     store = ui.state.store
     history = list(reversed(store.history(_check_name(name))))
-    labels = sorted(
-        {x.label for x in store.labels()} - {"latest"}
-        | set(ui.state.settings.config.protected_labels)
-    )
+    labels = request_labels(ui)
     return ui.render(
         "promote.html",
         status=422 if error else 200,
@@ -702,9 +666,10 @@ def _request_form(
 def request_form(
     prompt: str = Query(...),
     version: int | None = Query(default=None, ge=1),
+    label: str | None = None,
     ui: Ui = page("editor"),
 ) -> Response:
-    return _request_form(ui, prompt, version)
+    return _request_form(ui, prompt, version, label)
 
 
 @router.post("/promotions")
@@ -721,6 +686,13 @@ def request_file(form: Posted = posted("editor")) -> Response:
         if not reason.strip():
             raise BadInput("a reason is required")
         check_label_name(label)
+        known = request_labels(ui)
+        if label not in known:
+            raise BadInput(
+                f"there is no label {label!r}: choose one of " + ", ".join(known)
+                if known
+                else f"there is no label {label!r}"
+            )
         ui.state.store.get_version(_check_name(name), version)
         promotion = file_request(
             ui.state,
