@@ -456,6 +456,14 @@ def test_cases_needed_on_the_bootstrap_path_is_consistent_with_its_bound() -> No
     assert bigger.ci_high < 0.2
 
 
+def test_cases_needed_without_discordance_is_the_size_that_would_pass() -> None:
+    # no case changed in 4: the same result passes once z^2 / (N + z^2) < margin, i.e. at 52
+    # (z = 1.6449 at alpha 0.05: N > 2.7055 * 19 = 51.4), not at a size scaled from a floor
+    needed = cases_needed(_binary(0, 0, 4), margin=0.05, alpha=0.05)
+    assert needed == 52
+    assert drop_upper_bound(0, 0, 52, 0.05) < 0.05 <= drop_upper_bound(0, 0, 51, 0.05)
+
+
 def test_cases_needed_without_cases_is_finite() -> None:
     empty = paired([], [], alpha=0.05, seed=SEED)
     assert cases_needed(empty, margin=0.05, alpha=0.05) == cases_needed(

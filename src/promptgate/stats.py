@@ -341,8 +341,8 @@ def cases_needed(p: Paired, *, margin: float, alpha: float, power: float = 0.8) 
 
     Aim: pass when drop < margin (distance margin - drop from the margin), else fail (distance
     drop from 0); `connor_pairs` gives the size at the requested power. The discordance
-    (mean |difference|, which covers both paths) is floored at 1/n so a suite without any
-    discordant pair still gets a finite answer. For the pass aim the answer is also at least
+    (mean |difference|, which covers both paths) is floored at 1/n; a suite without any
+    discordant pair gets the size at which the same (unchanged) result would pass. For the pass aim the answer is also at least
     the smallest size at which the observed regression/fix rates give a bound below the margin
     (the Tango bound this module uses), so following it is consistent with `verdict`.
     Always at least n + 1.
@@ -363,6 +363,10 @@ def cases_needed(p: Paired, *, margin: float, alpha: float, power: float = 0.8) 
         observed = p.discordance
     else:
         observed = (p.regressions + p.fixes) / n if n else 0.0
+    if observed == 0.0 and aim_pass and n > 0:
+        # no case changed: "the observed discordance" is none, and Connor's formula has nothing
+        # to scale; the answer is the size at which the same result would be a pass
+        return max(n + 1, _pass_size(0.0, 0.0, margin, _z(alpha)))
     psi = min(1.0, max(observed, 1.0 / max(n, 1), abs(drop)))
     needed = min(float(_MAX_CASES), connor_pairs(psi, drop, distance, alpha=alpha, power=power))
     result = max(n + 1, math.ceil(needed))
