@@ -342,9 +342,10 @@ def cases_needed(p: Paired, *, margin: float, alpha: float, power: float = 0.8) 
     Aim: pass when drop < margin (distance margin - drop from the margin), else fail (distance
     drop from 0); `connor_pairs` gives the size at the requested power. The discordance
     (mean |difference|, which covers both paths) is floored at 1/n; a suite without any
-    discordant pair gets the size at which the same (unchanged) result would pass. For the pass aim the answer is also at least
-    the smallest size at which the observed regression/fix rates give a bound below the margin
-    (the Tango bound this module uses), so following it is consistent with `verdict`.
+    discordant pair gets the size at which the same (unchanged) result would pass. For the pass
+    aim the answer is also at least the smallest size at which the observed regression/fix
+    rates give a bound below the margin (the Tango bound this module uses), so following it is
+    consistent with `verdict`.
     Always at least n + 1.
     """
     _check_alpha(power, "power")

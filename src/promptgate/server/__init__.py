@@ -5,6 +5,7 @@ requests with approvals, an events feed, webhooks and a server-rendered web UI.
 SDK never import it.
 """
 
-from .app import ServerSettings, create_app
+from .app import create_app
+from .state import ServerSettings
 
 __all__ = ["ServerSettings", "create_app"]

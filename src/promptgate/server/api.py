@@ -16,14 +16,13 @@ from starlette.concurrency import run_in_threadpool
 
 from ..canonical import canonical_json
 from ..domain import LabelMove
-from ..errors import BadInput, LabelConflict, UnknownRef
+from ..errors import LabelConflict, UnknownRef
 from ..promptfile import NAME_RE, validate_content
 from ..refs import check_label_name
 from ..registry import LabelPolicy, push_specs, rollback_target
 from ..store import (
     LATEST,
     create_key,
-    decide_promotion,
     get_promotion,
     get_report,
     list_keys,
@@ -31,8 +30,9 @@ from ..store import (
     max_seq,
     revoke_key,
 )
-from .app import ApiError, ServerState
 from .auth import Principal
+from .promotions import accept_report, decide, file_request
+from .state import ApiError, ServerState
 
 router = APIRouter(prefix="/v1")
 
@@ -400,8 +400,6 @@ async def events(
 def create_promotion_request(
     request: Request, body: PromotionBody, who: Principal = requires("editor")
 ) -> dict[str, Any]:
-    from .promotions import file_request
-
     state = _state(request)
     promotion = file_request(
         state,
@@ -446,24 +444,7 @@ def promotion_report(
 def _decide(
     request: Request, pid: int, body: DecisionBody, who: Principal, approve: bool
 ) -> dict[str, Any]:
-    state = _state(request)
-    store = state.store
-    promotion = get_promotion(store, pid)
-    if promotion["author"] == who.name:
-        raise ApiError(403, "forbidden", "a request cannot be decided by its author")
-    if promotion["state"] != "passed":
-        raise ApiError(409, "conflict", f"request {pid} is {promotion['state']}, not passed")
-    try:
-        decided = decide_promotion(
-            store, pid, approve=approve, actor=who.name, comment=body.comment
-        )
-    except LabelConflict as exc:
-        state.hub.notify()
-        raise ApiError(409, "stale", f"request {pid} is stale: {exc}") from None
-    except BadInput as exc:
-        raise ApiError(409, "conflict", str(exc)) from None
-    state.hub.notify()
-    return decided
+    return decide(_state(request), pid, actor=who.name, approve=approve, comment=body.comment)
 
 
 @router.post("/promotions/{pid}/approve")
@@ -493,8 +474,6 @@ def upload_report(
     report: dict[str, Any] = Body(...),
     who: Principal = requires("editor"),
 ) -> dict[str, Any]:
-    from .promotions import accept_report
-
     state = _state(request)
     result = accept_report(state, pid, report, actor=who.name)
     state.hub.notify()

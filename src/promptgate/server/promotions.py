@@ -11,12 +11,18 @@ import threading
 import time
 from typing import Any
 
-from ..errors import BadInput, PromptgateError
+from ..errors import BadInput, LabelConflict, PromptgateError
 from ..gate import check, judge_report, plan_check, resolve_candidates
 from ..refs import check_label_name
 from ..report import report_digest
-from ..store import create_promotion, get_promotion, record_refused_report, update_promotion
-from .app import ApiError, ServerState
+from ..store import (
+    create_promotion,
+    decide_promotion,
+    get_promotion,
+    record_refused_report,
+    update_promotion,
+)
+from .state import ApiError, ServerState
 
 log = logging.getLogger("promptgate.server")
 
@@ -229,3 +235,25 @@ def accept_report(
         report_id=report_id,
     )
     return get_promotion(store, pid)
+
+
+def decide(
+    state: ServerState, pid: int, *, actor: str, approve: bool, comment: str | None
+) -> dict[str, Any]:
+    """Approve (moving the labels by compare-and-swap) or reject a passed request; its author
+    may not decide it."""
+    store = state.store
+    promotion = get_promotion(store, pid)
+    if promotion["author"] == actor:
+        raise ApiError(403, "forbidden", "a request cannot be decided by its author")
+    if promotion["state"] != "passed":
+        raise ApiError(409, "conflict", f"request {pid} is {promotion['state']}, not passed")
+    try:
+        decided = decide_promotion(store, pid, approve=approve, actor=actor, comment=comment)
+    except LabelConflict as exc:
+        state.hub.notify()
+        raise ApiError(409, "stale", f"request {pid} is stale: {exc}") from None
+    except BadInput as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    state.hub.notify()
+    return decided

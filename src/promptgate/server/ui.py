@@ -59,8 +59,9 @@ from ..report import _stats_line, to_markdown
 from ..store import ROLES, get_promotion, get_report, list_promotions
 from ..store.sessions import create_session, end_session, session_user
 from ..verdict import sentence as comparison_sentence
-from .app import ApiError, ServerState, _status_for
 from .auth import Principal
+from .promotions import decide, file_request
+from .state import ApiError, ServerState, status_for
 from .ui_report import assertion_words, case_views, config_problem
 
 PACKAGE = Path(__file__).resolve().parent.parent
@@ -107,7 +108,7 @@ def _error_for(exc: Exception) -> PageError:
         where = ".".join(str(x) for x in first.get("loc", ()))
         return PageError(400, "Bad request", f"{where}: {first.get('msg', 'invalid')}")
     assert isinstance(exc, PromptgateError)
-    status, _ = _status_for(exc)
+    status, _ = status_for(exc)
     titles = {404: "Not found", 403: "Not allowed", 412: "Conflict"}
     return PageError(status, titles.get(status, "Cannot do that"), str(exc))
 
@@ -674,8 +675,6 @@ def request_form(
 
 @router.post("/promotions")
 def request_file(form: Posted = posted("editor")) -> Response:
-    from .promotions import file_request
-
     ui = form.ui
     assert ui.user is not None
     name, label, reason = form.get("prompt"), form.get("label").strip(), form.get("reason")
@@ -749,12 +748,9 @@ def report_json(pid: int, ui: Ui = page("viewer")) -> Response:
 
 
 def _decide(form: Posted, pid: int, approve: bool) -> Response:
-    from .api import DecisionBody
-    from .api import _decide as decide
-
     comment = form.get("comment").strip() or None
     assert form.ui.user is not None
-    decide(form.ui.request, pid, DecisionBody(comment=comment), form.ui.user, approve)
+    decide(form.ui.state, pid, actor=form.ui.user.name, approve=approve, comment=comment)
     return form.ui.redirect(f"/promotions/{pid}")
 
 
