@@ -337,3 +337,48 @@ def test_repeats_compare_per_case_pass_shares_by_a_seeded_bootstrap(
     counts.clear()
     _, again, _ = _check(quiz, "--no-cache")
     assert again["suites"][0]["comparison"] == c  # seeded from the suite digest: reproducible
+
+
+def _suite_result(name: str, scores: list[tuple[int, int, str | None]]) -> Any:
+    """A SuiteResult of (runs_passed, runs, error) cases, as a report's JSON would give it."""
+    from promptgate.report import suite_result_from_json
+
+    cases = [
+        {
+            "id": f"c{i}",
+            "runs": runs,
+            "runs_passed": ok,
+            "passed": ok == runs and not err,
+            "error": err,
+        }
+        for i, (ok, runs, err) in enumerate(scores)
+    ]
+    repeat = scores[0][1]
+    passed = sum(c["passed"] for c in cases) / len(cases) >= 0.0
+    entry = {"prompt": name, "digest": "d" * 64, "version": "v1", "cases": cases, "passed": passed}
+    return suite_result_from_json(
+        entry, where=name, path=f"{name}.yaml", threshold=0.0, repeat=repeat
+    )
+
+
+def test_an_errored_run_counts_as_one_failing_run_after_a_json_round_trip() -> None:
+    from promptgate.verdict import case_score
+
+    sr = _suite_result("p", [(2, 3, "timed out after 5.0s"), (3, 3, None)])
+    assert [case_score(c) for c in sr.cases] == [pytest.approx(2 / 3), 1.0]
+    assert [c.passed for c in sr.cases] == [False, True]
+
+
+def test_an_inconclusive_suite_says_how_many_cases_even_when_holm_decides() -> None:
+    """Two suites with 5 regressions in 40 each: raw p 0.031, Holm-adjusted 0.0625: not a
+    significant drop, not within the margin either, so each must say what would settle it."""
+    from promptgate.policy import CompareSettings
+    from promptgate.verdict import judge
+
+    base = {n: [_suite_result(n, [(1, 1, None)] * 40)] for n in ("a", "b")}
+    cand = {n: [_suite_result(n, [(0, 1, None)] * 5 + [(1, 1, None)] * 35)] for n in ("a", "b")}
+    judgement = judge([], lambda n, p: CompareSettings(), cand, base)
+    for name in ("a", "b"):
+        c = judgement.for_suite(name, f"{name}.yaml").comparison
+        assert c is not None and c.p_value < 0.05 <= c.p_adjusted
+        assert c.verdict == "inconclusive" and c.cases_needed is not None and c.cases_needed > 40

@@ -210,3 +210,41 @@ def test_promoting_a_partial_moves_only_its_label(desk: Project, llm: OpenAITest
     assert "tone (partial)" in listed.stdout and "reply (partial)" not in listed.stdout
     rendered = desk.json("render", "note@production", "--var", "ticket=x")
     assert rendered[0]["content"].startswith("Be warm, brief and exact.")
+
+
+def test_a_report_made_before_a_partial_moved_is_stale(desk: Project) -> None:
+    desk.write("prompts/reply.yaml", REPLY.replace("You answer customers.", "You answer."))
+    assert desk.run("push", "prompts/reply.yaml", "-m", "shorter").exit_code == 0
+    out = desk.root / "r.json"
+    assert desk.run("check", "reply@v2", "--report-json", str(out)).exit_code == 0
+    report = json.loads(out.read_text())
+    assert report["upstream"] == [
+        {"name": "tone", "version": 1, "content_hash": report["upstream"][0]["content_hash"]}
+    ]
+    desk.write("prompts/tone.yaml", TONE.replace("warm and brief", "rude"))
+    assert desk.run("push", "prompts/tone.yaml", "-m", "rude").exit_code == 0
+    assert desk.run("label", "set", "tone@v2", "production", "--reason", "r").exit_code == 0
+    result = desk.run(
+        "promote", "--from-report", str(out), "--to", "production", "--reason", "old evidence"
+    )
+    assert result.exit_code == 3 and "upstream tone at v1" in result.stderr
+    store = Store(desk.registry)
+    try:
+        assert store.label_version("reply", "production") == 1
+    finally:
+        store.close()
+
+
+def test_an_include_cycle_through_a_pinned_partial_is_refused(desk: Project) -> None:
+    desk.write("prompts/voice.yaml", "name: voice\npartial: true\ntemplate: hi\n")
+    assert desk.run("push", "prompts/voice.yaml", "-m", "v").exit_code == 0
+    desk.write(
+        "prompts/tone.yaml", TONE.replace('"Be warm and brief."', "'{% include \"voice\" %}'")
+    )
+    assert desk.run("push", "prompts/tone.yaml", "-m", "t").exit_code == 0  # tone@v2
+    desk.write(
+        "prompts/voice.yaml", "name: voice\npartial: true\ntemplate: '{% include \"tone@v2\" %}'\n"
+    )
+    result = desk.run("push", "prompts/voice.yaml", "-m", "loop")
+    assert result.exit_code == 2, result.stdout
+    assert "include cycle: " in result.stderr and "tone@v2" in result.stderr

@@ -134,6 +134,8 @@ def test_shard_keys_are_stable_and_spread() -> None:
         ("unsharded", "not a shard's report"),
         ("mixed", "split the check differently"),
         ("garbage", "not a JSON report"),
+        ("count0", "with 1 <= index <= count"),
+        ("malformed", "a shard's report is malformed"),
     ],
 )
 def test_merge_refuses_what_is_not_one_whole_check(
@@ -160,6 +162,16 @@ def test_merge_refuses_what_is_not_one_whole_check(
     elif case == "mixed":
         two = _shards(quiz, "quiz@v2", 2)
         args = [paths[0], two[1], paths[2]]
+    elif case == "count0":
+        other = json.loads(paths[1].read_text())
+        other["shard"] = {"index": 7, "count": 0}
+        paths[1].write_text(json.dumps(other))
+        args = paths
+    elif case == "malformed":
+        other = json.loads(paths[1].read_text())
+        del other["suites"][0]["cases"]
+        paths[1].write_text(json.dumps(other))
+        args = paths
     else:
         paths[1].write_text("{not json")
         args = paths

@@ -58,6 +58,9 @@ class Plan:
     compare: CompareSettings = field(default_factory=CompareSettings)
     shard: tuple[int, int] | None = None  # (index, count): only that shard's cases run
     pinned: dict[str, str] = field(default_factory=dict)  # "tone@v3" -> its text
+    # the unaffected prompts and partials the affected ones consume (from:, include), at the
+    # label: part of what a report judged, so a move of one of them makes a report stale
+    upstream: dict[str, PromptAt] = field(default_factory=dict)
 
     @property
     def missing_suites(self) -> list[str]:
@@ -138,6 +141,8 @@ def plan_check(
                     "a candidate: its output (or text) cannot be produced"
                 )
     pinned = _pinned_partials(store, side.values())
+    above = set().union(*(nx.ancestors(graph, n) for n in affected)) - set(affected)
+    upstream = {n: side[n] for n in sorted(above) if n in side}
     all_suites = load_suites(suites_dir)
     suites = {n: all_suites.get(n, []) for n in affected}
     if shard is not None:
@@ -163,6 +168,7 @@ def plan_check(
         compare=compare or CompareSettings(),
         shard=shard,
         pinned=pinned,
+        upstream=upstream,
     )
 
 
@@ -299,6 +305,20 @@ def judge_report(plan: Plan, report: Mapping[str, Any]) -> Judgement:
     plan's own threshold and comparison policy, and the verdict by `decide`, the rule `check`
     uses. A report whose own flags or verdicts disagree with what its cases give is refused
     (BadInput), as is one that is not a report of this plan."""
+    judged_upstream = {
+        str(u.get("name")): (u.get("version"), u.get("content_hash"))
+        for u in report.get("upstream") or []
+        if isinstance(u, Mapping)
+    }
+    now_upstream = {n: (p.version, p.content_hash) for n, p in plan.upstream.items()}
+    if judged_upstream != now_upstream:
+        changed = sorted(set(judged_upstream.items()) ^ set(now_upstream.items()))
+        name = changed[0][0]
+        raise LabelConflict(
+            f"{plan.label} moved since the report was made: the report ran with upstream "
+            f"{name} at {_version_text(judged_upstream.get(name))}, {plan.label} has "
+            f"{_version_text(now_upstream.get(name))}: check again"
+        )
     shard = report.get("shard")
     if shard:
         where = f"{shard.get('index')}/{shard.get('count')}" if isinstance(shard, Mapping) else "?"

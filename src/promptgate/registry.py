@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import networkx as nx
+
 from .domain import AuditEvent, LabelMove, PromptVersion, PushResult
 from .errors import BadInput, GraphError, PromptFileError, ProtectedLabel, UnknownRef
-from .graph import build_graph
+from .graph import Graph, build_graph
 from .promptfile import PromptSpec, discover_prompt_files, includes, is_partial, load_prompt_file
 from .refs import Ref, check_label_name, parse_ref
 from .store import LATEST, PendingPush, Store
@@ -64,18 +66,45 @@ def check_graph_with(store: Store, specs: Iterable[PromptSpec], label: str = LAT
     for spec in specs:
         contents[spec.name] = spec.content
     build_graph(contents)
-    for spec in specs:
-        for name, version in sorted(includes(spec.content), key=str):
+    _check_pinned_includes(store, contents, [s.name for s in specs])
+
+
+def _check_pinned_includes(store: Store, contents: Mapping[str, Any], names: list[str]) -> None:
+    """Every pinned include (`tone@v3`) reached from `names` is a stored partial, and no chain
+    of includes, pinned ones and those inside pinned partials included, comes back on itself
+    (a render would never end)."""
+    edges: list[tuple[str, str]] = []
+    todo = [(n, contents[n]) for n in names]
+    seen: set[str] = set()
+    while todo:
+        node, content = todo.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        for name, version in sorted(includes(content), key=str):
             if version is None:
+                edges.append((node, name))
+                if name in contents:
+                    todo.append((name, contents[name]))
                 continue
+            key = f"{name}@v{version}"
             try:
                 pinned = store.get_version(name, version)
             except UnknownRef:
                 raise GraphError(
-                    f'{spec.name}: {{% include "{name}@v{version}" %}} names no stored version'
+                    f'{node}: {{% include "{key}" %}} names no stored version'
                 ) from None
             if not is_partial(pinned.content):
-                raise GraphError(f'{spec.name}: {{% include "{name}@v{version}" %}}: not a partial')
+                raise GraphError(f'{node}: {{% include "{key}" %}}: not a partial')
+            edges.append((node, key))
+            todo.append((key, pinned.content))
+    graph: Graph = nx.DiGraph(edges)
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        return
+    path = [edge[0] for edge in cycle] + [cycle[0][0]]
+    raise GraphError("include cycle: " + " -> ".join(path))
 
 
 def resolve_includes(

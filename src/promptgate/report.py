@@ -6,6 +6,7 @@ JSON report, `schema_version` 1 (documented in the README):
   tool {name, version},
   candidates [{name, version, ref, content_hash, draft, path}],
   baselines [{name, version, content_hash}] (affected prompts the label points at),
+  upstream [{name, version, content_hash}] (unaffected prompts and partials they consume),
   affected [{name, reason, candidate, baseline, new}], graph {nodes, edges},
   diffs [{prompt, from, to, new, text, config}], failures [str], problems [str],
   suites [{prompt, path, digest, version, threshold, repeat, total, passed_cases, pass_rate,
@@ -177,6 +178,10 @@ def build_report(
             for n in plan.affected
             if n in plan.baseline
         ],
+        "upstream": [
+            {"name": n, "version": p.version, "content_hash": p.content_hash}
+            for n, p in plan.upstream.items()
+        ],
         "affected": [
             {
                 "name": n,
@@ -242,7 +247,7 @@ def suite_result_from_json(
                 runs=tuple(
                     RunResult(
                         index=i,
-                        passed=i < runs_passed and not error,
+                        passed=i < runs_passed,  # an errored run is one of the failing ones
                         score=1.0 if i < runs_passed else 0.0,
                         output=str(c.get("output") or "") if i == runs - 1 else "",
                         error=str(error) if error and i == runs - 1 else None,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .errors import BadInput
-from .policy import CompareSettings
+from .policy import CompareSettings, parse_compare
 from .report import SCHEMA_VERSION, judged_fields, suite_result_from_json, suite_summary
 from .runner import SuiteResult
 from .suites import Suite
@@ -62,6 +62,10 @@ def _identity(report: Mapping[str, Any]) -> tuple[Any, ...]:
         sorted(
             (b.get("name"), b.get("version"), b.get("content_hash")) for b in report["baselines"]
         ),
+        sorted(
+            (u.get("name"), u.get("version"), u.get("content_hash"))
+            for u in report.get("upstream") or []
+        ),
         suites("suites"),
         suites("baseline_suites"),
     )
@@ -79,6 +83,10 @@ def _check_shards(reports: Sequence[Mapping[str, Any]], names: Sequence[str]) ->
             raise BadInput(f"{name}: not a shard's report (it has no `shard`): nothing to merge")
         if not isinstance(r.get("candidates"), list) or not isinstance(r.get("baselines"), list):
             raise BadInput(f"{name}: the report has no candidates or baselines")
+    for name, r in zip(names, reports, strict=True):
+        index, count = r["shard"].get("index"), r["shard"].get("count")
+        if type(index) is not int or type(count) is not int or not 1 <= index <= count:
+            raise BadInput(f"{name}: its shard must be {{index, count}} with 1 <= index <= count")
     counts = {r["shard"].get("count") for r in reports}
     if len(counts) != 1:
         raise BadInput(
@@ -153,17 +161,30 @@ def merge_reports(reports: Sequence[Mapping[str, Any]], names: Sequence[str]) ->
     """One report of the whole check from its shards' reports, judged once on the merged cases
     (BadInput for a missing, duplicated or foreign shard)."""
     count = _check_shards(reports, names)
+    try:
+        return _merge(reports, count)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BadInput(
+            f"report merge: a shard's report is malformed ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _merge(reports: Sequence[Mapping[str, Any]], count: int) -> Merged:
     cand_entries = _merged_suites(reports, "suites")
     base_entries = _merged_suites(reports, "baseline_suites")
     candidate = _results(cand_entries)
     baseline = _results(base_entries)
     first = reports[0]
     settings = first.get("settings") or {}
-    defaults = CompareSettings().with_overrides(settings.get("compare") or {})
+    defaults = CompareSettings().with_overrides(
+        parse_compare(settings.get("compare"), "settings.compare", BadInput)
+    )
 
     def policy_of(name: str, path: str) -> CompareSettings:
         entry = cand_entries.get((name, path), {})
-        return defaults.with_overrides(entry.get("compare") or {})
+        return defaults.with_overrides(
+            parse_compare(entry.get("compare"), f"{path}: compare", BadInput)
+        )
 
     allowed_missing = bool(settings.get("allow_missing_suites"))
     problems = [

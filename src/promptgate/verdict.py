@@ -15,7 +15,7 @@ made elsewhere, and every report form prints what they decided.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import stats
@@ -219,7 +219,9 @@ def judge(
                 verdict=verdict,
                 cases_needed=None
                 if conclusive
-                else stats.cases_needed(p, margin=policy.margin, alpha=policy.alpha),
+                else stats.cases_needed(
+                    replace(p, p_value=p_adj), margin=policy.margin, alpha=policy.alpha
+                ),
                 method="mcnemar-exact" if p.binary else "paired-bootstrap",
                 regressed=tuple(i for i, x, y in zip(ids, b, c, strict=True) if y < x),
                 fixed=tuple(i for i, x, y in zip(ids, b, c, strict=True) if y > x),
