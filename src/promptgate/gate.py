@@ -140,7 +140,7 @@ def plan_check(
                     f"{name}: upstream {up} has no version at {label} and is not "
                     "a candidate: its output (or text) cannot be produced"
                 )
-    pinned = _pinned_partials(store, side.values())
+    pinned = pinned_partials(store, side.values())
     above = set().union(*(nx.ancestors(graph, n) for n in affected)) - set(affected)
     upstream = {n: side[n] for n in sorted(above) if n in side}
     all_suites = load_suites(suites_dir)
@@ -172,7 +172,7 @@ def plan_check(
     )
 
 
-def _pinned_partials(store: Store, prompts: Iterable[PromptAt]) -> dict[str, str]:
+def pinned_partials(store: Store, prompts: Iterable[PromptAt]) -> dict[str, str]:
     """The text of every pinned include (`tone@v3`) the side's prompts and partials reach."""
     out: dict[str, str] = {}
     todo = [p.content for p in prompts]

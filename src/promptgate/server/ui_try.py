@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from ..config import Config
 from ..errors import PromptgateError
-from ..gate import client_from_config
+from ..gate import client_from_config, pinned_partials, side_includes
 from ..promptfile import PromptSpec, parse_prompt_text, prompt_inputs
 from ..providers import StoreCache
 from ..runner import PromptAt, Runner, Side
@@ -90,7 +90,9 @@ def _sides(store: Store, label: str, spec: PromptSpec) -> tuple[Side, Side, bool
     return {**base, spec.name: draft}, base, spec.name in at_label
 
 
-async def _run_side(runner: Runner, side: Side, name: str, case: Case) -> SideRun:
+async def _run_side(
+    runner: Runner, side: Side, name: str, case: Case, includes: Mapping[str, str]
+) -> SideRun:
     prompt = side[name]
     values = dict(case.vars)
     upstream: list[Upstream] = []
@@ -100,13 +102,13 @@ async def _run_side(runner: Runner, side: Side, name: str, case: Case) -> SideRu
                 source = side.get(spec.source)
                 version = source.label if source else "none"
                 try:
-                    made = await runner.output(side, spec.source, case.vars, 0, True)
+                    made = await runner.output(side, spec.source, case.vars, 0, True, includes)
                 except PromptgateError as exc:
                     upstream.append(Upstream(spec.name, spec.source, version, error=str(exc)))
                     raise
                 upstream.append(Upstream(spec.name, spec.source, version, made.output))
                 values[spec.name] = made.output
-        response = await runner.output(side, name, values, 0)
+        response = await runner.output(side, name, values, 0, includes=includes)
     except PromptgateError as exc:
         return SideRun(prompt.label, error=str(exc), upstream=tuple(upstream))
     return SideRun(prompt.label, response.output, cached=response.cached, upstream=tuple(upstream))
@@ -116,14 +118,21 @@ def try_case(store: Store, config: Config, spec: PromptSpec, suite: Suite, case:
     """Run the draft and the label's version on one case, through their chains."""
     label = config.gate.label
     candidate_side, baseline_side, at_label = _sides(store, label, spec)
+    pinned = pinned_partials(store, [*candidate_side.values(), *baseline_side.values()])
+    includes_of = {
+        "candidate": side_includes(candidate_side, pinned),
+        "baseline": side_includes(baseline_side, pinned),
+    }
 
     async def run() -> tuple[SideRun, SideRun | None]:
         client = client_from_config(config, cache=StoreCache(store))
         runner = Runner(client, config.judge)
         try:
-            jobs = [_run_side(runner, candidate_side, spec.name, case)]
+            jobs = [_run_side(runner, candidate_side, spec.name, case, includes_of["candidate"])]
             if at_label:
-                jobs.append(_run_side(runner, baseline_side, spec.name, case))
+                jobs.append(
+                    _run_side(runner, baseline_side, spec.name, case, includes_of["baseline"])
+                )
             done = await asyncio.gather(*jobs)
         finally:
             await client.aclose()
