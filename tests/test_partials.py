@@ -3,13 +3,22 @@ the includer's label, and an edge of the gate's graph."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 from conftest import Project
 
-from promptgate.store import Store
+from promptgate.config import Config
+from promptgate.lockfile import LockfileError, read_lock, write_lock
+from promptgate.sdk import PromptClient
+from promptgate.server import ServerSettings, create_app
+from promptgate.server.thread import ServerThread
+from promptgate.store import Store, create_key
 from promptgate.testing import OpenAITestServer
 
 TONE = """\
@@ -248,3 +257,127 @@ def test_an_include_cycle_through_a_pinned_partial_is_refused(desk: Project) -> 
     result = desk.run("push", "prompts/voice.yaml", "-m", "loop")
     assert result.exit_code == 2, result.stdout
     assert "include cycle: " in result.stderr and "tone@v2" in result.stderr
+
+
+# -- resolved prompts: show, diff, the server, the SDK, the lock file ---------------------------
+
+
+def _reference_resolved_hash(includer_hash: str, included: list[tuple[str, str]]) -> str:
+    """The documented formula, written out: SHA-256 of the canonical JSON of
+    [includer's content hash, sorted [include, partial content hash] pairs, missing]."""
+    body = json.dumps([includer_hash, sorted([k, h] for k, h in included), []])
+    return hashlib.sha256(body.replace(", ", ",").encode()).hexdigest()
+
+
+def _move_tone(desk: Project, text: str) -> None:
+    desk.write("prompts/tone.yaml", TONE.replace("warm and brief", text))
+    assert desk.run("push", "prompts/tone.yaml", "-m", text).exit_code == 0
+    assert desk.run("label", "set", "tone@latest", "production", "--reason", "r").exit_code == 0
+
+
+def test_show_resolved_and_diff_give_the_included_text(desk: Project) -> None:
+    shown = desk.json("show", "reply@production", "--resolved", "--json")
+    tone = desk.json("show", "tone@production", "--json")
+    [included] = shown["resolved"]["includes"]
+    assert (included["include"], included["version"]) == ("tone", 1)
+    assert shown["resolved"]["resolved_hash"] == _reference_resolved_hash(
+        shown["content_hash"], [("tone", tone["content_hash"])]
+    )
+    text = desk.run("show", "reply@production", "--resolved").stdout
+    assert "Be warm and brief. You answer customers." in text and "{% include" not in text
+    assert "{% include" in desk.run("show", "reply@production").stdout  # as stored, without
+    desk.write("prompts/tone.yaml", TONE.replace("warm and brief", "formal"))
+    assert desk.run("push", "prompts/tone.yaml", "-m", "formal").exit_code == 0
+    diff = desk.json("diff", "reply@production", "reply@latest", "--json")
+    assert diff["identical"] is True and diff["text"] == ""  # reply itself did not change
+    change = diff["includes"]["tone"]
+    assert (change["from"], change["to"]) == ("tone@v1", "tone@v2")
+    assert "-Be warm and brief." in change["text"] and "+Be formal." in change["text"]
+    plain = desk.run("diff", "reply@production", "reply@latest").stdout
+    assert "what they include differs" in plain and "+Be formal." in plain
+    assert desk.json("diff", "reply@production", "reply@production", "--json")["includes"] == {}
+
+
+def test_the_server_serves_the_resolved_prompt_and_a_partial_move_changes_it(
+    desk: Project,
+) -> None:
+    app = create_app(ServerSettings(registry=desk.registry, config=Config(root=desk.root)))
+    key = create_key(app.state.pg.store, "viewer", "viewer")
+    with (
+        ServerThread(app) as server,
+        httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}) as http,
+    ):
+        first = http.get("/v1/prompts/reply", params={"label": "production"})
+        assert first.status_code == 200
+        body = first.json()
+        assert [i["version"] for i in body["resolved"]["includes"]] == [1]
+        assert body["resolved"]["includes"][0]["content"]["template"] == "Be warm and brief."
+        snap = http.get("/v1/snapshot", params={"label": "production", "names": "reply"}).json()
+        assert snap["prompts"]["reply"]["resolved"] == body["resolved"]
+        _move_tone(desk, "formal")  # (another process: the server hears of it shortly)
+        deadline = time.monotonic() + 10
+        while True:
+            again = http.get(
+                "/v1/prompts/reply",
+                params={"label": "production"},
+                headers={"If-None-Match": first.headers["etag"]},
+            )
+            if again.status_code != 304:
+                break
+            assert time.monotonic() < deadline, "the partial's move never changed the ETag"
+            time.sleep(0.05)
+        assert again.status_code == 200
+        moved = again.json()
+        assert moved["version"] == body["version"] == 1  # no new reply version
+        assert moved["resolved"]["includes"][0]["version"] == 2
+        assert moved["resolved"]["resolved_hash"] != body["resolved"]["resolved_hash"]
+        assert int(again.headers["x-promptgate-seq"]) > int(first.headers["x-promptgate-seq"])
+
+
+@pytest.mark.parametrize("through", ["server", "database"])
+def test_the_sdk_renders_the_partial_and_follows_its_moves(desk: Project, through: str) -> None:
+    app = create_app(ServerSettings(registry=desk.registry, config=Config(root=desk.root)))
+    key = create_key(app.state.pg.store, "viewer", "viewer")
+    with ServerThread(app) as server:
+        url = server.url if through == "server" else desk.registry
+        # events: no periodic re-read within the test (every 10 x ttl_s), so only the partial's
+        # move event can bring the new text; a database is polled every ttl_s
+        ttl_s = 60.0 if through == "server" else 0.1
+        with PromptClient(url, api_key=key, ttl_s=ttl_s, long_poll_s=1.0) as client:
+            p = client.get("reply", label="production")
+            assert p.render(ticket="hi")[0]["content"] == "Be warm and brief. You answer customers."
+            assert p.includes == {"tone": "Be warm and brief."}
+            before = p.trace_attributes["resolved_hash"]
+            _move_tone(desk, "formal")
+            deadline = time.monotonic() + 10
+            while client.get("reply", label="production").version == 1 and (
+                client.get("reply", label="production").resolved_hash == before
+            ):
+                assert time.monotonic() < deadline, "the SDK never saw the partial move"
+                time.sleep(0.05)
+            now = client.get("reply", label="production")
+            assert now.version == 1 and now.trace_attributes["resolved_hash"] != before
+            assert now.render(ticket="hi")[0]["content"] == "Be formal. You answer customers."
+            assert client.get("other", label="production").render(ticket="x")  # untouched
+
+
+def test_a_lock_file_carries_the_partials_and_serves_them_when_the_registry_is_down(
+    desk: Project, tmp_path: Path
+) -> None:
+    store = Store(desk.registry)
+    try:
+        doc = write_lock(store, ["reply"], "production", tmp_path / "lock.json")
+    finally:
+        store.close()
+    assert set(doc["prompts"]) == {"reply"}  # the partial travels inside its includer's entry
+    with PromptClient(
+        "http://127.0.0.1:9", api_key="k", fallback=tmp_path / "lock.json", timeout_s=0.5
+    ) as client:
+        p = client.get("reply", label="production")
+        assert p.render(ticket="hi")[0]["content"] == "Be warm and brief. You answer customers."
+    edited = json.loads((tmp_path / "lock.json").read_text())
+    entry = edited["prompts"]["reply"]["resolved"]["includes"][0]
+    entry["content"]["template"] = "Be rude."
+    (tmp_path / "edited.json").write_text(json.dumps(edited))
+    with pytest.raises(LockfileError, match="hash mismatch"):
+        read_lock(tmp_path / "edited.json")

@@ -7,6 +7,7 @@ stop them: a graceful uvicorn shutdown waits for the SDK's in-flight long-poll t
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -767,6 +768,10 @@ def test_prompt_renders_like_the_cli_and_builds_openai_kwargs(shared: Registry) 
             "version": 1,
             "label": "staging",
             "content_hash": p.content_hash,
+            # no includes: SHA-256 of [content hash, no included hashes, nothing missing]
+            "resolved_hash": hashlib.sha256(
+                json.dumps([p.content_hash, [], []], separators=(",", ":")).encode()
+            ).hexdigest(),
         }
         assert p.render(text="T") == render_messages(raw, {"max_words": 60, "text": "T"})
         assert p.render(text="T", max_words=5)[1]["content"] == "Summarize in at most 5 words:"

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from .canonical import content_hash
 from .errors import BadInput, UnknownRef
+from .resolved import Resolution
 
 SCHEMA_VERSION = 1
 DEFAULT_LOCK_PATH = "promptgate.lock.json"
@@ -179,3 +180,8 @@ def _check(document: Any, where: str) -> None:
             raise LockfileError(f"{at}: content.model.name is missing")
         if ("messages" in content) == ("template" in content):
             raise LockfileError(f"{at}: content needs exactly one of messages or template")
+        if "resolved" in entry:  # the partials it renders with: each hash checked too
+            try:
+                Resolution.from_json(entry["resolved"], actual)
+            except ValueError as exc:
+                raise LockfileError(f"{at}: {exc}: the lock file was edited") from None

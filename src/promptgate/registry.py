@@ -19,6 +19,7 @@ from .errors import BadInput, GraphError, PromptFileError, ProtectedLabel, Unkno
 from .graph import Graph, build_graph
 from .promptfile import PromptSpec, discover_prompt_files, includes, is_partial, load_prompt_file
 from .refs import Ref, check_label_name, parse_ref
+from .resolved import Resolution
 from .store import LATEST, PendingPush, Store
 
 
@@ -105,26 +106,6 @@ def _check_pinned_includes(store: Store, contents: Mapping[str, Any], names: lis
         return
     path = [edge[0] for edge in cycle] + [cycle[0][0]]
     raise GraphError("include cycle: " + " -> ".join(path))
-
-
-def resolve_includes(
-    store: Store, content: Mapping[str, Any], label: str = LATEST
-) -> dict[str, str]:
-    """The partial texts `content` renders with: label-following includes at `label` (a
-    stored prompt's own label, or `latest`), pinned ones at their version, transitively."""
-    out: dict[str, str] = {}
-    todo = [content]
-    while todo:
-        for name, version in includes(todo.pop()):
-            key = name if version is None else f"{name}@v{version}"
-            if key in out:
-                continue
-            v = store.get_version(name, version) if version else store.resolve(name, label)
-            if not is_partial(v.content):
-                raise BadInput(f'{{% include "{key}" %}}: {v.ref} is not a partial')
-            out[key] = v.content["template"]
-            todo.append(v.content)
-    return out
 
 
 def push_specs(
@@ -259,6 +240,34 @@ def text_diff(
             _template_text(a.content), _template_text(b.content), a_name, b_name, lineterm=""
         )
     )
+
+
+def includes_diff(a: Resolution, b: Resolution) -> dict[str, dict[str, Any]]:
+    """The included partials that differ between two resolved prompts: {include: {from, to,
+    text}}, `from`/`to` the partial versions (None where a side does not include it) and
+    `text` the unified diff of their text."""
+    left = {i.include: i for i in a.includes}
+    right = {i.include: i for i in b.includes}
+    out: dict[str, dict[str, Any]] = {}
+    for key in sorted(set(left) | set(right)):
+        x, y = left.get(key), right.get(key)
+        if x is not None and y is not None and x.content_hash == y.content_hash:
+            continue
+        a_name = f"{x.name}@v{x.version}" if x else "(not included)"
+        b_name = f"{y.name}@v{y.version}" if y else "(not included)"
+        lines = difflib.unified_diff(
+            (x.template if x else "").splitlines(),
+            (y.template if y else "").splitlines(),
+            a_name,
+            b_name,
+            lineterm="",
+        )
+        out[key] = {
+            "from": a_name if x else None,
+            "to": b_name if y else None,
+            "text": "\n".join(lines),
+        }
+    return out
 
 
 def config_diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:

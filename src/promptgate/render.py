@@ -13,6 +13,7 @@ becomes the environment's only loader (DESIGN section 10). Dynamic include names
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from typing import Any
@@ -79,6 +80,36 @@ def _includes(ast: nodes.Template) -> Iterator[str]:
                 'quotes ({% include "tone" %}), not an expression'
             )
         yield node.template.value
+
+
+_INCLUDE_TAG = re.compile(r"""\{%(-?)\s*include\s+(["'])([^"']+)\2\s*(-?)%\}""")
+
+
+def expand_includes(source: str, texts: Mapping[str, str], _depth: int = 0) -> str:
+    """The template with each `{% include "name" %}` replaced by the partial's text (itself
+    expanded), whitespace control (`{%-`, `-%}`) applied as Jinja applies it: the resolved
+    prompt people read (`show --resolved`). Includes not in `texts` stay as they are."""
+    if _depth > 32 or "include" not in source:
+        return source
+    out: list[str] = []
+    pos = 0
+    strip_next = False
+    for m in _INCLUDE_TAG.finditer(source):
+        name = m.group(3)
+        if name not in texts:
+            continue
+        before = source[pos : m.start()]
+        if strip_next:
+            before = before.lstrip()
+        if m.group(1):
+            before = before.rstrip()
+        out.append(before)
+        out.append(expand_includes(texts[name], texts, _depth + 1))
+        pos = m.end()
+        strip_next = bool(m.group(4))
+    rest = source[pos:]
+    out.append(rest.lstrip() if strip_next else rest)
+    return "".join(out)
 
 
 @lru_cache(maxsize=4096)

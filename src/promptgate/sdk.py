@@ -22,6 +22,9 @@ How it works:
 - Never backwards: a label entry keeps the event seq its answer reflects (a snapshot's seq,
   or X-Promptgate-Seq on a poll) and ignores an older answer, such as a replica's that has
   not heard of the last move yet.
+- Partials: a version object carries `resolved`, the partial versions its `{% include %}`s
+  are served by at the label; `render` uses them, `trace_attributes["resolved_hash"]` names
+  the combination, and a move of a partial re-reads every watched prompt that includes it.
 - Fork-safe: a forked child gets fresh connections and its own refresher thread.
   `close()` cuts a long-poll in flight: the refresher thread ends within milliseconds.
 
@@ -52,6 +55,7 @@ from .lockfile import LockfileError, read_lock
 from .promptfile import prompt_inputs
 from .providers import ENDPOINT_KEYS, ChatRequest
 from .render import render_messages
+from .resolved import Resolution, resolution_of, snapshot_resolved, with_resolution
 
 # The CLI's compiled-template cache: the same SandboxedEnvironment and StrictUndefined. Should
 # render.py be reorganised without it, prompts render through render_messages only.
@@ -160,8 +164,11 @@ class Prompt:
     `label` is the label it was fetched by (None when fetched by version). Exactly one of
     `messages` (the raw message templates) and `template` (a single user-message template) is
     set. `parameters` are the model parameters sent to the API (temperature, max_tokens, ...).
-    `trace_attributes` = {name, version, label, content_hash} for spans and logs (no `label`
-    key when fetched by version: OpenTelemetry attributes cannot be None). Mappings in a
+    `trace_attributes` = {name, version, label, content_hash, resolved_hash} for spans and
+    logs (no `label` key when fetched by version: OpenTelemetry attributes cannot be None);
+    `resolved_hash` changes when the prompt or a partial it includes does. `includes` maps
+    each `{% include %}` name to the partial text it renders with (at the label; at `latest`
+    for a version fetch). Mappings in a
     Prompt refuse mutation (they are shared between threads); `dict(...)` copies one.
     """
 
@@ -177,6 +184,9 @@ class Prompt:
     tools: tuple[Mapping[str, Any], ...]
     response_format: Mapping[str, Any] | None
     trace_attributes: Mapping[str, Any]
+    resolved_hash: str = ""
+    includes: Mapping[str, str] = field(default_factory=dict)
+    _follows: Mapping[str, int | None] = field(default_factory=dict)  # partial -> version served
     _defaults: Mapping[str, Any] = field(default_factory=dict)
     _copy_defaults: bool = False
     _kwargs: Mapping[str, Any] = field(default_factory=dict)
@@ -190,6 +200,8 @@ class Prompt:
         if self._defaults:
             defaults = copy.deepcopy(self._defaults) if self._copy_defaults else self._defaults
             variables = {**defaults, **variables}
+        if self.includes:
+            return render_messages(self.content, variables, self.name, self.includes)
         parts = self._parts
         if parts is not None:
             try:
@@ -220,15 +232,15 @@ class Prompt:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Prompt):
             return NotImplemented
-        return (self.name, self.version, self.label, self.content_hash) == (
+        return (self.name, self.version, self.label, self.resolved_hash) == (
             other.name,
             other.version,
             other.label,
-            other.content_hash,
+            other.resolved_hash,
         )
 
     def __hash__(self) -> int:
-        return hash((self.name, self.version, self.label, self.content_hash))
+        return hash((self.name, self.version, self.label, self.resolved_hash))
 
     def __reduce__(self) -> Any:  # pickle / deepcopy: rebuilt from its version object
         return (_make_prompt, (self.to_json(), self.label))
@@ -318,6 +330,10 @@ def _build_prompt(
     if label is not None:
         attrs["label"] = label
     attrs["content_hash"] = digest
+    resolution = _resolution_of(data, digest, label)
+    attrs["resolved_hash"] = resolution.resolved_hash
+    follows: dict[str, int | None] = {m: None for m in resolution.missing}
+    follows.update({i.name: i.version for i in resolution.includes if i.include == i.name})
     kwargs = ChatRequest.for_content(_thaw(raw), []).api_kwargs()  # messages filled per call
     return Prompt(
         name=name,
@@ -332,12 +348,30 @@ def _build_prompt(
         tools=content.get("tools") or (),
         response_format=content.get("response_format"),
         trace_attributes=_FrozenDict(attrs),
+        resolved_hash=resolution.resolved_hash,
+        includes=_FrozenDict(resolution.texts()),
+        _follows=_FrozenDict(follows),
         _defaults=_FrozenDict(defaults) if flat_defaults else _thaw(defaults),
         _copy_defaults=not flat_defaults,
         _kwargs=_freeze(kwargs),
         _source=_freeze(dict(data)),
-        _parts=_compile_parts(raw),
+        _parts=None if resolution.includes else _compile_parts(raw),
     )
+
+
+def _resolution_of(data: Mapping[str, Any], digest: str, label: str | None) -> Resolution:
+    """The version object's `resolved` member, its hashes checked (ValueError if one does not
+    match); none (a registry older than partials): nothing included."""
+    if "resolved" in data:
+        return Resolution.from_json(_thaw(data["resolved"]), digest)
+    return Resolution(label or LATEST, digest)
+
+
+def _stated_resolved_hash(data: Mapping[str, Any]) -> Any:
+    resolved = data.get("resolved")
+    if isinstance(resolved, Mapping):
+        return resolved.get("resolved_hash")
+    return Resolution(LATEST, str(data.get("content_hash"))).resolved_hash
 
 
 @dataclass(frozen=True)
@@ -549,18 +583,25 @@ class _StoreSource:
             raise _Transient(f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
 
     def version(self, name: str, version: int, back: bool = False) -> dict[str, Any]:
-        return self._call(self.store.get_version, name, version).to_json()  # type: ignore
+        v = self._call(self.store.get_version, name, version)
+        return with_resolution(v.to_json(), self._call(resolution_of, self.store, v, LATEST))
 
     def label(
         self, name: str, label: str, etag: str | None = None, back: bool = False
     ) -> tuple[dict[str, Any] | None, str | None, int | None]:
-        return self._call(self.store.resolve, name, label).to_json(), None, None
+        seq, found = self.snapshot(label, [name])
+        if name not in found:
+            self._call(self.store.resolve, name, label)  # the precise "not found"
+            raise _NotFound(f"unknown ref {name}@{label}")
+        return found[name], None, seq
 
     def snapshot(
         self, label: str, names: Sequence[str] | None, back: bool = False
     ) -> tuple[int, dict[str, dict[str, Any]]]:
-        seq, versions = self._call(self.store.snapshot, label, list(names) if names else None)
-        return seq, {n: v.to_json() for n, v in versions.items()}
+        seq, versions, resolutions = self._call(
+            snapshot_resolved, self.store, label, list(names) if names else None
+        )
+        return seq, {n: with_resolution(v.to_json(), resolutions[n]) for n, v in versions.items()}
 
     def label_map(self, label: str) -> dict[str, int]:
         return self._call(self.store.label_map, label)  # type: ignore[no-any-return]
@@ -945,6 +986,7 @@ class PromptClient:
                 isinstance(current, Prompt)
                 and current.version == data.get("version")
                 and current.content_hash == data.get("content_hash")
+                and current.resolved_hash == _stated_resolved_hash(data)
             ):
                 return
         prompt = _make_prompt(data, label)  # outside the lock: hashing and parsing
@@ -1040,13 +1082,14 @@ class PromptClient:
                         version is not None
                         and isinstance(current, Prompt)
                         and current.version == version
+                        and all(at.get(p) == v for p, v in current._follows.items())
                         and key not in self._from_lock
                     ):
                         continue
                     if version is not None and data is None:
                         try:
-                            data = source.version(name, version)
-                        except _NotFound:  # cannot happen: versions are never deleted
+                            data, _tag, _seq = source.label(name, label)
+                        except _NotFound:  # the label moved off it meanwhile: next round
                             continue
                     self._swap(key, data, label)
 
@@ -1098,7 +1141,7 @@ class PromptClient:
         while True:
             groups, gen = self._groups_gen()
             touched: dict[str, set[str]] = {}
-            for label, name in moved:
+            for label, name in moved | self._includers(moved, groups):
                 if label in groups and name in groups[label] and (label, name) not in done:
                     touched.setdefault(label, set()).add(name)
             for label, names in touched.items():
@@ -1113,6 +1156,20 @@ class PromptClient:
                         self._cursor = top
                     return
             # entries fetched while this batch was in flight may be touched by it: look again
+
+    def _includers(
+        self, moved: set[tuple[Any, Any]], groups: dict[str, dict[str, list[_Key]]]
+    ) -> set[tuple[Any, Any]]:
+        """(label, name) of the watched prompts that include a partial whose label moved."""
+        out: set[tuple[Any, Any]] = set()
+        for label, by_name in groups.items():
+            for name, keys in by_name.items():
+                for key in keys:
+                    current = self._cache.get(key)
+                    follows = current._follows if isinstance(current, Prompt) else {}
+                    if any((label, partial) in moved for partial in follows):
+                        out.add((label, name))
+        return out
 
     # -- health -------------------------------------------------------------------------------
 

@@ -95,27 +95,74 @@ def list_(app: AppContext, as_json: bool) -> None:
 @click.command()
 @click.argument("ref")
 @click.option("--json", "as_json", is_flag=True, help="The version object as JSON.")
+@click.option(
+    "--resolved",
+    is_flag=True,
+    help="With its includes expanded: the partial versions it renders with at the label.",
+)
 @pass_app
-def show(app: AppContext, ref: str, as_json: bool) -> None:
+def show(app: AppContext, ref: str, as_json: bool, resolved: bool) -> None:
     """Show one version: NAME, NAME@vN or NAME@LABEL."""
     import yaml
 
     from ..registry import resolve
 
     v = resolve(app.store(), ref)
+    resolution = _resolution(app, v, ref) if resolved else None
     if as_json:
-        emit_json(v.to_json())
+        if resolution is None:
+            emit_json(v.to_json())
+        else:
+            from ..resolved import with_resolution
+
+            emit_json(with_resolution(v.to_json(), resolution))
         return
     click.echo(f"{v.ref}  {v.content_hash}")
     click.echo(f"labels:  {', '.join(v.labels) or '-'}")
     click.echo(f"author:  {v.author}   created: {v.created_at.isoformat()}")
     click.echo(f"message: {v.message}")
+    content = v.content
+    if resolution is not None:
+        click.echo(f"resolved at {resolution.label}: {resolution.resolved_hash}")
+        for item in resolution.includes:
+            click.echo(f"  includes {item.include!r}: {item.name}@v{item.version}")
+        for missing in resolution.missing:
+            click.echo(f"  includes {missing!r}: no version at {resolution.label}")
+        content = _expanded(content, resolution.texts())
     click.echo("---")
     click.echo(
         yaml.safe_dump(
-            {"name": v.name, **v.content}, sort_keys=False, allow_unicode=True, width=100
+            {"name": v.name, **content}, sort_keys=False, allow_unicode=True, width=100
         ).rstrip()
     )
+
+
+def _expanded(content: dict[str, Any], texts: dict[str, str]) -> dict[str, Any]:
+    """The content with every template's includes written out (what it renders with)."""
+    from ..render import expand_includes
+
+    out = dict(content)
+    if "template" in out:
+        out["template"] = expand_includes(out["template"], texts)
+    if "messages" in out:
+        out["messages"] = [
+            {**m, "content": expand_includes(m["content"], texts)}
+            if isinstance(m.get("content"), str)
+            else m
+            for m in out["messages"]
+        ]
+    return out
+
+
+def _resolution(app: AppContext, side: Any, ref: str) -> Any:
+    """The partials `side` renders with: at the ref's label, else (a version or a draft
+    file) at `latest`."""
+    from ..refs import parse_ref
+    from ..resolved import resolution_of
+
+    parsed = parse_ref(ref)
+    label = (parsed.label if not parsed.is_draft else None) or "latest"
+    return resolution_of(app.store(), side, label)
 
 
 @click.command()
@@ -151,12 +198,13 @@ def _load_side(app: AppContext, ref: str) -> tuple[Any, str]:
 @pass_app
 def diff(app: AppContext, ref_a: str, ref_b: str, as_json: bool) -> None:
     """Compare two versions (or a draft file): text diff plus a config diff. Exits 0 either way."""
-    from ..registry import config_diff, text_diff
+    from ..registry import config_diff, includes_diff, text_diff
 
     a, a_name = _load_side(app, ref_a)
     b, b_name = _load_side(app, ref_b)
     text = text_diff(a, b, a_name, b_name)
     config = config_diff(a.content, b.content)
+    included = includes_diff(_resolution(app, a, ref_a), _resolution(app, b, ref_b))
     if as_json:
         emit_json(
             {
@@ -164,16 +212,24 @@ def diff(app: AppContext, ref_a: str, ref_b: str, as_json: bool) -> None:
                 "to": b_name,
                 "text": text,
                 "config": config,
+                "includes": included,
                 "identical": a.content_hash == b.content_hash,
             }
         )
         return
-    if a.content_hash == b.content_hash:
+    if a.content_hash == b.content_hash and not included:
         click.echo(f"{a_name} and {b_name} have identical content")
         return
-    click.echo(text or "(template text unchanged)")
+    if a.content_hash == b.content_hash:
+        click.echo(f"{a_name} and {b_name} have identical content; what they include differs")
+    else:
+        click.echo(text or "(template text unchanged)")
     for path, change in config.items():
         click.echo(f"config {path}: {change.get('from')!r} -> {change.get('to')!r}")
+    for key, change in included.items():
+        click.echo(f'include "{key}": {change["from"] or "-"} -> {change["to"] or "-"}')
+        if change["text"]:
+            click.echo(change["text"])
 
 
 @click.group()
@@ -326,13 +382,8 @@ def render(app: AppContext, ref: str, variables: tuple[str, ...], as_json: bool)
         if not sep:
             raise BadInput(f"--var {item!r}: expected NAME=VALUE")
         given[key] = value
-    from ..refs import parse_ref
-    from ..registry import resolve_includes
-
     side, name = _load_side(app, ref)
-    parsed = parse_ref(ref)
-    label = (parsed.label if not parsed.is_draft else None) or "latest"
-    included = resolve_includes(app.store(), side.content, label)
+    included = _resolution(app, side, ref).require(name)
     messages = render_messages(side.content, with_defaults(side.content, given), name, included)
     if as_json:
         emit_json(messages)

@@ -17,9 +17,10 @@ from starlette.concurrency import run_in_threadpool
 from ..canonical import canonical_json
 from ..domain import LabelMove
 from ..errors import LabelConflict, UnknownRef
-from ..promptfile import NAME_RE, validate_content
+from ..promptfile import NAME_RE, includes, validate_content
 from ..refs import check_label_name
 from ..registry import LabelPolicy, push_specs, rollback_target
+from ..resolved import resolution_of, snapshot_resolved, with_resolution
 from ..store import (
     LATEST,
     create_key,
@@ -184,17 +185,23 @@ async def get_prompt(
 def _resolve_body(
     state: ServerState, name: str, label: str | None, version: int | None
 ) -> tuple[bytes, str, int]:
-    """(body, ETag, seq): the seq is read first, so the body reflects that event at least
-    (event ids commit in order, see Store._audit)."""
+    """(body, ETag, seq): the version object with its `resolved` member (the partials it
+    includes, at the label; at `latest` for a version read). A label read takes the prompt and
+    its partials from one snapshot, at the seq returned; a version read's seq is read first,
+    so the body reflects that event at least (event ids commit in order, see Store._audit)."""
     generation = state.resolved.generation
     store = state.store
     seq = max_seq(store)
-    v = (
-        store.get_version(name, version)
-        if version is not None
-        else store.resolve(name, label or LATEST)
-    )
-    data = v.to_json()
+    at = label or LATEST
+    v = store.get_version(name, version) if version is not None else store.resolve(name, at)
+    if version is None and includes(v.content):  # the prompt and its partials at one seq
+        seq, found, resolutions = snapshot_resolved(store, at, [name])
+        if name not in found:  # its label was removed meanwhile
+            raise UnknownRef(f"unknown ref {name}@{at}")
+        v, resolution = found[name], resolutions[name]
+    else:
+        resolution = resolution_of(store, v, at)  # (no reads without includes)
+    data = with_resolution(v.to_json(), resolution)
     entry = (canonical_json(data), _etag(data), seq)
     state.resolved.put((name, label, version), entry, generation)
     return entry
@@ -346,12 +353,13 @@ def snapshot(
     """Versions at `label`, read in one transaction, with the feed position they reflect."""
     check_label_name(label)
     wanted = [n for n in (names or "").split(",") if n] or None
-    seq, versions = _state(request).store.snapshot(label, wanted)
+    seq, versions, resolutions = snapshot_resolved(_state(request).store, label, wanted)
     if wanted:
         missing = [n for n in wanted if n not in versions]
         if missing:
             raise UnknownRef(f"unknown ref {missing[0]}@{label}")
-    return {"label": label, "seq": seq, "prompts": {n: v.to_json() for n, v in versions.items()}}
+    prompts = {n: with_resolution(v.to_json(), resolutions[n]) for n, v in versions.items()}
+    return {"label": label, "seq": seq, "prompts": prompts}
 
 
 @router.get("/audit")

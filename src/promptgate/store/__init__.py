@@ -29,6 +29,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from ..canonical import canonical_json
 from ..domain import AuditEvent, Label, LabelMove, PromptVersion, PushResult
 from ..errors import BadInput, LabelConflict, StoreClosed, UnknownRef
+from ..resolved import snapshot_resolved, with_resolution
 from .integrity import verified_content
 from .schema import (
     MIGRATIONS,
@@ -427,8 +428,8 @@ class Store:
 
     def lock_versions(self, label: str, names: Sequence[str] | None) -> dict[str, dict[str, Any]]:
         """`snapshot` as version objects: what `promptgate.lockfile` writes."""
-        _seq, found = self.snapshot(label, names)
-        return {name: v.to_json() for name, v in found.items()}
+        _seq, found, resolutions = snapshot_resolved(self, label, names)
+        return {name: with_resolution(v.to_json(), resolutions[name]) for name, v in found.items()}
 
     def label_map(self, label: str) -> dict[str, int]:
         """Every prompt's version at `label`, read in one transaction."""
