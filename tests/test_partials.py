@@ -381,3 +381,23 @@ def test_a_lock_file_carries_the_partials_and_serves_them_when_the_registry_is_d
     (tmp_path / "edited.json").write_text(json.dumps(edited))
     with pytest.raises(LockfileError, match="hash mismatch"):
         read_lock(tmp_path / "edited.json")
+
+
+def test_promote_changed_picks_up_a_partial_and_its_rollback_says_what_it_changes(
+    desk: Project,
+) -> None:
+    desk.write("prompts/tone.yaml", TONE.replace("warm and brief", "warm, brief and exact"))
+    assert desk.run("push", "-m", "exact").exit_code == 0  # only tone's content changed
+    promoted = desk.run("promote", "--changed", "--to", "production", "--reason", "style")
+    assert promoted.exit_code == 0, promoted.stderr
+    assert "tone@production: v1 -> v2" in promoted.stdout
+    rolled = desk.run("rollback", "tone", "--label", "production", "--reason", "too stiff")
+    assert rolled.exit_code == 0, rolled.stderr
+    assert "tone is a partial: note@production, reply@production now render tone@v1" in (
+        rolled.stdout
+    )
+    [last] = desk.json("log", "tone", "--label", "production", "--limit", "1", "--json")
+    assert last["details"] == {"rollback": True, "renders": ["note", "reply"]}
+    assert desk.json("render", "reply@production", "--var", "ticket=x")[0]["content"].startswith(
+        "Be warm and brief."
+    )

@@ -19,7 +19,7 @@ from .errors import BadInput, GraphError, PromptFileError, ProtectedLabel, Unkno
 from .graph import Graph, build_graph
 from .promptfile import PromptSpec, discover_prompt_files, includes, is_partial, load_prompt_file
 from .refs import Ref, check_label_name, parse_ref
-from .resolved import Resolution
+from .resolved import Resolution, resolve_version
 from .store import LATEST, PendingPush, Store
 
 
@@ -215,10 +215,29 @@ def rollback(
     if current is None:
         raise UnknownRef(f"unknown ref {name}@{label}: label {label!r} is not set")
     target = rollback_target(store.label_moves(name, label), current, to)
+    details: dict[str, Any] = {"rollback": True}
+    if is_partial(store.get_version(name, current).content):
+        details["renders"] = includers_at(store, name, label)  # what the rollback changes
     events = store.move_labels(
-        [LabelMove(name, label, target, current, reason)], actor=actor, details={"rollback": True}
+        [LabelMove(name, label, target, current, reason)], actor=actor, details=details
     )
     return events[0]
+
+
+def includers_at(store: Store, partial: str, label: str) -> list[str]:
+    """The prompts at `label` that render `partial` at that label (directly or through other
+    partials): what a move of the partial's label changes."""
+    at = {v.name: v for v in store.list_at_label(label)}
+
+    def lookup(name: str, version: int | None) -> PromptVersion | None:
+        return at.get(name) if version is None else store.get_version(name, version)
+
+    return sorted(
+        v.name
+        for v in at.values()
+        if not is_partial(v.content)
+        and any(i.include == partial for i in resolve_version(v, label, lookup).includes)
+    )
 
 
 def _template_text(content: dict[str, Any]) -> list[str]:

@@ -319,6 +319,12 @@ def rollback(app: AppContext, name: str, label_name: str, to: str | None, reason
         reason=reason,
     )
     click.echo(f"{name}@{label_name}: v{event.from_version} -> v{event.to_version} (rollback)")
+    renders = event.details.get("renders")
+    if renders:
+        click.echo(
+            f"{name} is a partial: {', '.join(f'{n}@{label_name}' for n in renders)} "
+            f"now render{'s' if len(renders) == 1 else ''} {name}@v{event.to_version}"
+        )
 
 
 @click.command()
@@ -351,9 +357,17 @@ def log(
             f"v{e.from_version}" if e.from_version else "",
             f"v{e.to_version}" if e.to_version else "",
             e.actor,
-            e.reason.splitlines()[0] if e.reason else "",
+            _log_reason(e),
         )
     console().print(table)
+
+
+def _log_reason(e: Any) -> str:
+    reason = e.reason.splitlines()[0] if e.reason else ""
+    renders = e.details.get("renders")
+    if renders:  # a partial's rollback: what its includers render went back too
+        reason += f" (partial: {', '.join(renders)} render v{e.to_version} again)"
+    return reason
 
 
 COMMANDS = [init, push, list_, show, history, diff, label, rollback, log]
