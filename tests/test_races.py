@@ -209,12 +209,12 @@ KILLED_CHILD = textwrap.dedent("""
     from promptgate.store import Store
     from promptgate.domain import LabelMove
     ready = pathlib.Path(sys.argv[2])
-    original = Store._audit
+    original = Store.record_event
     def stall(*args, **kwargs):
         ready.touch()          # the label row is updated, its audit event not yet written
         time.sleep(60)
         return original(*args, **kwargs)
-    Store._audit = staticmethod(stall)
+    Store.record_event = staticmethod(stall)
     store = Store(sys.argv[1])
     store.move_labels([LabelMove("race", "canary", 2, 1, "doomed")], actor="killed")
 """)

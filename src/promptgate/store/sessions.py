@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from . import Store
+from .core import Store
 from .schema import api_keys, ui_sessions
 
 
@@ -53,14 +53,14 @@ def create_session(store: Store, key_name: str, ttl_s: float) -> str:
             )
         )
 
-    store._retrying(run, attempts=3)
+    store.write_retrying(run, attempts=3)
     return session_id
 
 
 def session_user(store: Store, session_id: str) -> SessionUser | None:
     """The key a live session signs in, or None (unknown, ended, expired, key revoked)."""
     now = _iso(datetime.now(timezone.utc))
-    with store._read() as conn:
+    with store.reading() as conn:
         row = conn.execute(
             sa.select(api_keys.c.name, api_keys.c.role)
             .select_from(ui_sessions.join(api_keys, api_keys.c.name == ui_sessions.c.key_name))
@@ -84,4 +84,4 @@ def end_session(store: Store, session_id: str) -> None:
             .values(revoked_at=_iso(datetime.now(timezone.utc)))
         )
 
-    store._retrying(run, attempts=3)
+    store.write_retrying(run, attempts=3)
