@@ -627,6 +627,56 @@ def test_the_report_shows_every_case_with_inputs_and_both_outputs(site: Site) ->
     assert "must contain &#39;world&#39;" in block and 'title="contains: ' in block
 
 
+CASE_KEYS = {
+    "id", "line", "passed", "flaky", "runs", "runs_passed", "change", "error", "cached",
+    "output", "failed_assertions", "vars", "assertions",
+}  # fmt: skip
+
+
+def test_a_failing_downstream_case_shows_the_upstream_output_it_was_given(site: Site) -> None:
+    push(site.store, "facts", {"model": {"name": "gpt-test"}, "template": "Facts of {{ who }}"})
+    say = {"model": {"name": "gpt-test"}, "inputs": {"facts": {"from": "facts"}}}
+    push(site.store, "say", {**say, "template": "Say {{ facts }}"})
+    site.store.move_labels(
+        [LabelMove(n, "production", 1, None, "first") for n in ("facts", "say", "greet")],
+        actor="t",
+    )
+    (site.store_root / "evals" / "say.yaml").write_text(
+        "prompt: say\ncases:\n  - id: one\n    vars: {who: ann}\n"
+        "    assert: [{type: contains, value: never said}]\n"
+    )
+    push(site.store, "say", {**say, "template": "Tell {{ facts }}"})
+    push(site.store, "greet", greet("Hello dear {{ who }}"))
+    with site.signed_in("editor") as c:
+        pid = file_via_form(c, "say", 2)
+        promotion = wait_for_gate(site.store, pid)
+        greet_pid = file_via_form(c, "greet", 2)
+        greet_report = get_report(site.store, wait_for_gate(site.store, greet_pid)["report"])
+        page = c.get(f"/promotions/{pid}").text
+    report = get_report(site.store, promotion["report"])
+    [case] = report["suites"][0]["cases"]
+    assert case["passed"] is False
+    fed = {
+        "input": "facts",
+        "prompt": "facts",
+        "version": "v1",
+        "output": "[gpt-test] Facts of ann",
+    }
+    assert case["upstream"] == [fed]
+    assert set(case) == CASE_KEYS | {"upstream"}  # one new optional key, the rest as before
+    [base_case] = report["baseline_suites"][0]["cases"]
+    assert base_case["upstream"] == [fed]
+    # a case with no `from:` input has exactly the keys it always had
+    [plain] = greet_report["suites"][0]["cases"]
+    assert set(plain) == CASE_KEYS
+    block = page.split('<details class="case fail" open>')[1].split('<details class="case')[0]
+    assert "Tell [gpt-test] Facts of ann" in block
+    shown = re.findall(r'<details class="upstream">(.*?)</details>', block, re.S)
+    assert len(shown) == 2  # the candidate's and production's, each collapsed
+    assert "Input <code>facts</code> was the output of <code>facts</code> v1" in shown[0]
+    assert '<pre class="output">[gpt-test] Facts of ann</pre>' in shown[0]
+
+
 def test_assertions_read_in_words() -> None:
     said = {
         "contains": ("1182", "must contain '1182'"),
