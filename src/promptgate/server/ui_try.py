@@ -31,6 +31,7 @@ from ..suites import Case, Suite
 from .ui import Posted, UiRoute, _check_name, _pick, posted
 from .ui_edit import WHERE, plain_error
 from .ui_editor import _edit_form, _suites_of
+from .ui_form import read_draft
 
 router = APIRouter(
     route_class=UiRoute, include_in_schema=False, default_response_class=HTMLResponse
@@ -148,12 +149,15 @@ def try_edit(name: str, form: Posted = posted("editor")) -> Response:
     history = ui.state.store.history(_check_name(name))
     given = form.get("base")
     base = _pick(history, int(given) if given.isdigit() else None, -1)
-    text, message = form.get("yaml"), form.get("message")
+    draft = read_draft(form.fields, name)
+    text, message = draft.text, form.get("message")
     suites = _suites_of(ui, name)
     found = _find_case(suites, form.get("case"))
     trial: Trial | None = None
     problem: str | None = None
     try:
+        if draft.problem is not None:
+            raise PromptgateError(draft.problem.message)
         spec = parse_prompt_text(text, where=WHERE)
         if spec.name != name:
             raise PromptgateError(f"this form edits {name!r}, but the YAML names {spec.name!r}")
@@ -168,6 +172,7 @@ def try_edit(name: str, form: Posted = posted("editor")) -> Response:
         text,
         message,
         base=base,
+        form=draft.form,
         trial=trial,
         trial_error=problem,
         picked=form.get("case"),
