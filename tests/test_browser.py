@@ -461,3 +461,44 @@ def test_the_form_editor_errors_inline_switches_views_and_keeps_the_rest(
     assert {k: v for k, v in after.items() if k not in ("messages", "model")} == unchanged
     assert after["messages"][0] == before["messages"][0]  # the include is kept as written
     assert errors == []
+
+
+def test_try_an_edit_on_typed_inputs(example: Example, browser: Browser) -> None:
+    errors: list[str] = []
+    page = _new_page(browser, errors)
+    page.goto(example.url + "/prompts/summarize/edit")
+    _sign_in(page, example.editor_key)
+    box = page.get_by_label("Message 2 text")
+    edited = box.input_value().replace(OLD_LINE, NEW_LINE)
+    box.fill(edited)
+    panel = page.locator("#try")
+    # facts left empty: extract runs on the ticket typed for it; max_words takes its default
+    expect(panel.get_by_label("facts")).to_have_accessible_description(
+        re.compile("Leave empty to produce it by running extract")
+    )
+    panel.get_by_label("ticket").fill("Order 1182: the blender jar arrived cracked.")
+    panel.get_by_role("button", name="Try on these inputs").click()
+    expect(panel.get_by_role("heading", name="On the inputs you typed")).to_be_visible()
+    expect(panel.locator(".outputs.trial h4").nth(0)).to_have_text("Your edit (unsaved)")
+    expect(panel.locator(".outputs.trial h4").nth(1)).to_have_text("Production (v1)")
+    fed = panel.locator("details.upstream").first
+    expect(fed).to_contain_text("from extract v1")
+    fed.locator("summary").click()
+    expect(fed.locator("pre.output")).to_contain_text('"order_id": "1182"')
+    outputs = panel.locator(".outputs.trial .side > pre.output")
+    expect(outputs).to_have_count(2)
+    expect(outputs.nth(0)).not_to_contain_text("I do not have a scripted answer")
+    # what was typed, and the edit, are kept
+    expect(panel.get_by_label("ticket")).to_have_value(
+        "Order 1182: the blender jar arrived cracked."
+    )
+    expect(page.get_by_label("Message 2 text")).to_have_value(edited)
+    page.screenshot(path=str(SHOTS / "try-typed.png"), full_page=True)
+    # facts typed: used as they are, no upstream run
+    panel.get_by_label("facts").fill('{"order_id": "1182", "product": "blender"}')
+    panel.get_by_role("button", name="Try on these inputs").click()
+    expect(panel.get_by_role("heading", name="On the inputs you typed")).to_be_visible()
+    expect(panel.locator("details.upstream")).to_have_count(0)
+    expect(panel.locator(".outputs.trial .side > pre.output")).to_have_count(2)
+    assert len(example.store.history("summarize")) == 1
+    assert errors == []

@@ -1334,3 +1334,96 @@ def test_the_yaml_view_is_one_click_or_one_link_away(site: Site) -> None:
         page = c.get("/prompts/greet/edit?view=yaml").text
     assert '<textarea id="yaml" name="yaml"' in page and 'name="view"' not in page
     assert 'value="form" formnovalidate>Edit as a form</button>' in page
+
+
+# -- the Try panel on typed inputs ----------------------------------------------------------------
+
+
+def try_typed(
+    c: httpx.Client, name: str, text: str, values: dict[str, str]
+) -> tuple[httpx.Response, str]:
+    page = c.get(f"/prompts/{name}/edit?view=yaml")
+    r = c.post(
+        f"/prompts/{name}/try",
+        data={
+            "csrf": csrf_of(page),
+            "yaml": text,
+            "message": "",
+            "base": "1",
+            "try-with": "inputs",
+            **{f"in-{k}": v for k, v in values.items()},
+        },
+    )
+    return r, r.text.split('id="try"')[1]
+
+
+def test_try_on_typed_inputs_beside_production_stores_nothing(
+    site: Site, llm: OpenAITestServer
+) -> None:
+    site.store.move_labels([LabelMove("greet", "production", 1, None, "first")], actor="t")
+    text = "name: greet\nmodel: {name: gpt-test}\ntemplate: 'Howdy {{ who }}'\n"
+    with site.signed_in("editor") as c:
+        page = c.get("/prompts/greet/edit").text
+        assert '<label for="in-who"><code>who</code></label>' in page
+        assert "Try on these inputs" in page
+        r, panel = try_typed(c, "greet", text, {"who": "Ann Lee"})
+        assert r.status_code == 200
+        assert "On the inputs you typed" in panel
+        assert "[gpt-test] Howdy Ann Lee" in panel  # the draft
+        assert "[gpt-test] Hello Ann Lee" in panel and "Production (v1)" in panel
+        assert fields_of(r.text)["in-who"] == "Ann Lee"  # the value stays in its field
+        assert llm.call_count == 2
+        again, panel = try_typed(c, "greet", text, {"who": "Ann Lee"})
+        assert llm.call_count == 2 and panel.count("From the cache.") == 2
+    assert [v.version for v in site.store.history("greet")] == [1]
+    assert list_promotions(site.store) == []
+
+
+def test_typed_inputs_feed_the_chain_or_replace_its_upstream(
+    site: Site, llm: OpenAITestServer
+) -> None:
+    push(site.store, "facts", {"model": {"name": "gpt-test"}, "template": "Facts of {{ who }}"})
+    push(
+        site.store,
+        "say",
+        {
+            "model": {"name": "gpt-test"},
+            "template": "Say {{ facts }} {{ tone }}",
+            "inputs": {"facts": {"from": "facts"}, "tone": {"default": "gently"}},
+        },
+    )
+    text = (
+        "name: say\nmodel: {name: gpt-test}\ntemplate: 'Tell {{ facts }} {{ tone }}'\n"
+        "inputs: {facts: {from: facts}, tone: {default: gently}}\n"
+    )
+    with site.signed_in("editor") as c:
+        page = c.get("/prompts/say/edit").text
+        # the prompt's inputs, and the upstream prompt's, each with what leaving it empty does
+        assert "Leave empty to produce it by running <code>facts</code>" in page
+        assert "Leave empty for the default: gently" in page
+        assert '<code>who</code> <span class="muted small">(used by facts)</span>' in page
+        # left empty: facts runs upstream on the typed `who`, the default fills `tone`
+        r, panel = try_typed(c, "say", text, {"facts": "", "tone": "", "who": "ann"})
+        assert "Input <code>facts</code> from <code>facts</code> v1" in panel
+        assert "[gpt-test] Tell [gpt-test] Facts of ann gently" in panel
+        assert "This prompt has no version at production yet" in panel
+        # typed: used as it is, and the upstream prompt does not run
+        llm.reset()
+        r, panel = try_typed(c, "say", text, {"facts": "a broken kettle", "tone": "", "who": ""})
+        assert "[gpt-test] Tell a broken kettle gently" in panel
+        assert "Input <code>facts</code>" not in panel
+        sent = [str(q.body) for q in llm.requests]
+        assert len(sent) == 1 and "Facts of" not in sent[0]
+    assert [v.version for v in site.store.history("say")] == [1]
+
+
+def test_try_on_typed_inputs_from_the_form_view(site: Site) -> None:
+    with site.signed_in("editor") as c:
+        fields = fields_of(c.get("/prompts/greet/edit").text)
+        fields.update({"f-template": "Hey {{ who }}", "try-with": "inputs", "in-who": "bo"})
+        r = c.post("/prompts/greet/try", data=fields)
+    assert r.status_code == 200
+    assert "[gpt-test] Hey bo" in r.text.split('id="try"')[1]
+    kept = fields_of(r.text)
+    assert kept["view"] == "form" and kept["f-template"] == "Hey {{ who }}"
+    assert len(site.store.history("greet")) == 1

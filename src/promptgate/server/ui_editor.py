@@ -27,7 +27,14 @@ from ..registry import push_specs
 from ..suites import load_suites
 from .ui import Posted, Ui, UiRoute, _check_name, _pick, page, posted, prompt_yaml
 from .ui_edit import WHERE as EDIT_WHERE
-from .ui_edit import MissingVariable, case_choices, missing_variables, plain_error
+from .ui_edit import (
+    MissingVariable,
+    TypedInput,
+    case_choices,
+    missing_variables,
+    plain_error,
+    typed_inputs,
+)
 from .ui_form import (
     Draft,
     FormProblem,
@@ -75,6 +82,13 @@ def _edit_form(
     """The edit page: the form view when `form` is given, else the YAML view of `text`."""
     latest = ui.state.store.history(name)[-1] if name is not None else None
     suites = _suites_of(ui, name) if name is not None else []
+    fields: list[TypedInput] = []
+    if latest is not None:
+        try:
+            content = parse_prompt_text(text, where=EDIT_WHERE).content
+        except PromptgateError:  # the draft does not parse: the saved prompt's inputs
+            content = latest.content
+        fields = typed_inputs(latest.name, content, upstream_contents(ui))
     return ui.render(
         "edit.html",
         status=422 if error or field_errors else 200,
@@ -90,8 +104,19 @@ def _edit_form(
         base=base,
         latest=latest,
         cases=case_choices(suites),
+        typed_fields=fields,
         **extra,
     )
+
+
+def upstream_contents(ui: Ui) -> dict[str, Mapping[str, Any]]:
+    """Each prompt's content as the Try panel runs it upstream: at the gate's label, else the
+    latest version."""
+    store = ui.state.store
+    _, at_label = store.snapshot(ui.state.settings.config.gate.label)
+    return {
+        n: v.content for n, v in {**{v.name: v for v in store.list_prompts()}, **at_label}.items()
+    }
 
 
 def _suites_of(ui: Ui, name: str) -> list[Any]:
