@@ -1271,11 +1271,21 @@ def test_switching_views_keeps_the_edit_both_ways(site: Site) -> None:
 
 
 def test_broken_yaml_stays_in_the_yaml_view(site: Site) -> None:
+    laughs = "name: greet\na: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{n}: &{n} [{', '.join(['*' + p] * 10)}]\n"
+        for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+    )
     with site.signed_in("editor") as c:
+        token = csrf_of(c.get("/prompts/greet/edit"))
+        # a billion laughs is refused by the prompt file's bounds, not expanded
+        r = c.post(
+            "/prompts/greet/edit", data={"csrf": token, "yaml": laughs, "form-action": "form"}
+        )
+        assert r.status_code == 422 and "alias" in r.text.split('id="form-error"')[1][:600]
         token = csrf_of(c.get("/prompts/greet/edit"))
         data = {"csrf": token, "yaml": "name: greet\nmodel: [unclosed\n", "form-action": "form"}
         r = c.post("/prompts/greet/edit", data=data)
-    assert r.status_code == 422 and "Line 3: the YAML is not valid" in r.text
+    assert r.status_code == 422 and "Line 3 of the prompt file: invalid YAML" in r.text
     assert fields_of(r.text)["yaml"] == "name: greet\nmodel: [unclosed\n"
 
 

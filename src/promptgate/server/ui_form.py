@@ -19,10 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-import yaml
-
+from ..limits import MAX_PROMPT_FILE_BYTES
+from ..yamlload import parse_yaml
 from .ui import prompt_yaml
-from .ui_edit import WHERE
+from .ui_edit import WHERE, plain_error
 
 ROLES = ("system", "user", "assistant")
 MAX_FORM_MESSAGES = 200
@@ -163,8 +163,8 @@ def form_data(form: PromptForm, underneath: str) -> dict[str, Any]:
     other keys (inputs, tools, other model parameters, a message's extra keys) stay as they are.
     """
     try:
-        base = yaml.safe_load(underneath) if underneath.strip() else {}
-    except yaml.YAMLError:
+        base = _load(underneath) if underneath.strip() else {}
+    except ValueError:
         base = None
     if not isinstance(base, dict):
         raise FormProblem(None, "the YAML underneath this form is broken: edit it as YAML")
@@ -200,6 +200,11 @@ def form_data(form: PromptForm, underneath: str) -> dict[str, Any]:
     return data
 
 
+def _load(text: str) -> Any:
+    """YAML from the page, loaded with the prompt file's bounds (size, depth, aliases)."""
+    return parse_yaml(text, WHERE, MAX_PROMPT_FILE_BYTES).data
+
+
 def data_yaml(data: Mapping[str, Any]) -> str:
     name = data.get("name")
     return prompt_yaml(str(name or ""), {k: v for k, v in data.items() if k != "name"})
@@ -221,11 +226,9 @@ def read_draft(fields: Mapping[str, str], name: str | None) -> Draft:
 def yaml_to_form(text: str, name: str | None) -> PromptForm:
     """The YAML view's text as a form (switching views); FormProblem if it cannot be shown."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"Line {mark.line + 1}: " if mark is not None else ""
-        raise FormProblem(None, f"{where}the YAML is not valid, fix it first") from None
+        data = _load(text)
+    except ValueError as exc:
+        raise FormProblem(None, plain_error(str(exc)) + " (fix it to see the form)") from None
     if not isinstance(data, dict):
         raise FormProblem(None, "the prompt file must be a YAML mapping")
     own = name if name is not None else _text(data.get("name"))
