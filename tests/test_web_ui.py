@@ -1437,3 +1437,17 @@ def test_try_on_typed_inputs_from_the_form_view(site: Site) -> None:
     kept = fields_of(r.text)
     assert kept["view"] == "form" and kept["f-template"] == "Hey {{ who }}"
     assert len(site.store.history("greet")) == 1
+
+
+def test_a_variable_nothing_provides_is_a_warning_in_the_form_view_too(site: Site) -> None:
+    with site.signed_in("editor") as c:
+        fields = fields_of(c.get("/prompts/greet/edit").text)
+        fields.update({"f-template": "Hello {{ who }}, {{ tier }}", "message": "tiers"})
+        r = c.post("/prompts/greet/edit", data=fields)
+        assert r.status_code == 200 and 'id="form-warning"' in r.text and "Save anyway" in r.text
+        again = fields_of(r.text)
+        assert again["confirm"] == "tier" and again["f-template"] == "Hello {{ who }}, {{ tier }}"
+        assert len(site.store.history("greet")) == 1
+        r = c.post("/prompts/greet/edit", data=again)
+        assert r.status_code == 303
+    assert site.store.get_version("greet", 2).content["template"] == "Hello {{ who }}, {{ tier }}"
