@@ -162,6 +162,7 @@ def test_edit_gate_request_approve(example: Example, browser: Browser) -> None:
     shot(editor, "prompt")
 
     editor.get_by_role("link", name="Edit").click()
+    editor.get_by_role("button", name="Edit as YAML").click()  # the form's other view
     yaml_box = editor.get_by_label("Prompt file (YAML)")
     text = yaml_box.input_value()
     assert text.startswith("name: summarize\n") and OLD_LINE in text
@@ -214,8 +215,15 @@ def test_edit_gate_request_approve(example: Example, browser: Browser) -> None:
     # every case is there, passing ones collapsed: opened, its inputs and both outputs show
     case = editor.locator("details.case.pass", has_text="broken-blender").first
     expect(case.locator(".outputs")).not_to_be_visible()
-    case.locator("summary").click()
+    case.locator(":scope > summary").click()
     expect(case.locator(".inputs")).to_be_visible()
+    # summarize's `facts` come from extract: what each side was fed is there, collapsed
+    fed = case.locator("details.upstream").first
+    expect(fed.locator("summary")).to_have_text("Input facts was the output of extract v1")
+    expect(fed.locator("pre.output")).not_to_be_visible()
+    fed.locator("summary").click()
+    expect(fed.locator("pre.output")).to_be_visible()
+    expect(fed.locator("pre.output")).not_to_be_empty()
     expect(case.locator(".outputs h4").nth(0)).to_have_text("Candidate (v2)")
     expect(case.locator(".outputs h4").nth(1)).to_have_text("Production (v1)")
     expect(case.locator("ul.checks li").first).to_contain_text("must ")
@@ -266,6 +274,7 @@ def test_an_unknown_filter_comes_back_inline_with_the_text_kept(
     page = _new_page(browser, errors)
     page.goto(example.url + "/prompts/summarize/edit")
     _sign_in(page, example.editor_key)
+    page.get_by_role("button", name="Edit as YAML").click()
     box = page.get_by_label("Prompt file (YAML)")
     broken = box.input_value().replace("{{ facts }}", "{{ facts | nosuchfilter }}")
     assert "nosuchfilter" in broken
@@ -334,7 +343,7 @@ def test_the_main_pages_work_on_a_390px_phone(example: Example, browser: Browser
         box = control.bounding_box()
         assert box is not None and box["x"] + box["width"] <= 390
     # an edit saved from the phone, so that there is a diff and a request with a report
-    page.goto(example.url + "/prompts/summarize/edit")
+    page.goto(example.url + "/prompts/summarize/edit?view=yaml")
     box_ = page.get_by_label("Prompt file (YAML)")
     box_.fill(box_.input_value().replace(OLD_LINE, NEW_LINE))
     page.get_by_label("Change message").fill("Lead with the deadline")
@@ -384,7 +393,7 @@ def test_try_an_edit_before_saving(example: Example, browser: Browser) -> None:
     _sign_in(page, example.editor_key)
     page.get_by_role("link", name="Edit").click()
     expect(page.locator("#starts-from")).to_contain_text("Starting from v1 (latest, production)")
-    box = page.get_by_label("Prompt file (YAML)")
+    box = page.get_by_label("Message 2 text")  # the form view
     edited = box.input_value().replace(OLD_LINE, NEW_LINE)
     box.fill(edited)
     page.get_by_label("Case").select_option(index=0)
@@ -394,7 +403,102 @@ def test_try_an_edit_before_saving(example: Example, browser: Browser) -> None:
     expect(panel.locator(".outputs.trial h4").nth(1)).to_have_text("Production (v1)")
     expect(panel.locator("details.upstream").first).to_contain_text("from extract v1")
     expect(panel.locator(".outputs.trial .side > pre.output")).to_have_count(2)
-    expect(page.get_by_label("Prompt file (YAML)")).to_have_value(edited)
+    expect(page.get_by_label("Message 2 text")).to_have_value(edited)
     page.screenshot(path=str(SHOTS / "try-panel.png"), full_page=True)
+    assert len(example.store.history("summarize")) == 1
+    assert errors == []
+
+
+def test_the_form_editor_errors_inline_switches_views_and_keeps_the_rest(
+    example: Example, browser: Browser
+) -> None:
+    errors: list[str] = []
+    page = _new_page(browser, errors)
+    page.goto(example.url + "/prompts/summarize/edit")
+    _sign_in(page, example.editor_key)
+    before = example.store.get_version("summarize", 1).content
+    expect(page.get_by_label("Message 1 role")).to_have_value("system")
+    expect(page.get_by_label("Model name")).to_have_value("gpt-4o-mini-2024-07-18")
+    expect(page.get_by_label("Max tokens")).to_have_value("200")
+    box = page.get_by_label("Message 2 text")
+    text = box.input_value()
+    assert OLD_LINE in text and "{{ facts }}" in text
+    # a filter that does not exist: the error beside that message, the text kept
+    broken = text.replace("{{ facts }}", "{{ facts | nosuchfilter }}")
+    box.fill(broken)
+    page.get_by_label("Change message").fill("Deadline first")
+    page.get_by_role("button", name="Save new version").click()
+    expect(page.locator("#err-content-1")).to_contain_text(
+        "No filter named 'nosuchfilter': check its spelling"
+    )
+    expect(page.get_by_role("alert")).to_contain_text("Not saved")
+    expect(page.get_by_label("Message 2 text")).to_have_value(broken)
+    expect(page.get_by_label("Message 2 text")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Change message")).to_have_value("Deadline first")
+    assert errors and all(e.startswith("422 ") or " 422 " in e for e in errors), errors
+    errors.clear()
+    assert len(example.store.history("summarize")) == 1
+    # fixed, a parameter changed, then a look at the YAML and back: nothing typed is lost
+    edited = text.replace(OLD_LINE, NEW_LINE)
+    page.get_by_label("Message 2 text").fill(edited)
+    page.get_by_label("Temperature").fill("0")
+    page.get_by_role("button", name="Edit as YAML").click()
+    yaml_box = page.get_by_label("Prompt file (YAML)")
+    expect(yaml_box).to_contain_text(NEW_LINE)
+    assert "temperature: 0.0" in yaml_box.input_value()
+    assert "facts:\n    from: extract" in yaml_box.input_value()  # inputs, not in the form
+    page.get_by_role("button", name="Edit as a form").click()
+    expect(page.get_by_label("Message 2 text")).to_have_value(edited)
+    expect(page.get_by_label("Temperature")).to_have_value("0.0")
+    page.screenshot(path=str(SHOTS / "form-editor.png"), full_page=True)
+    # Enter in the change message saves (it does not switch views)
+    page.get_by_label("Change message").press("Enter")
+    expect(page.get_by_role("status")).to_contain_text("Saved as a new version, v2")
+    after = example.store.get_version("summarize", 2).content
+    assert after["messages"][1]["content"] == edited
+    assert after["model"] == {**before["model"], "temperature": 0.0}
+    unchanged = {k: v for k, v in before.items() if k not in ("messages", "model")}
+    assert {k: v for k, v in after.items() if k not in ("messages", "model")} == unchanged
+    assert after["messages"][0] == before["messages"][0]  # the include is kept as written
+    assert errors == []
+
+
+def test_try_an_edit_on_typed_inputs(example: Example, browser: Browser) -> None:
+    errors: list[str] = []
+    page = _new_page(browser, errors)
+    page.goto(example.url + "/prompts/summarize/edit")
+    _sign_in(page, example.editor_key)
+    box = page.get_by_label("Message 2 text")
+    edited = box.input_value().replace(OLD_LINE, NEW_LINE)
+    box.fill(edited)
+    panel = page.locator("#try")
+    # facts left empty: extract runs on the ticket typed for it; max_words takes its default
+    expect(panel.get_by_label("facts")).to_have_accessible_description(
+        re.compile("Leave empty to produce it by running extract")
+    )
+    panel.get_by_label("ticket").fill("Order 1182: the blender jar arrived cracked.")
+    panel.get_by_role("button", name="Try on these inputs").click()
+    expect(panel.get_by_role("heading", name="On the inputs you typed")).to_be_visible()
+    expect(panel.locator(".outputs.trial h4").nth(0)).to_have_text("Your edit (unsaved)")
+    expect(panel.locator(".outputs.trial h4").nth(1)).to_have_text("Production (v1)")
+    fed = panel.locator("details.upstream").first
+    expect(fed).to_contain_text("from extract v1")
+    fed.locator("summary").click()
+    expect(fed.locator("pre.output")).to_contain_text('"order_id": "1182"')
+    outputs = panel.locator(".outputs.trial .side > pre.output")
+    expect(outputs).to_have_count(2)
+    expect(outputs.nth(0)).not_to_contain_text("I do not have a scripted answer")
+    # what was typed, and the edit, are kept
+    expect(panel.get_by_label("ticket")).to_have_value(
+        "Order 1182: the blender jar arrived cracked."
+    )
+    expect(page.get_by_label("Message 2 text")).to_have_value(edited)
+    page.screenshot(path=str(SHOTS / "try-typed.png"), full_page=True)
+    # facts typed: used as they are, no upstream run
+    panel.get_by_label("facts").fill('{"order_id": "1182", "product": "blender"}')
+    panel.get_by_role("button", name="Try on these inputs").click()
+    expect(panel.get_by_role("heading", name="On the inputs you typed")).to_be_visible()
+    expect(panel.locator("details.upstream")).to_have_count(0)
+    expect(panel.locator(".outputs.trial .side > pre.output")).to_have_count(2)
     assert len(example.store.history("summarize")) == 1
     assert errors == []

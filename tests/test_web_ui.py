@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -627,6 +628,56 @@ def test_the_report_shows_every_case_with_inputs_and_both_outputs(site: Site) ->
     assert "must contain &#39;world&#39;" in block and 'title="contains: ' in block
 
 
+CASE_KEYS = {
+    "id", "line", "passed", "flaky", "runs", "runs_passed", "change", "error", "cached",
+    "output", "failed_assertions", "vars", "assertions",
+}  # fmt: skip
+
+
+def test_a_failing_downstream_case_shows_the_upstream_output_it_was_given(site: Site) -> None:
+    push(site.store, "facts", {"model": {"name": "gpt-test"}, "template": "Facts of {{ who }}"})
+    say = {"model": {"name": "gpt-test"}, "inputs": {"facts": {"from": "facts"}}}
+    push(site.store, "say", {**say, "template": "Say {{ facts }}"})
+    site.store.move_labels(
+        [LabelMove(n, "production", 1, None, "first") for n in ("facts", "say", "greet")],
+        actor="t",
+    )
+    (site.store_root / "evals" / "say.yaml").write_text(
+        "prompt: say\ncases:\n  - id: one\n    vars: {who: ann}\n"
+        "    assert: [{type: contains, value: never said}]\n"
+    )
+    push(site.store, "say", {**say, "template": "Tell {{ facts }}"})
+    push(site.store, "greet", greet("Hello dear {{ who }}"))
+    with site.signed_in("editor") as c:
+        pid = file_via_form(c, "say", 2)
+        promotion = wait_for_gate(site.store, pid)
+        greet_pid = file_via_form(c, "greet", 2)
+        greet_report = get_report(site.store, wait_for_gate(site.store, greet_pid)["report"])
+        page = c.get(f"/promotions/{pid}").text
+    report = get_report(site.store, promotion["report"])
+    [case] = report["suites"][0]["cases"]
+    assert case["passed"] is False
+    fed = {
+        "input": "facts",
+        "prompt": "facts",
+        "version": "v1",
+        "output": "[gpt-test] Facts of ann",
+    }
+    assert case["upstream"] == [fed]
+    assert set(case) == CASE_KEYS | {"upstream"}  # one new optional key, the rest as before
+    [base_case] = report["baseline_suites"][0]["cases"]
+    assert base_case["upstream"] == [fed]
+    # a case with no `from:` input has exactly the keys it always had
+    [plain] = greet_report["suites"][0]["cases"]
+    assert set(plain) == CASE_KEYS
+    block = page.split('<details class="case fail" open>')[1].split('<details class="case')[0]
+    assert "Tell [gpt-test] Facts of ann" in block
+    shown = re.findall(r'<details class="upstream">(.*?)</details>', block, re.S)
+    assert len(shown) == 2  # the candidate's and production's, each collapsed
+    assert "Input <code>facts</code> was the output of <code>facts</code> v1" in shown[0]
+    assert '<pre class="output">[gpt-test] Facts of ann</pre>' in shown[0]
+
+
 def test_assertions_read_in_words() -> None:
     said = {
         "contains": ("1182", "must contain '1182'"),
@@ -1014,3 +1065,389 @@ def test_a_failed_request_can_be_filed_again_after_an_edit(site: Site) -> None:
         assert '<option value="3" selected>' in form  # the latest version, the edit
         again = file_via_form(c, "greet", 3, label="staging")
         assert wait_for_gate(site.store, again)["state"] == "passed"
+
+
+# -- the form editor ------------------------------------------------------------------------------
+
+
+class _Fields(HTMLParser):
+    """The fields a browser would post from the edit page's form (buttons left out)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.fields: dict[str, str] = {}
+        self._text: str | None = None
+        self._select: str | None = None
+        self._in_form = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form" and "edit" in a.get("class", ""):
+            self._in_form = True
+        if not self._in_form:
+            return
+        if tag == "input" and "name" in a and a.get("type") != "checkbox":
+            self.fields[a["name"]] = a.get("value", "")
+        elif tag == "textarea":
+            self._text = a["name"]
+            self.fields[self._text] = ""
+        elif tag == "select":
+            self._select = a["name"]
+        elif (
+            tag == "option"
+            and self._select
+            and ("selected" in a or self._select not in self.fields)
+        ):
+            self.fields[self._select] = a["value"]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "textarea":
+            self._text = None
+        elif tag == "select":
+            self._select = None
+        elif tag == "form":
+            self._in_form = False
+
+    def handle_data(self, data: str) -> None:
+        if self._text is not None:
+            self.fields[self._text] += data
+
+
+def fields_of(page: str) -> dict[str, str]:
+    parser = _Fields()
+    parser.feed(page)
+    return parser.fields
+
+
+RICH = {
+    "description": "Answer with the house's tools.",
+    "model": {"name": "gpt-test", "temperature": 0.3, "max_tokens": 120, "top_p": 0.9, "seed": 7},
+    "messages": [
+        {"role": "system", "content": "You are terse.", "name": "house"},
+        {"role": "user", "content": "Answer {{ question }}\nfor {{ who }}"},
+    ],
+    "inputs": {"who": {"default": "you"}},
+    "tools": [
+        {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    ],
+    "response_format": {"type": "json_object"},
+}
+
+
+def test_the_edit_page_opens_as_a_form_with_one_box_per_message(site: Site) -> None:
+    push(site.store, "rich", RICH)
+    with site.signed_in("editor") as c:
+        page = c.get("/prompts/rich/edit")
+    assert page.status_code == 200
+    fields = fields_of(page.text)
+    assert fields["view"] == "form" and fields["f-count"] == "2"
+    assert fields["f-role-0"] == "system" and fields["f-content-0"] == "You are terse."
+    assert fields["f-content-1"] == "Answer {{ question }}\nfor {{ who }}"
+    assert fields["f-role-1"] == "user"
+    assert (fields["f-description"], fields["f-model"]) == (RICH["description"], "gpt-test")
+    assert (fields["f-temperature"], fields["f-max-tokens"]) == ("0.3", "120")
+    for field, label in (
+        ("f-role-0", "Message 1 role"),
+        ("f-content-1", "Message 2 text"),
+        ("f-temperature", "Temperature"),
+        ("f-max-tokens", "Max tokens"),
+        ("f-model", "Model name"),
+        ("f-description", "Description"),
+    ):
+        assert f'<label for="{field}">{label}</label>' in page.text
+    assert '<option value="assistant">assistant</option>' in page.text
+    assert 'value="yaml" formnovalidate>Edit as YAML</button>' in page.text
+    assert "<code>tools</code>" in page.text.split("Kept as they are")[1]  # said, not shown
+    assert 'id="yaml"' not in page.text  # the YAML view is one click away, not on the page
+
+
+def test_saving_from_the_form_keeps_what_the_form_does_not_show(site: Site) -> None:
+    push(site.store, "rich", RICH)
+    with site.signed_in("editor") as c:
+        fields = fields_of(c.get("/prompts/rich/edit").text)
+        fields.update(
+            {
+                "f-content-1": "Answer {{ question }} briefly\r\nfor {{ who }}",
+                "f-role-0": "assistant",
+                "f-temperature": "0",
+                "f-description": "Brief answers.",
+                "message": "briefer",
+            }
+        )
+        r = c.post("/prompts/rich/edit", data=fields)
+    assert r.status_code == 303, r.text
+    v2 = site.store.get_version("rich", 2)
+    expected = {
+        **RICH,
+        "description": "Brief answers.",
+        "model": {**RICH["model"], "provider": "openai", "temperature": 0.0},
+        "messages": [
+            {"role": "assistant", "content": "You are terse.", "name": "house"},
+            {"role": "user", "content": "Answer {{ question }} briefly\nfor {{ who }}"},
+        ],
+    }
+    assert v2.content == expected
+    assert v2.message == "briefer" and v2.author == "editor"
+
+
+def test_an_unchanged_form_saves_nothing_new(site: Site) -> None:
+    push(site.store, "rich", RICH)
+    with site.signed_in("editor") as c:
+        fields = fields_of(c.get("/prompts/rich/edit").text)
+        r = c.post("/prompts/rich/edit", data={**fields, "message": "no change"})
+    assert r.status_code == 303 and r.headers["location"].endswith("saved=same")
+    assert len(site.store.history("rich")) == 1
+
+
+def test_an_unknown_filter_in_a_message_is_an_error_beside_that_message(site: Site) -> None:
+    push(site.store, "rich", RICH)
+    typed = "Answer {{ question | nosuchfilter }}"
+    with site.signed_in("editor") as c:
+        fields = fields_of(c.get("/prompts/rich/edit").text)
+        r = c.post("/prompts/rich/edit", data={**fields, "f-content-1": typed, "message": "m"})
+    assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
+    assert 'role="alert"' in r.text and "Not saved" in r.text
+    box = r.text.index('<textarea id="f-content-1"')
+    error = r.text.index('id="err-content-1"')
+    assert r.text.index('<label for="f-content-1">') < error < box  # beside its own box
+    assert "No filter named &#39;nosuchfilter&#39;: check its spelling" in r.text[error:box]
+    assert 'aria-invalid="true" aria-describedby="err-content-1"' in r.text[box : box + 200]
+    kept = fields_of(r.text)
+    assert kept["f-content-1"] == typed and kept["message"] == "m" and kept["view"] == "form"
+    assert 'id="err-content-0"' not in r.text
+    assert len(site.store.history("rich")) == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "words"),
+    [
+        (
+            {"f-temperature": "warm"},
+            "temperature",
+            "must be a number, such as 0.2, not &#39;warm&#39;",
+        ),
+        ({"f-max-tokens": "1.5"}, "max-tokens", "must be a whole number"),
+        ({"f-model": ""}, "model", "`name` is required"),
+        ({"f-role-0": "boss"}, "role-0", "must be one of"),
+    ],
+)
+def test_form_errors_sit_beside_their_field(
+    site: Site, changes: dict[str, str], field: str, words: str
+) -> None:
+    push(site.store, "rich", RICH)
+    with site.signed_in("editor") as c:
+        fields = fields_of(c.get("/prompts/rich/edit").text)
+        r = c.post("/prompts/rich/edit", data={**fields, **changes, "message": "m"})
+    assert r.status_code == 422
+    shown = r.text.split(f'id="err-{field}">')[1].split("</p>")[0]
+    assert words in shown
+    kept = {k: v for k, v in fields_of(r.text).items() if k != "yaml"}  # what was typed, kept
+    assert kept == {k: v for k, v in {**fields, **changes, "message": "m"}.items() if k != "yaml"}
+    assert len(site.store.history("rich")) == 1
+
+
+def test_switching_views_keeps_the_edit_both_ways(site: Site) -> None:
+    push(site.store, "rich", RICH)
+    with site.signed_in("editor") as c:
+        fields = fields_of(c.get("/prompts/rich/edit").text)
+        edited = {**fields, "f-content-0": "You are kind.", "message": "kinder"}
+        r = c.post("/prompts/rich/edit", data={**edited, "form-action": "yaml"})
+        assert r.status_code == 200 and '<textarea id="yaml"' in r.text
+        as_yaml = fields_of(r.text)
+        assert "content: You are kind." in as_yaml["yaml"] and "top_p: 0.9" in as_yaml["yaml"]
+        assert as_yaml["message"] == "kinder" and "view" not in as_yaml
+        assert len(site.store.history("rich")) == 1  # switching saves nothing
+        # an edit in the YAML view, back to the form: the fields show it
+        changed = as_yaml["yaml"].replace("max_tokens: 120", "max_tokens: 99")
+        r = c.post("/prompts/rich/edit", data={**as_yaml, "yaml": changed, "form-action": "form"})
+        back = fields_of(r.text)
+        assert back["f-max-tokens"] == "99" and back["f-content-0"] == "You are kind."
+        # both views save the same prompt
+        r = c.post("/prompts/rich/edit", data={**back, "message": "kinder"})
+        assert r.status_code == 303
+        r = c.post("/prompts/rich/edit", data={**as_yaml, "yaml": changed, "message": "again"})
+        assert r.headers["location"].endswith("saved=same")
+    assert site.store.get_version("rich", 2).content["model"]["max_tokens"] == 99
+
+
+def test_broken_yaml_stays_in_the_yaml_view(site: Site) -> None:
+    laughs = "name: greet\na: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{n}: &{n} [{', '.join(['*' + p] * 10)}]\n"
+        for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+    with site.signed_in("editor") as c:
+        token = csrf_of(c.get("/prompts/greet/edit"))
+        # a billion laughs is refused by the prompt file's bounds, not expanded
+        r = c.post(
+            "/prompts/greet/edit", data={"csrf": token, "yaml": laughs, "form-action": "form"}
+        )
+        assert r.status_code == 422 and "alias" in r.text.split('id="form-error"')[1][:600]
+        token = csrf_of(c.get("/prompts/greet/edit"))
+        data = {"csrf": token, "yaml": "name: greet\nmodel: [unclosed\n", "form-action": "form"}
+        r = c.post("/prompts/greet/edit", data=data)
+    assert r.status_code == 422 and "Line 3 of the prompt file: invalid YAML" in r.text
+    assert fields_of(r.text)["yaml"] == "name: greet\nmodel: [unclosed\n"
+
+
+def test_adding_and_removing_messages(site: Site) -> None:
+    push(site.store, "rich", RICH)
+    with site.signed_in("editor") as c:
+        fields = fields_of(c.get("/prompts/rich/edit").text)
+        r = c.post("/prompts/rich/edit", data={**fields, "form-action": "add"})
+        added = fields_of(r.text)
+        assert (
+            added["f-count"] == "3" and added["f-content-2"] == "" and added["f-role-2"] == "user"
+        )
+        assert '<label for="f-content-2">Message 3 text</label>' in r.text
+        r = c.post("/prompts/rich/edit", data={**added, "form-action": "remove-0"})
+        removed = fields_of(r.text)
+        assert removed["f-count"] == "2" and removed["f-content-0"].startswith("Answer")
+        removed["f-content-1"] = "Thanks."
+        r = c.post("/prompts/rich/edit", data={**removed, "message": "no system"})
+        assert r.status_code == 303
+    messages = site.store.get_version("rich", 2).content["messages"]
+    # the removed message took its extra key with it; the others keep theirs
+    assert messages == [RICH["messages"][1], {"role": "user", "content": "Thanks."}]
+
+
+def test_a_template_prompt_has_one_text_box(site: Site) -> None:
+    with site.signed_in("editor") as c:
+        page = c.get("/prompts/greet/edit").text
+        fields = fields_of(page)
+        assert fields["f-template"] == "Hello {{ who }}" and "f-count" not in fields
+        assert '<label for="f-template">Prompt text</label>' in page
+        fields.update({"f-template": "Hi {{ who }}", "message": "shorter"})
+        assert c.post("/prompts/greet/edit", data=fields).status_code == 303
+    assert site.store.get_version("greet", 2).content == greet("Hi {{ who }}") | {
+        "model": {"name": "gpt-test", "provider": "openai"}
+    }
+
+
+def test_a_new_prompt_from_the_form(site: Site) -> None:
+    with site.signed_in("editor") as c:
+        page = c.get("/new").text
+        fields = fields_of(page)
+        assert '<label for="f-name">Name</label>' in page and fields["view"] == "form"
+        fields.update({"f-name": "Bad Name", "message": "first"})
+        r = c.post("/new", data=fields)
+        assert r.status_code == 422 and 'id="err-name"' in r.text
+        fields["f-name"] = "fresh"
+        r = c.post("/new", data=fields)
+        assert r.status_code == 303 and r.headers["location"].startswith("/prompts/fresh?v=1")
+    assert (
+        site.store.get_version("fresh", 1).content["messages"][1]["content"] == "{{ question }}\n"
+    )
+
+
+def test_the_yaml_view_is_one_click_or_one_link_away(site: Site) -> None:
+    with site.signed_in("editor") as c:
+        page = c.get("/prompts/greet/edit?view=yaml").text
+    assert '<textarea id="yaml" name="yaml"' in page and 'name="view"' not in page
+    assert 'value="form" formnovalidate>Edit as a form</button>' in page
+
+
+# -- the Try panel on typed inputs ----------------------------------------------------------------
+
+
+def try_typed(
+    c: httpx.Client, name: str, text: str, values: dict[str, str]
+) -> tuple[httpx.Response, str]:
+    page = c.get(f"/prompts/{name}/edit?view=yaml")
+    r = c.post(
+        f"/prompts/{name}/try",
+        data={
+            "csrf": csrf_of(page),
+            "yaml": text,
+            "message": "",
+            "base": "1",
+            "try-with": "inputs",
+            **{f"in-{k}": v for k, v in values.items()},
+        },
+    )
+    return r, r.text.split('id="try"')[1]
+
+
+def test_try_on_typed_inputs_beside_production_stores_nothing(
+    site: Site, llm: OpenAITestServer
+) -> None:
+    site.store.move_labels([LabelMove("greet", "production", 1, None, "first")], actor="t")
+    text = "name: greet\nmodel: {name: gpt-test}\ntemplate: 'Howdy {{ who }}'\n"
+    with site.signed_in("editor") as c:
+        page = c.get("/prompts/greet/edit").text
+        assert '<label for="in-who"><code>who</code></label>' in page
+        assert "Try on these inputs" in page
+        r, panel = try_typed(c, "greet", text, {"who": "Ann Lee"})
+        assert r.status_code == 200
+        assert "On the inputs you typed" in panel
+        assert "[gpt-test] Howdy Ann Lee" in panel  # the draft
+        assert "[gpt-test] Hello Ann Lee" in panel and "Production (v1)" in panel
+        assert fields_of(r.text)["in-who"] == "Ann Lee"  # the value stays in its field
+        assert llm.call_count == 2
+        again, panel = try_typed(c, "greet", text, {"who": "Ann Lee"})
+        assert llm.call_count == 2 and panel.count("From the cache.") == 2
+    assert [v.version for v in site.store.history("greet")] == [1]
+    assert list_promotions(site.store) == []
+
+
+def test_typed_inputs_feed_the_chain_or_replace_its_upstream(
+    site: Site, llm: OpenAITestServer
+) -> None:
+    push(site.store, "facts", {"model": {"name": "gpt-test"}, "template": "Facts of {{ who }}"})
+    push(
+        site.store,
+        "say",
+        {
+            "model": {"name": "gpt-test"},
+            "template": "Say {{ facts }} {{ tone }}",
+            "inputs": {"facts": {"from": "facts"}, "tone": {"default": "gently"}},
+        },
+    )
+    text = (
+        "name: say\nmodel: {name: gpt-test}\ntemplate: 'Tell {{ facts }} {{ tone }}'\n"
+        "inputs: {facts: {from: facts}, tone: {default: gently}}\n"
+    )
+    with site.signed_in("editor") as c:
+        page = c.get("/prompts/say/edit").text
+        # the prompt's inputs, and the upstream prompt's, each with what leaving it empty does
+        assert "Leave empty to produce it by running <code>facts</code>" in page
+        assert "Leave empty for the default: gently" in page
+        assert '<code>who</code> <span class="muted small">(used by facts)</span>' in page
+        # left empty: facts runs upstream on the typed `who`, the default fills `tone`
+        r, panel = try_typed(c, "say", text, {"facts": "", "tone": "", "who": "ann"})
+        assert "Input <code>facts</code> from <code>facts</code> v1" in panel
+        assert "[gpt-test] Tell [gpt-test] Facts of ann gently" in panel
+        assert "This prompt has no version at production yet" in panel
+        # typed: used as it is, and the upstream prompt does not run
+        llm.reset()
+        r, panel = try_typed(c, "say", text, {"facts": "a broken kettle", "tone": "", "who": ""})
+        assert "[gpt-test] Tell a broken kettle gently" in panel
+        assert "Input <code>facts</code>" not in panel
+        sent = [str(q.body) for q in llm.requests]
+        assert len(sent) == 1 and "Facts of" not in sent[0]
+    assert [v.version for v in site.store.history("say")] == [1]
+
+
+def test_try_on_typed_inputs_from_the_form_view(site: Site) -> None:
+    with site.signed_in("editor") as c:
+        fields = fields_of(c.get("/prompts/greet/edit").text)
+        fields.update({"f-template": "Hey {{ who }}", "try-with": "inputs", "in-who": "bo"})
+        r = c.post("/prompts/greet/try", data=fields)
+    assert r.status_code == 200
+    assert "[gpt-test] Hey bo" in r.text.split('id="try"')[1]
+    kept = fields_of(r.text)
+    assert kept["view"] == "form" and kept["f-template"] == "Hey {{ who }}"
+    assert len(site.store.history("greet")) == 1
+
+
+def test_a_variable_nothing_provides_is_a_warning_in_the_form_view_too(site: Site) -> None:
+    with site.signed_in("editor") as c:
+        fields = fields_of(c.get("/prompts/greet/edit").text)
+        fields.update({"f-template": "Hello {{ who }}, {{ tier }}", "message": "tiers"})
+        r = c.post("/prompts/greet/edit", data=fields)
+        assert r.status_code == 200 and 'id="form-warning"' in r.text and "Save anyway" in r.text
+        again = fields_of(r.text)
+        assert again["confirm"] == "tier" and again["f-template"] == "Hello {{ who }}, {{ tier }}"
+        assert len(site.store.history("greet")) == 1
+        r = c.post("/prompts/greet/edit", data=again)
+        assert r.status_code == 303
+    assert site.store.get_version("greet", 2).content["template"] == "Hello {{ who }}, {{ tier }}"

@@ -17,7 +17,10 @@ JSON report, `schema_version` 1 (documented in the README):
            cases [{id, line, passed, flaky, runs, runs_passed, change, error, output,
                    failed_assertions [{type, value, reason, score, weight, error}],
                    vars {the case's inputs, strings cut at 2,000 characters},
-                   assertions [every assertion of the run shown, same shape]}]}],
+                   assertions [every assertion of the run shown, same shape],
+                   upstream [{input, prompt, version, output}] (optional: only on a case whose
+                             `from:` inputs were produced by running upstream prompts; what
+                             the run shown was fed, outputs cut like `output`)}]}],
   baseline_suites [same shape, for the baseline side], stats {calls, cached, shared, retries,
   errors, prompt_tokens, completion_tokens, cost_usd, wall_s}, settings {...}.
 """
@@ -74,6 +77,11 @@ def _case_json(case: CaseResult, change: str | None) -> dict[str, Any]:
         "vars": {k: _excerpt_value(v) for k, v in case.vars.items()},
         "assertions": [_assertion_json(a) for a in (failing_run.assertions if failing_run else ())],
     }
+    if failing_run and failing_run.upstream:  # optional: only a case fed by `from:` inputs has it
+        out["upstream"] = [
+            {"input": u.input, "prompt": u.prompt, "version": u.version, "output": u.output}
+            for u in failing_run.upstream
+        ]
     return out
 
 

@@ -44,6 +44,16 @@ Side = Mapping[str, PromptAt]
 
 
 @dataclass(frozen=True)
+class UpstreamOutput:
+    """What a case's `from:` input was fed: the upstream prompt's output (an excerpt)."""
+
+    input: str
+    prompt: str
+    version: str  # the upstream version this side ran, e.g. "v3" or "draft"
+    output: str
+
+
+@dataclass(frozen=True)
 class RunResult:
     """One run of one case: its output excerpt, assertion results or error."""
 
@@ -55,6 +65,7 @@ class RunResult:
     error: str | None = None
     cached: bool = False
     latency_ms: float = 0.0
+    upstream: tuple[UpstreamOutput, ...] = ()  # the `from:` inputs this run was fed
 
 
 @dataclass(frozen=True)
@@ -174,11 +185,41 @@ class Runner:
         prompt = side.get(name)
         if prompt is None:
             raise UpstreamMissing(f"{name} has no version to run (needed as an upstream input)")
-        content = prompt.content
+        response, _ = await self._run(side, prompt, variables, run_index, upstream, includes)
+        return response
+
+    async def output_fed(
+        self,
+        side: Side,
+        name: str,
+        variables: Mapping[str, Any],
+        run_index: int,
+        includes: Mapping[str, str] | None = None,
+    ) -> tuple[ChatResponse, tuple[UpstreamOutput, ...]]:
+        """`output` for a case's own prompt, with the upstream outputs its inputs were fed."""
+        prompt = side.get(name)
+        if prompt is None:
+            raise UpstreamMissing(f"{name} has no version to run (needed as an upstream input)")
+        return await self._run(side, prompt, variables, run_index, False, includes)
+
+    async def _run(
+        self,
+        side: Side,
+        prompt: PromptAt,
+        variables: Mapping[str, Any],
+        run_index: int,
+        upstream: bool,
+        includes: Mapping[str, str] | None,
+    ) -> tuple[ChatResponse, tuple[UpstreamOutput, ...]]:
+        name, content = prompt.name, prompt.content
         values = dict(variables)
+        fed: list[UpstreamOutput] = []
         for source, input_name in upstream_inputs(content, variables):
             produced = await self.output(side, source, variables, run_index, True, includes)
             values[input_name] = produced.output
+            fed.append(
+                UpstreamOutput(input_name, source, side[source].label, excerpt(produced.output))
+            )
         request = build_request(name, content, values, run_index, includes)
         site = CALL_SITE.set((CALL_SITE.get()[0], name, upstream))
         try:
@@ -186,11 +227,11 @@ class Runner:
                 key = request.key
                 memo = self._upstream.get(key)
                 if memo is not None:
-                    return memo
+                    return memo, tuple(fed)
                 response = await self.client.complete(request)
                 self._upstream[key] = response
-                return response
-            return await self.client.complete(request)
+                return response, tuple(fed)
+            return await self.client.complete(request), tuple(fed)
         finally:
             CALL_SITE.reset(site)
 
@@ -203,7 +244,7 @@ class Runner:
         includes: Mapping[str, str] | None = None,
     ) -> RunResult:
         try:
-            response = await self.output(side, suite.prompt, case.vars, index, False, includes)
+            response, fed = await self.output_fed(side, suite.prompt, case.vars, index, includes)
         except PromptgateError as exc:
             return RunResult(index=index, passed=False, score=0.0, output="", error=str(exc))
         ctx = AssertContext(
@@ -224,6 +265,7 @@ class Runner:
                 score=0.0,
                 output=excerpt(output),
                 error=f"assertion error: {type(exc).__name__}: {exc}",
+                upstream=fed,
             )
         error = next((r.error for r in score.results if r.error), None)
         return RunResult(
@@ -235,6 +277,7 @@ class Runner:
             error=error,
             cached=response.cached,
             latency_ms=response.latency_ms,
+            upstream=fed,
         )
 
     async def run_case(

@@ -81,3 +81,46 @@ def case_choices(suites: Sequence[Suite]) -> list[tuple[str, str]]:
         for i, s in enumerate(suites)
         for c in s.cases
     ]
+
+
+@dataclass(frozen=True)
+class TypedInput:
+    """A field of the Try panel's typed inputs: an input of the prompt or of its upstream."""
+
+    name: str
+    prompt: str  # the prompt whose template uses it
+    source: str | None = None  # `from:` this prompt; left empty, it is produced by running it
+    default: str | None = None  # the default, as shown; left empty, it is used
+
+
+def typed_inputs(
+    name: str, content: Mapping[str, Any], others: Mapping[str, Mapping[str, Any]]
+) -> list[TypedInput]:
+    """Every input a person may type to try `content`: its own first, then those of the
+    upstream prompts (in `others`) its `from:` inputs would run, each name once."""
+    out: dict[str, TypedInput] = {}
+    queue: list[tuple[str, Mapping[str, Any]]] = [(name, content)]
+    seen = {name}
+    while queue:
+        prompt, body = queue.pop(0)
+        for spec in prompt_inputs(body).values():
+            if spec.name not in out:
+                shown = None
+                if spec.has_default:
+                    shown = spec.default if isinstance(spec.default, str) else repr(spec.default)
+                out[spec.name] = TypedInput(spec.name, prompt, spec.source, shown)
+            if spec.source and spec.source not in seen and spec.source in others:
+                seen.add(spec.source)
+                queue.append((spec.source, others[spec.source]))
+    return list(out.values())
+
+
+def typed_values(fields: Mapping[str, str], inputs: Sequence[TypedInput]) -> dict[str, str]:
+    """The values typed: an empty field with a `from:` or a default is left out (so upstream
+    runs, or the default applies); any other field is used as typed, empty included."""
+    values: dict[str, str] = {}
+    for item in inputs:
+        typed = fields.get(f"in-{item.name}", "").replace("\r\n", "\n")
+        if typed or (item.source is None and item.default is None):
+            values[item.name] = typed
+    return values

@@ -1,4 +1,5 @@
-"""The Try panel (DESIGN §7a): run an unsaved edit on a suite case, beside production's output.
+"""The Try panel (DESIGN §7a): run an unsaved edit on a suite case or on inputs typed into the
+panel, beside production's output.
 
 The draft runs through the real chain: its `from:` inputs are produced by running the upstream
 prompts at the gate's label (production; the latest version where the label is not set), and
@@ -6,8 +7,11 @@ the same case runs on production's version of the prompt. Nothing is stored but 
 responses, cached in the registry exactly as the gate caches them, so trying again or gating the
 same text later costs no call.
 
-Route (editor): POST /prompts/{name}/try {yaml, message, case, base, csrf}: the edit form again,
-the text kept, with the panel under it. Errors (the YAML, rendering, the model) show in the panel.
+Route (editor): POST /prompts/{name}/try {yaml (or the form view's fields), message, case, base,
+csrf; try-with=inputs and in-NAME for typed inputs}: the edit form again, the edit and the typed
+values kept, with the panel under it. A typed `from:` input is used as typed; left empty, its
+upstream prompt runs on the other typed values. Errors (the YAML, rendering, the model) show
+in the panel.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ from ..runner import PromptAt, Runner, Side
 from ..store import Store
 from ..suites import Case, Suite
 from .ui import Posted, UiRoute, _check_name, _pick, posted
-from .ui_edit import WHERE, plain_error
-from .ui_editor import _edit_form, _suites_of
+from .ui_edit import WHERE, plain_error, typed_inputs, typed_values
+from .ui_editor import _edit_form, _suites_of, upstream_contents
+from .ui_form import read_draft
 
 router = APIRouter(
     route_class=UiRoute, include_in_schema=False, default_response_class=HTMLResponse
@@ -63,12 +68,13 @@ class SideRun:
 class Trial:
     """What the Try panel shows."""
 
-    case: Case
+    case: Case  # a suite's case, or (typed) the inputs typed into the panel
     suite: str
     label: str
     candidate: SideRun
     baseline: SideRun | None  # None: the prompt is not at the label
     asserts: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
+    typed: bool = False
 
 
 def _find_case(suites: Sequence[Suite], value: str) -> tuple[Suite, Case] | None:
@@ -116,6 +122,16 @@ async def _run_side(
 
 def try_case(store: Store, config: Config, spec: PromptSpec, suite: Suite, case: Case) -> Trial:
     """Run the draft and the label's version on one case, through their chains."""
+    return _trial(store, config, spec, case, str(suite.path.name))
+
+
+def try_inputs(store: Store, config: Config, spec: PromptSpec, values: Mapping[str, str]) -> Trial:
+    """Run the draft and the label's version on inputs typed into the panel: a `from:` input
+    typed is used as it is, one left out is produced by running its upstream prompt."""
+    return _trial(store, config, spec, Case(id="your inputs", vars=dict(values), asserts=()), "")
+
+
+def _trial(store: Store, config: Config, spec: PromptSpec, case: Case, suite: str) -> Trial:
     label = config.gate.label
     candidate_side, baseline_side, at_label = _sides(store, label, spec)
     pinned = pinned_partials(store, [*candidate_side.values(), *baseline_side.values()])
@@ -139,7 +155,7 @@ def try_case(store: Store, config: Config, spec: PromptSpec, suite: Suite, case:
         return done[0], (done[1] if at_label else None)
 
     candidate, baseline = asyncio.run(run())
-    return Trial(case, str(suite.path.name), label, candidate, baseline, case.asserts)
+    return Trial(case, suite, label, candidate, baseline, case.asserts, typed=not suite)
 
 
 @router.post("/prompts/{name}/try")
@@ -148,18 +164,27 @@ def try_edit(name: str, form: Posted = posted("editor")) -> Response:
     history = ui.state.store.history(_check_name(name))
     given = form.get("base")
     base = _pick(history, int(given) if given.isdigit() else None, -1)
-    text, message = form.get("yaml"), form.get("message")
+    draft = read_draft(form.fields, name)
+    text, message = draft.text, form.get("message")
     suites = _suites_of(ui, name)
     found = _find_case(suites, form.get("case"))
+    typing = form.get("try-with") == "inputs"
     trial: Trial | None = None
     problem: str | None = None
     try:
+        if draft.problem is not None:
+            raise PromptgateError(draft.problem.message)
         spec = parse_prompt_text(text, where=WHERE)
         if spec.name != name:
             raise PromptgateError(f"this form edits {name!r}, but the YAML names {spec.name!r}")
-        if found is None:
+        if typing:
+            inputs = typed_inputs(spec.name, spec.content, upstream_contents(ui))
+            values = typed_values(form.fields, inputs)
+            trial = try_inputs(ui.state.store, ui.state.settings.config, spec, values)
+        elif found is None:
             raise PromptgateError("choose a case of the suite to try the edit on")
-        trial = try_case(ui.state.store, ui.state.settings.config, spec, *found)
+        else:
+            trial = try_case(ui.state.store, ui.state.settings.config, spec, *found)
     except PromptgateError as exc:
         problem = plain_error(str(exc))
     return _edit_form(
@@ -168,7 +193,9 @@ def try_edit(name: str, form: Posted = posted("editor")) -> Response:
         text,
         message,
         base=base,
+        form=draft.form,
         trial=trial,
         trial_error=problem,
         picked=form.get("case"),
+        typed={k[3:]: v for k, v in form.fields.items() if k.startswith("in-")},
     )
