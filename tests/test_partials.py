@@ -14,6 +14,7 @@ import pytest
 from conftest import Project
 
 from promptgate.config import Config
+from promptgate.domain import LabelMove
 from promptgate.lockfile import LockfileError, read_lock, write_lock
 from promptgate.sdk import PromptClient
 from promptgate.server import ServerSettings, create_app
@@ -401,3 +402,40 @@ def test_promote_changed_picks_up_a_partial_and_its_rollback_says_what_it_change
     assert desk.json("render", "reply@production", "--var", "ticket=x")[0]["content"].startswith(
         "Be warm and brief."
     )
+
+
+def test_a_non_partial_at_the_label_breaks_only_its_includer(desk: Project) -> None:
+    desk.write("prompts/reply.yaml", REPLY.replace('{% include "tone" %} ', ""))
+    desk.write("prompts/note.yaml", NOTE.replace('{% include "tone" %} ', ""))
+    desk.write("prompts/tone.yaml", "name: tone\nmodel: {name: m}\ntemplate: 'Now a prompt.'\n")
+    pushed = desk.run("push", "-m", "tone becomes a prompt")  # nothing at latest uses it
+    assert pushed.exit_code == 0, pushed.stderr
+    # note@production still includes tone: moving tone@production onto a non-partial is refused
+    refused = desk.run("label", "set", "tone@v2", "production", "--reason", "r")
+    assert refused.exit_code == 2 and "tone@v2 is not a partial" in refused.stderr
+    assert "note, reply at production include tone" in refused.stderr
+    store = Store(desk.registry)
+    try:
+        assert store.label_version("tone", "production") == 1
+        # a store written around the rule (or by an older promptgate) is served, not broken
+        store.move_labels([LabelMove("tone", "production", 2, 1, "forced")], actor="test")
+    finally:
+        store.close()
+    assert desk.json("render", "other@production", "--var", "ticket=x")  # unrelated: unharmed
+    broken = desk.run("render", "note@production", "--var", "ticket=x")
+    assert broken.exit_code == 2
+    assert 'include "tone"' in broken.stderr and "no partial version at production" in (
+        broken.stderr
+    )
+    shown = desk.json("show", "note@production", "--resolved", "--json")
+    assert shown["resolved"]["missing"] == ["tone"] and shown["resolved"]["includes"] == []
+    app = create_app(ServerSettings(registry=desk.registry, config=Config(root=desk.root)))
+    key = create_key(app.state.pg.store, "viewer", "viewer")
+    with (
+        ServerThread(app) as server,
+        httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}) as http,
+    ):
+        snap = http.get("/v1/snapshot", params={"label": "production"})
+        assert snap.status_code == 200, snap.text
+        assert snap.json()["prompts"]["note"]["resolved"]["missing"] == ["tone"]
+        assert http.get("/v1/prompts/note", params={"version": 1}).status_code == 200

@@ -172,6 +172,13 @@ def set_label(
     check_label_name(label)
     policy.check_direct_move(label)
     target = resolve(store, ref)
+    if not is_partial(target.content):
+        users = includers_at(store, target.name, label)
+        if users:
+            raise BadInput(
+                f"{target.ref} is not a partial, and {', '.join(users)} at {label} include "
+                f"{target.name}: they could not render"
+            )
     current = store.label_version(target.name, label) if expect == "any" else expect
     assert current is None or isinstance(current, int)
     events = store.move_labels(
@@ -232,12 +239,11 @@ def includers_at(store: Store, partial: str, label: str) -> list[str]:
     def lookup(name: str, version: int | None) -> PromptVersion | None:
         return at.get(name) if version is None else store.get_version(name, version)
 
-    return sorted(
-        v.name
-        for v in at.values()
-        if not is_partial(v.content)
-        and any(i.include == partial for i in resolve_version(v, label, lookup).includes)
-    )
+    def uses(v: PromptVersion) -> bool:
+        r = resolve_version(v, label, lookup)
+        return partial in r.missing or any(i.include == partial for i in r.includes)
+
+    return sorted(v.name for v in at.values() if not is_partial(v.content) and uses(v))
 
 
 def _template_text(content: dict[str, Any]) -> list[str]:

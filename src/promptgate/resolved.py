@@ -61,7 +61,7 @@ class Resolution:
     label: str
     content_hash: str  # the includer's
     includes: tuple[Included, ...] = ()
-    missing: tuple[str, ...] = ()  # label-following includes with no version at the label
+    missing: tuple[str, ...] = ()  # label-following includes with no partial at the label
 
     @property
     def resolved_hash(self) -> str:
@@ -76,7 +76,7 @@ class Resolution:
         if self.missing:
             raise BadInput(
                 f'{ref}: {{% include "{self.missing[0]}" %}}: {self.missing[0]} has no '
-                f"version at {self.label}"
+                f"partial version at {self.label}"
             )
         return self.texts()
 
@@ -131,8 +131,9 @@ def resolved_hash(
 def resolve(
     content: Mapping[str, Any], includer_hash: str, label: str, lookup: Lookup
 ) -> Resolution:
-    """Follow `content`'s includes, transitively, through `lookup`. A name that is not a
-    partial is BadInput; a label-following include with no version at `label` is `missing`."""
+    """Follow `content`'s includes, transitively, through `lookup`. A label-following include
+    with no version at `label`, or whose version there is not a partial, is `missing`; a pinned
+    include of a non-partial is BadInput."""
     found: dict[str, Included] = {}
     missing: set[str] = set()
     todo = [content]
@@ -142,10 +143,12 @@ def resolve(
             if key in found or key in missing:
                 continue
             v = lookup(name, version)
-            if v is None:
+            if v is None or (version is None and not is_partial(v.content)):
+                # nothing this label can serve: that one prompt cannot render here, and says
+                # so when rendered; never an error for the whole label's read
                 missing.add(key)
                 continue
-            if not is_partial(v.content):
+            if not is_partial(v.content):  # pinned: push refuses this, so only a bad store
                 raise BadInput(f'{{% include "{key}" %}}: {v.ref} is not a partial')
             found[key] = Included(key, v.name, v.version, v.content_hash, v.content)
             todo.append(v.content)

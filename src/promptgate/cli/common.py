@@ -82,6 +82,6 @@ def parse_version_opt(value: str | None, flag: str) -> int | None | str:
         return "any"
     if value == "none":
         return None
-    if value.startswith("v") and value[1:].isdigit():
+    if value.startswith("v") and value[1:].isascii() and value[1:].isdecimal():
         return int(value[1:])
     raise click.BadParameter(f"expected vN or none, not {value!r}", param_hint=flag)

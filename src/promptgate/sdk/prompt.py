@@ -75,8 +75,9 @@ class Prompt:
     `trace_attributes` = {name, version, label, content_hash, resolved_hash} for spans and
     logs (no `label` key when fetched by version: OpenTelemetry attributes cannot be None);
     `resolved_hash` changes when the prompt or a partial it includes does. `includes` maps
-    each `{% include %}` name to the partial text it renders with (at the label; at `latest`
-    for a version fetch). Mappings in a
+    each `{% include %}` name to the partial text it renders with (at the label, kept current
+    like the label; for a version fetch, the partials at `latest` when it was first fetched,
+    since a version entry is never re-read). Mappings in a
     Prompt refuse mutation (they are shared between threads); `dict(...)` copies one.
     """
 

@@ -123,7 +123,7 @@ class _HttpSource:
             headers={"If-None-Match": etag} if etag else None,
         )
         raw_seq = response.headers.get("x-promptgate-seq", "")
-        seq = int(raw_seq) if raw_seq.isdigit() else None
+        seq = int(raw_seq) if raw_seq.isascii() and raw_seq.isdecimal() else None
         if response.status_code == 304:
             return None, etag, seq
         return self._json(response), response.headers.get("etag"), seq

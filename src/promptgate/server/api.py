@@ -247,7 +247,7 @@ def _parse_if_match(value: str | None) -> int | None | str:
         return None
     if tag.startswith("v"):
         tag = tag[1:]
-    if not tag.isdigit():
+    if not (tag.isascii() and tag.isdecimal()):  # ("²".isdigit() is true)
         raise ApiError(400, "bad_request", f'If-Match must be "N" or "none", not {value!r}')
     return int(tag)
 

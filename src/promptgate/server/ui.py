@@ -60,6 +60,7 @@ from ..store import ROLES, get_promotion, get_report, list_promotions
 from ..store.sessions import create_session, end_session, session_user
 from ..verdict import sentence as comparison_sentence
 from .auth import Principal
+from .formvalues import whole_number
 from .promotions import decide, file_request
 from .state import ApiError, ServerState, status_for
 from .ui_report import assertion_words, case_views, config_problem
@@ -678,7 +679,7 @@ def request_file(form: Posted = posted("editor")) -> Response:
     ui = form.ui
     assert ui.user is not None
     name, label, reason = form.get("prompt"), form.get("label").strip(), form.get("reason")
-    version = int(form.get("version")) if form.get("version").isdigit() else None
+    version = whole_number(form.get("version"))
     try:
         if version is None:
             raise BadInput("choose a version")

@@ -25,6 +25,7 @@ from ..errors import BadInput, PromptgateError
 from ..promptfile import parse_prompt_text
 from ..registry import push_specs
 from ..suites import load_suites
+from .formvalues import whole_number
 from .ui import Posted, Ui, UiRoute, _check_name, _pick, page, posted, prompt_yaml
 from .ui_edit import WHERE as EDIT_WHERE
 from .ui_edit import (
@@ -207,9 +208,10 @@ def _redraw(
     if isinstance(messages, list):
         if action == "add":
             messages.append({"role": "user", "content": ""})
-        elif action.startswith("remove-") and action[7:].isdigit():
-            if int(action[7:]) < len(messages):
-                del messages[int(action[7:])]
+        elif action.startswith("remove-"):
+            at = whole_number(action[len("remove-") :])
+            if at is not None and at < len(messages):
+                del messages[at]
     form = form_of_content(draft.form.name, {k: v for k, v in data.items() if k != "name"})
     return _edit_form(ui, name, data_yaml(data), message, base=base, form=form)
 
@@ -279,7 +281,7 @@ def edit_form(
 def edit_save(name: str, form: Posted = posted("editor")) -> Response:
     history = form.ui.state.store.history(_check_name(name))  # 404 for an unknown prompt
     given = form.get("base")
-    base = _pick(history, int(given) if given.isdigit() else None, -1)
+    base = _pick(history, whole_number(given), -1)
     if form.get("form-action"):
         return _redraw(form.ui, name, form.fields, base)
     draft = read_draft(form.fields, name)

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..limits import MAX_PROMPT_FILE_BYTES
 from ..yamlload import parse_yaml
+from .formvalues import whole_number
 from .ui import prompt_yaml
 from .ui_edit import WHERE, plain_error
 
@@ -128,8 +129,7 @@ def _posted(fields: Mapping[str, str], key: str) -> str:
 
 def form_of_posted(fields: Mapping[str, str], name: str | None) -> PromptForm:
     """The form as it was posted (`name`: the prompt the page edits; None for a new one)."""
-    count = fields.get("f-count", "")
-    n = min(int(count), MAX_FORM_MESSAGES) if count.isdigit() else 0
+    n = min(whole_number(fields.get("f-count", "")) or 0, MAX_FORM_MESSAGES)
     is_template = "f-template" in fields
     return PromptForm(
         name=name if name is not None else fields.get("f-name", "").strip(),
@@ -158,6 +158,11 @@ def _number(field: str, text: str, kind: type[int] | type[float]) -> int | float
     return value
 
 
+def _shown(value: Any) -> str | None:
+    """How the form shows a stored number (None: nothing stored)."""
+    return None if value is None else str(value)
+
+
 def form_data(form: PromptForm, underneath: str) -> dict[str, Any]:
     """The prompt file the form makes: its fields laid over the YAML it started from, whose
     other keys (inputs, tools, other model parameters, a message's extra keys) stay as they are.
@@ -175,16 +180,18 @@ def form_data(form: PromptForm, underneath: str) -> dict[str, Any]:
     else:
         data.pop("description", None)
     model = dict(base["model"]) if isinstance(base.get("model"), dict) else {}
-    model["name"] = form.model
-    for key, field, text, kind in (
-        ("temperature", "temperature", form.temperature, float),
-        ("max_tokens", "max-tokens", form.max_tokens, int),
-    ):
-        if text:
-            model[key] = _number(field, text, kind)
-        else:
-            model.pop(key, None)
-    data["model"] = model
+    partial = base.get("partial") is True and not model
+    if not partial:  # a partial has no model of its own: nothing to lay over
+        model["name"] = form.model
+        for key, field, text, kind in (
+            ("temperature", "temperature", form.temperature, float),
+            ("max_tokens", "max-tokens", form.max_tokens, int),
+        ):
+            if not text:
+                model.pop(key, None)
+            elif text != _shown(model.get(key)):  # unchanged text keeps its value (1 stays 1)
+                model[key] = _number(field, text, kind)
+        data["model"] = model
     if form.template is not None:
         data["template"] = form.template
         data.pop("messages", None)

@@ -32,6 +32,7 @@ from ..providers import StoreCache
 from ..runner import PromptAt, Runner, Side
 from ..store import Store
 from ..suites import Case, Suite
+from .formvalues import whole_number
 from .ui import Posted, UiRoute, _check_name, _pick, posted
 from .ui_edit import WHERE, plain_error, typed_inputs, typed_values
 from .ui_editor import _edit_form, _suites_of, upstream_contents
@@ -79,9 +80,10 @@ class Trial:
 
 def _find_case(suites: Sequence[Suite], value: str) -> tuple[Suite, Case] | None:
     index, _, case_id = value.partition(":")
-    if not index.isdigit() or int(index) >= len(suites):
+    at = whole_number(index)
+    if at is None or at >= len(suites):
         return None
-    suite = suites[int(index)]
+    suite = suites[at]
     return next(((suite, c) for c in suite.cases if c.id == case_id), None)
 
 
@@ -163,7 +165,7 @@ def try_edit(name: str, form: Posted = posted("editor")) -> Response:
     ui = form.ui
     history = ui.state.store.history(_check_name(name))
     given = form.get("base")
-    base = _pick(history, int(given) if given.isdigit() else None, -1)
+    base = _pick(history, whole_number(given), -1)
     draft = read_draft(form.fields, name)
     text, message = draft.text, form.get("message")
     suites = _suites_of(ui, name)

@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, Response
 from ..errors import BadInput
 from ..registry import rollback
 from ..store import get_promotion, update_promotion
+from .formvalues import whole_number
 from .ui import PageError, Posted, UiRoute, _check_name, posted, prompt_view
 from .ui_editor import router as editor_router
 from .ui_try import router as try_router
@@ -37,11 +38,12 @@ def rollback_label(name: str, label: str, form: Posted = posted("approver")) -> 
     _check_name(name)
     to, reason = form.get("to"), form.get("reason").strip()
     try:
-        if not to.isdigit():
+        target = whole_number(to)
+        if target is None:
             raise BadInput("choose the version to roll back to")
         if not reason:
             raise BadInput("a reason is required")
-        rollback(ui.state.store, name, label, to=int(to), actor=ui.user.name, reason=reason)
+        rollback(ui.state.store, name, label, to=target, actor=ui.user.name, reason=reason)
     except BadInput as exc:
         return prompt_view(ui, name, None, rollback_error=(label, str(exc)))
     ui.state.hub.notify()
