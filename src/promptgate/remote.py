@@ -1,5 +1,9 @@
 """Opening a registry by URL: a database store directly, or a registry server over HTTP.
 
+`open_backend` gives the CLI one typed record of what it talks to (`Backend`): the store, its
+key admin, and the server when the registry is one (which then decides protected-label
+promotions as requests), so no command asks which kind of store it holds.
+
 `RemoteStore` speaks the server's /v1 API with `PROMPTGATE_API_KEY` and offers the subset of
 `Store` the CLI uses, so every command works unchanged against a server. Model responses are
 cached locally (`.promptgate/cache.db`), since the cache is not part of the server's API.
@@ -9,9 +13,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from .domain import AuditEvent, Label, LabelMove, PromptVersion, PushResult
@@ -23,22 +28,48 @@ from .errors import (
     RegistryIntegrityError,
     UnknownRef,
 )
-from .store import PendingPush, Store
+from .store import LocalKeys, PendingPush, Store
 
 
 class RegistryUnavailable(PromptgateError):
     """The registry server could not be reached or failed."""
 
 
-def open_store(url: str, *, create: bool = False) -> Any:
-    """A store for `url`: sqlite:///..., postgresql://..., or http(s):// (a server)."""
+class KeyAdmin(Protocol):
+    """API keys of a registry: `LocalKeys` over a database, `RemoteStore` over a server."""
+
+    def create_key(self, name: str, role: str) -> str: ...
+    def list_keys(self) -> list[dict[str, Any]]: ...
+    def revoke_key(self, name: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Backend:
+    """What the CLI talks to. `server` is set when the registry is a server: a promotion to a
+    protected label is then a request the server gates and approvers decide, and labels move
+    only there (`promote --from-report` refuses)."""
+
+    store: Any  # Store or RemoteStore: the same reading and writing methods
+    keys: KeyAdmin
+    server: RemoteStore | None
+
+
+def open_backend(url: str, *, create: bool = False) -> Backend:
+    """The backend for `url`: sqlite:///..., postgresql://..., or http(s):// (a server)."""
     if url.startswith(("http://", "https://")):
-        return RemoteStore(url, api_key=os.environ.get("PROMPTGATE_API_KEY"))
+        server = RemoteStore(url, api_key=os.environ.get("PROMPTGATE_API_KEY"))
+        return Backend(server, server, server)
     if not url.startswith(("sqlite://", "postgresql://", "postgres://", "postgresql+psycopg://")):
         raise BadInput(
             f"bad registry URL {url!r}: use sqlite:///path, postgresql://... or http(s)://server"
         )
-    return Store(url, create=create)
+    store = Store(url, create=create)
+    return Backend(store, LocalKeys(store), None)
+
+
+def open_store(url: str, *, create: bool = False) -> Any:
+    """A store for `url` (a `Store`, or a `RemoteStore` for a server)."""
+    return open_backend(url, create=create).store
 
 
 def _error_body(response: Any) -> tuple[str | None, str]:

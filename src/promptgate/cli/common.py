@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ..config import Config
+    from ..remote import Backend
     from ..store import Store
 
 
@@ -23,7 +24,7 @@ class AppContext:
 
     registry_flag: str | None = None
     _config: Config | None = None
-    _store: Store | None = None
+    _backend: Backend | None = None
     _closers: list[Any] = field(default_factory=list)
 
     @property
@@ -40,19 +41,24 @@ class AppContext:
 
         return resolve_registry(self.registry_flag, self.config)
 
-    def store(self, *, create: bool = False) -> Store:
-        if self._store is None:
-            from ..remote import open_store
+    def backend(self, *, create: bool = False) -> Backend:
+        """The registry (opened once): its store, its key admin, and its server if it is one."""
+        if self._backend is None:
+            from ..remote import open_backend
 
-            self._store = open_store(self.registry_url, create=create)
-            if not create:
-                self._store.ensure_ready()
-        return self._store
+            self._backend = open_backend(self.registry_url, create=create)
+            if not create:  # (kept first: close() closes it even when this raises)
+                self._backend.store.ensure_ready()
+        return self._backend
+
+    def store(self, *, create: bool = False) -> Store:
+        store: Store = self.backend(create=create).store
+        return store
 
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        if self._backend is not None:
+            self._backend.store.close()
+            self._backend = None
 
 
 def console(stderr: bool = False) -> Console:

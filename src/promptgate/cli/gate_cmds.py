@@ -395,11 +395,10 @@ def promote(
     for ref in refs:
         if parse_ref(ref).is_draft:
             raise BadInput(f"{ref}: a draft cannot be promoted: push it first")
-    store = app.store()
-    from ..remote import RemoteStore
-
-    if isinstance(store, RemoteStore) and label in app.config.protected_labels:
-        _request_promotion(store, refs, changed, label, reason, wait_timeout)
+    backend = app.backend()
+    store = backend.store
+    if backend.server is not None and label in app.config.protected_labels:
+        _request_promotion(backend.server, refs, changed, label, reason, wait_timeout)
         return
     if refs and not changed:
         from ..gate import resolve_candidates
@@ -452,17 +451,16 @@ def _promote_from_report(app: AppContext, path: Path, label: str, reason: str) -
     from ..errors import BadInput
     from ..gate import promote_from_report
     from ..registry import default_author
-    from ..remote import RemoteStore
 
     report = read_report(path)
-    store = app.store()
-    if isinstance(store, RemoteStore):
+    backend = app.backend()
+    if backend.server is not None:
         raise BadInput(
             "--from-report moves labels in a local registry; through a server, upload the "
             "report to the promotion request (POST /v1/promotions/{id}/report)"
         )
     events = promote_from_report(
-        store, app.config, report, label=label, reason=reason, actor=default_author()
+        backend.store, app.config, report, label=label, reason=reason, actor=default_author()
     )
     for e in events:
         src = f"v{e.from_version}" if e.from_version else "unset"

@@ -63,15 +63,7 @@ def keys() -> None:
 @pass_app
 def keys_create(app: AppContext, name: str, role: str) -> None:
     """Create a key; it is printed once, alone on stdout, and only its hash is stored."""
-    from ..remote import RemoteStore
-    from ..store import create_key
-
-    store = app.store()
-    key = (
-        store.create_key(name, role)
-        if isinstance(store, RemoteStore)
-        else create_key(store, name, role)
-    )
+    key = app.backend().keys.create_key(name, role)
     click.echo(key)
     note("store this key now: it is shown only once")
 
@@ -81,11 +73,7 @@ def keys_create(app: AppContext, name: str, role: str) -> None:
 @pass_app
 def keys_list(app: AppContext, as_json: bool) -> None:
     """List keys (names and roles; never the keys)."""
-    from ..remote import RemoteStore
-    from ..store import list_keys
-
-    store = app.store()
-    rows = store.list_keys() if isinstance(store, RemoteStore) else list_keys(store)
+    rows = app.backend().keys.list_keys()
     if as_json:
         emit_json(rows)
         return
@@ -99,14 +87,7 @@ def keys_list(app: AppContext, as_json: bool) -> None:
 @pass_app
 def keys_revoke(app: AppContext, name: str) -> None:
     """Revoke a key at once."""
-    from ..remote import RemoteStore
-    from ..store import revoke_key
-
-    store = app.store()
-    if isinstance(store, RemoteStore):
-        store.revoke_key(name)
-    else:
-        revoke_key(store, name)
+    app.backend().keys.revoke_key(name)
     click.echo(f"revoked {name}")
 
 

@@ -17,7 +17,15 @@ from __future__ import annotations
 
 from .core import LATEST, NOTIFY_CHANNEL, PendingPush, Store, max_seq
 from .engine import default_sqlite_url, engine_url, utcnow
-from .keys import ROLES, create_key, key_by_name, list_keys, lookup_key, revoke_key
+from .keys import (
+    ROLES,
+    LocalKeys,
+    create_key,
+    key_by_name,
+    list_keys,
+    lookup_key,
+    revoke_key,
+)
 from .promotions import (
     create_promotion,
     decide_promotion,
@@ -34,6 +42,7 @@ __all__ = [
     "LATEST",
     "NOTIFY_CHANNEL",
     "ROLES",
+    "LocalKeys",
     "PendingPush",
     "Store",
     "create_key",

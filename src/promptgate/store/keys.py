@@ -96,3 +96,19 @@ def revoke_key(store: Store, name: str) -> None:
         )
 
     store.write_retrying(run, attempts=3)
+
+
+class LocalKeys:
+    """The key admin of a registry database (a server's is `RemoteStore`, same methods)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def create_key(self, name: str, role: str) -> str:
+        return create_key(self.store, name, role)
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        return list_keys(self.store)
+
+    def revoke_key(self, name: str) -> None:
+        revoke_key(self.store, name)
