@@ -193,7 +193,11 @@ def test_ci_workflow_runs_the_suite_against_postgres() -> None:
     assert "5432:5432" in pg["ports"]
     assert job["env"]["PROMPTGATE_TEST_PG"] == "postgresql://postgres@127.0.0.1:5432/test"
     runs = "\n".join(s.get("run", "") for s in job["steps"])
-    assert 'pip install -e ".[test]"' in runs and "python -m pytest -q" in runs
+    assert 'pip install -e ".[test,dev]"' in runs and "python -m pytest -q" in runs
+    for tool in ("ruff check", "ruff format --check", "mypy src"):  # as .ci/run holds it
+        assert tool in runs
+    kept = next(s for s in job["steps"] if "upload-artifact" in s.get("uses", ""))
+    assert kept["if"] == "always()" and kept["with"]["path"] == "artifacts/screenshots/"
     setup = next(s for s in job["steps"] if "setup-python" in s.get("uses", ""))
     assert str(setup["with"]["python-version"]) == "3.11"
 
