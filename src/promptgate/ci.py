@@ -9,7 +9,7 @@ GitHub composite action (``.github/actions/promptgate``) calls it through a tiny
     python -m promptgate.ci refs --base origin/main [--label production]
     python -m promptgate.ci config prompts|evals|registry|label
 
-The rules (DESIGN.md section 4, "In CI": a pull request checks its changed prompt files as draft
+The rules (README, "In CI": a pull request checks its changed prompt files as draft
 refs and stores nothing):
 
 - A changed or added prompt file is judged as a **draft**: its path is the ref, so nothing is

@@ -748,7 +748,7 @@ def promote_from_report(
     reason: str,
     actor: str,
 ) -> list[AuditEvent]:
-    """Move `label` to a report's candidates without re-running anything (DESIGN section 11):
+    """Move `label` to a report's candidates without re-running anything (README: shards):
     only if the report is whole (unsharded or merged), judged these stored versions against
     what `label` points at now, with the suite files as they are now, and passed by the gate's
     own rules. BadInput for a report that does not match, LabelConflict if the label moved

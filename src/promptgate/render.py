@@ -7,7 +7,7 @@ attribute escape (`{{ ''.__class__ }}`) is an error, never silently empty; and i
 
 `{% include "tone" %}` (or `"tone@v3"`) is the only way a template reaches another: the
 includes a render may use are given to it as a mapping of include name to partial text, which
-becomes the environment's only loader (DESIGN section 10). Dynamic include names, `extends`,
+becomes the environment's only loader (README: partials). Dynamic include names, `extends`,
 `import` and `from` are refused when the template is parsed.
 """
 

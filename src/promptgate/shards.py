@@ -1,4 +1,4 @@
-"""One gate over many CI machines (DESIGN section 11).
+"""One gate over many CI machines (README: shards).
 
 `check --shard I/N` runs, for candidates and baselines alike, only the cases whose stable key
 (SHA-256 of the prompt name and the case id) falls in shard I of N; suite digests stay those of

@@ -1,4 +1,4 @@
-"""Paired comparison of a candidate against its baseline on the same cases (DESIGN.md section 9).
+"""Paired comparison of a candidate against its baseline on the same cases (README: paired).
 
 Pure and stdlib-only: the gate hands in per-case scores in [0, 1] (0/1 for `repeat: 1`, the share
 of passing runs for `repeat: k`) in the same case order on both sides, and gets back a `Paired`

@@ -1,5 +1,5 @@
 """The gate's verdict: each suite against its threshold and, where the label has a baseline,
-against the baseline on the same cases (DESIGN section 9), then the check as a whole.
+against the baseline on the same cases (README: paired), then the check as a whole.
 
 A suite **fails** when it did not finish, misses its threshold, or shows a drop significantly
 above 0 (Holm-adjusted across the suites of one check); it **passes** when the one-sided upper

@@ -1,4 +1,4 @@
-"""The application SDK (DESIGN §8): prompts from a registry, cached in process.
+"""The application SDK (README: SDK): prompts from a registry, cached in process.
 
     from promptgate import PromptClient
     client = PromptClient("http://registry:8700", api_key=..., fallback="promptgate.lock.json")

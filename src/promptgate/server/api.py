@@ -1,4 +1,4 @@
-"""The HTTP API under /v1 (DESIGN §7). Route functions are plain `def`s, so FastAPI runs their
+"""The HTTP API under /v1 (README: API). Route functions are plain `def`s, so FastAPI runs their
 blocking store calls in its thread pool, never on the event loop; only the events long-poll
 is async, and it reaches the store through the thread pool too."""
 

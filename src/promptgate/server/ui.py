@@ -1,4 +1,4 @@
-"""The web UI (DESIGN §7): server-rendered Jinja2 pages, enhanced by htmx shipped in the package.
+"""The web UI (see the README): server-rendered Jinja2 pages, enhanced by htmx in the package.
 
 Every page reads without JavaScript; htmx only polls a running gate's progress. People sign in by
 pasting an API key. Sessions are held server-side (store/sessions.py): the cookie (signed with

@@ -1,4 +1,4 @@
-"""Checks the edit form makes before it saves (DESIGN §7a): errors in plain words, warnings.
+"""Checks the edit form makes before it saves (README: web UI): errors in plain words, warnings.
 
 Pure helpers, no routes: `plain_error` turns a prompt file error into a sentence that points at
 the line of the text box, and `missing_variables` finds the template variables that nothing

@@ -1,4 +1,4 @@
-"""The edit form of the web UI (DESIGN §7a): a new version, or a new prompt.
+"""The edit form of the web UI (README: web UI): a new version, or a new prompt.
 
 Routes (editor; errors as HTML pages like ui.py's):
   GET  /prompts/{name}/edit[?v=N][&view=yaml]  POST same   the form, filled with version N (else

@@ -1,4 +1,4 @@
-"""The form view of the edit page (DESIGN §7a): the parts people change, as fields.
+"""The form view of the edit page (README: web UI): the parts people change, as fields.
 
 A prompt with `messages` shows one text box per message with its role; a `template` prompt one
 text box; both show the description and the common model parameters (model name, temperature,

@@ -1,4 +1,4 @@
-"""The gate report rendered for people (DESIGN §7a), from the same JSON report as every form.
+"""The gate report rendered for people (README: web UI), from the same JSON report as every form.
 
 Pure helpers for report.html: each case paired with production's run of the same case (from
 `baseline_suites`), assertions in words, and a configuration problem (no model endpoint, a key

@@ -1,4 +1,4 @@
-"""The Try panel (DESIGN §7a): run an unsaved edit on a suite case or on inputs typed into the
+"""The Try panel (README: web UI): run an unsaved edit on a suite case or on inputs typed into the
 panel, beside production's output.
 
 The draft runs through the real chain: its `from:` inputs are produced by running the upstream

@@ -1,4 +1,4 @@
-"""Workflow pages of the web UI (DESIGN §7a): rollback in one click, withdrawing a request.
+"""Workflow pages of the web UI (README: web UI): rollback in one click, withdrawing a request.
 
 `mount_workflow` also mounts the editor (ui_editor.py) and the Try panel (ui_try.py).
 
