@@ -382,7 +382,6 @@ def promote(
     from ..errors import BadInput
     from ..refs import check_label_name, parse_ref
     from ..registry import default_author
-    from ..report import report_digest
 
     check_label_name(label)
     if label == "latest":
@@ -400,15 +399,12 @@ def promote(
     if backend.server is not None and label in app.config.protected_labels:
         _request_promotion(backend.server, refs, changed, label, reason, wait_timeout)
         return
-    if refs and not changed:
-        from ..gate import resolve_candidates
+    from ..promote import already_at, move_after_check
 
-        candidates = resolve_candidates(store, refs)
-        if all(store.label_version(n, label) == c.version for n, c in candidates.items()):
-            click.echo(
-                f"{', '.join(f'{n}@{c.label}' for n, c in candidates.items())}: "
-                f"{label} already points there; nothing moved"
-            )
+    if not changed:
+        there = already_at(store, refs, label)
+        if there is not None:
+            click.echo(there)
             return
     outcome = _run_check(
         app,
@@ -423,28 +419,16 @@ def promote(
     )
     _write_reports(outcome.report, report_md, report_json, junit)
     _print_summary(outcome.report)
-    if outcome.plan is None:
-        click.echo(f"nothing differs from {label}; nothing moved")
-        return
-    if not outcome.passed:
-        click.echo("gate failed: nothing moved", err=True)
-        raise SystemExit(1)
-    from ..gate import apply_promotion
-
-    digest = report_digest(outcome.report)
-    report_id = store.save_report(digest, outcome.report["verdict"], outcome.report)
-    events = apply_promotion(
-        store,
-        outcome.plan,
-        reason=reason,
-        actor=default_author(),
-        report_ref={"id": report_id, "digest": digest},
-    )
-    for e in events:
+    done = move_after_check(store, outcome, label=label, reason=reason, actor=default_author())
+    if done.conflict is not None:
+        raise done.conflict
+    for e in done.moved:
         src = f"v{e.from_version}" if e.from_version else "unset"
         click.echo(f"{e.prompt}@{label}: {src} -> v{e.to_version}")
-    if not events:
-        click.echo(f"{label} already points at every candidate; nothing moved")
+    if done.why_not is not None:
+        click.echo(done.why_not, err=not done.passed)
+    if not done.passed:
+        raise SystemExit(1)
 
 
 def _promote_from_report(app: AppContext, path: Path, label: str, reason: str) -> None:
