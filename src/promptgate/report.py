@@ -32,7 +32,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import __version__
+from ._version import __version__
 from .canonical import content_hash
 from .errors import BadInput
 from .runner import CaseResult, RunResult, SuiteResult, excerpt

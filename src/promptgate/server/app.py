@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__
+from .._version import __version__
 from ..errors import PromptgateError
 from ..remote import open_store
 from ..store import NOTIFY_CHANNEL, engine_url, get_setting
