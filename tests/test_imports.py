@@ -4,12 +4,15 @@ checkout's sources first on the path) and reads that process's own `sys.modules`
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import networkx as nx
 import pytest
 from conftest import EXTRACT, SUMMARIZE
 
@@ -128,3 +131,45 @@ def test_fully_cached_check_never_imports_openai(tmp_path: Path) -> None:
         # --no-cache must call again, so there the client is loaded.
         loaded, done = _loaded_by_cli(tmp_path, root, "check", "extract", "--no-cache", env=env)
         assert done.returncode == 0 and llm.call_count > calls and "openai" in loaded
+
+
+def _import_graph() -> Any:
+    """promptgate's modules and every import between them, those inside functions and
+    `if TYPE_CHECKING:` included (`from pkg import mod` counts as an import of pkg.mod)."""
+    src = Path(__file__).resolve().parents[1] / "src"
+    modules: dict[str, tuple[Path, list[str]]] = {}
+    for path in (src / "promptgate").rglob("*.py"):
+        parts = list(path.relative_to(src).with_suffix("").parts)
+        package = parts[:-1]
+        if parts[-1] == "__init__":
+            parts = package = parts[:-1]
+        modules[".".join(parts)] = (path, package)
+    graph = nx.DiGraph()
+    for name, (path, package) in modules.items():
+        graph.add_node(name)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                base = package[: len(package) - node.level + 1] if node.level else []
+                target = ".".join(base + ([node.module] if node.module else []))
+                found = [
+                    f"{target}.{a.name}" if f"{target}.{a.name}" in modules else target
+                    for a in node.names
+                ]
+            elif isinstance(node, ast.Import):
+                found = [a.name for a in node.names]
+            else:
+                continue
+            graph.add_edges_from((name, t) for t in found if t in modules and t != name)
+    return graph
+
+
+def test_no_import_cycles_not_even_through_imports_inside_functions() -> None:
+    graph = _import_graph()
+    assert graph.number_of_nodes() > 50 and graph.has_edge("promptgate.gate", "promptgate.store")
+    assert list(nx.simple_cycles(graph)) == []
+
+
+def test_no_module_is_much_over_800_lines() -> None:
+    src = Path(__file__).resolve().parents[1] / "src" / "promptgate"
+    sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in src.rglob("*.py")}
+    assert max(sizes.values()) <= 850, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
