@@ -439,3 +439,28 @@ def test_a_non_partial_at_the_label_breaks_only_its_includer(desk: Project) -> N
         assert snap.status_code == 200, snap.text
         assert snap.json()["prompts"]["note"]["resolved"]["missing"] == ["tone"]
         assert http.get("/v1/prompts/note", params={"version": 1}).status_code == 200
+
+
+def test_the_api_refuses_the_same_move_as_label_set(desk: Project) -> None:
+    desk.write("prompts/reply.yaml", REPLY.replace('{% include "tone" %} ', ""))
+    desk.write("prompts/note.yaml", NOTE.replace('{% include "tone" %} ', ""))
+    desk.write("prompts/tone.yaml", "name: tone\nmodel: {name: m}\ntemplate: 'Now a prompt.'\n")
+    assert desk.run("push", "-m", "tone becomes a prompt").exit_code == 0
+    config = Config(root=desk.root, protected_labels=())  # as the desk's promptgate.yaml
+    app = create_app(ServerSettings(registry=desk.registry, config=config))
+    key = create_key(app.state.pg.store, "editor", "editor")
+    with (
+        ServerThread(app) as server,
+        httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}) as http,
+    ):
+        move = {"version": 2, "reason": "r"}
+        refused = http.put("/v1/prompts/tone/labels/production", json=move)
+        assert refused.status_code == 400, refused.text
+        assert "note, reply at production include tone" in refused.json()["detail"]
+        assert http.put("/v1/prompts/tone/labels/staging", json=move).status_code == 200
+    store = Store(desk.registry)
+    try:
+        assert store.label_version("tone", "production") == 1
+        assert store.label_version("tone", "staging") == 2
+    finally:
+        store.close()

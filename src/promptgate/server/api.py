@@ -19,7 +19,7 @@ from ..domain import LabelMove
 from ..errors import LabelConflict, UnknownRef
 from ..promptfile import NAME_RE, includes, validate_content
 from ..refs import check_label_name
-from ..registry import LabelPolicy, push_specs, rollback_target
+from ..registry import LabelPolicy, push_specs, rollback_target, set_label
 from ..resolved import resolution_of, snapshot_resolved, with_resolution
 from ..store import (
     LATEST,
@@ -270,19 +270,23 @@ def move_label(
             403, "protected_label", f"label {label!r} moves only through promotion or rollback"
         )
     expect = _parse_if_match(if_match)
-    store.get_version(name, body.version)
-    current = store.label_version(name, label) if expect == "any" else expect
-    assert current is None or isinstance(current, int)
-    try:
-        events = store.move_labels(
-            [LabelMove(name, label, body.version, current, body.reason)], actor=who.name
+    policy = LabelPolicy(frozenset(state.settings.config.protected_labels))
+    try:  # the CLI's `label set` rules, partials' includers among them
+        event = set_label(
+            store,
+            f"{name}@v{body.version}",
+            label,
+            policy=policy,
+            actor=who.name,
+            reason=body.reason,
+            expect=expect,
         )
     except LabelConflict as exc:
         raise ApiError(412, "precondition_failed", str(exc)) from None
     state.hub.notify()
     [row] = [x for x in store.labels(name) if x.label == label]
     # seq: the move's event (the newest event when it was already there), for ?min_seq=
-    seq = events[-1].id if events else max_seq(store)
+    seq = event.id if event is not None else max_seq(store)
     return {
         "prompt": name,
         "label": label,

@@ -77,6 +77,16 @@ class PendingPush:
     content_hash: str
 
 
+def _versions_at(label: str) -> sa.Select[Any]:
+    """The versions `label` points at (one row per prompt that has it)."""
+    on_label = sa.and_(labels.c.prompt == versions.c.prompt, labels.c.version == versions.c.version)
+    return (
+        sa.select(versions)
+        .select_from(versions.join(labels, on_label))
+        .where(labels.c.label == label)
+    )
+
+
 class Store:
     """A registry on one database. Thread-safe; one instance per process is plenty."""
 
@@ -332,19 +342,7 @@ class Store:
             seq = int(
                 conn.scalar(sa.select(sa.func.coalesce(sa.func.max(audit_events.c.id), 0))) or 0
             )
-            query = (
-                sa.select(versions)
-                .select_from(
-                    versions.join(
-                        labels,
-                        sa.and_(
-                            labels.c.prompt == versions.c.prompt,
-                            labels.c.version == versions.c.version,
-                        ),
-                    )
-                )
-                .where(labels.c.label == label)
-            )
+            query = _versions_at(label)
             if names:
                 query = query.where(versions.c.prompt.in_(list(names)))
             rows = conn.execute(query).all()
@@ -372,20 +370,7 @@ class Store:
     def list_at_label(self, label: str) -> list[PromptVersion]:
         """Every prompt's version at `label` (prompts without it are absent), by name."""
         with self.reading() as conn:
-            rows = conn.execute(
-                sa.select(versions)
-                .select_from(
-                    versions.join(
-                        labels,
-                        sa.and_(
-                            labels.c.prompt == versions.c.prompt,
-                            labels.c.version == versions.c.version,
-                        ),
-                    )
-                )
-                .where(labels.c.label == label)
-                .order_by(versions.c.prompt)
-            ).all()
+            rows = conn.execute(_versions_at(label).order_by(versions.c.prompt)).all()
             all_labels = self._all_labels(conn)
         return [self._version_from_row(r, all_labels.get((r.prompt, r.version), [])) for r in rows]
 

@@ -127,25 +127,33 @@ def record_refused_report(store: Store, pid: int, *, actor: str, reason: str) ->
     """Audit a CI report the server refused for a request: one `decision` event per prompt,
     `details.decision = "report-refused"`; the request itself stays as it was."""
     request = get_promotion(store, pid)
-    now = utcnow()
-
-    def run(conn: Connection) -> None:
-        for name, cand in request["candidates"].items():
-            store.record_event(
-                conn,
-                "decision",
-                name,
-                request["label"],
-                request["baseline"].get(name),
-                cand["version"],
-                actor,
-                reason,
-                now,
-                {"request": pid, "decision": "report-refused"},
-            )
-
     with store.writing() as conn:
-        run(conn)
+        _record_decision(store, conn, request, actor, reason, "report-refused", utcnow())
+
+
+def _record_decision(
+    store: Store,
+    conn: Connection,
+    request: dict[str, Any],
+    actor: str,
+    reason: str,
+    decision: str,
+    now: str,
+) -> None:
+    """One `decision` audit event per prompt of a request (`details.decision` says which)."""
+    for name, cand in request["candidates"].items():
+        store.record_event(
+            conn,
+            "decision",
+            name,
+            request["label"],
+            request["baseline"].get(name),
+            cand["version"],
+            actor,
+            reason,
+            now,
+            {"request": request["id"], "decision": decision},
+        )
 
 
 def decide_promotion(
@@ -198,19 +206,8 @@ def decide_promotion(
                         "report": request["report"],
                     },
                 )
-        for name, cand in request["candidates"].items():
-            store.record_event(
-                conn,
-                "decision",
-                name,
-                request["label"],
-                request["baseline"].get(name),
-                cand["version"],
-                actor,
-                comment or "",
-                now,
-                {"request": pid, "decision": "approved" if approve else "rejected"},
-            )
+        decision = "approved" if approve else "rejected"
+        _record_decision(store, conn, request, actor, comment or "", decision, now)
         update_promotion(
             store,
             pid,
