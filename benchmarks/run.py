@@ -735,9 +735,10 @@ async def raw_client_loop(
 ) -> tuple[float, float]:
     """The official client alone, no promptgate: n requests at `concurrency`; (wall, CPU)
     seconds of the timed loop (imports and connection set-up excluded)."""
-    import openai
+    from promptgate.providers import openai_client
 
-    client = openai.AsyncOpenAI(base_url=base_url, api_key="bench-key", max_retries=0)
+    # the client exactly as the gate builds it (transport, pool, no client retries)
+    client = openai_client(base_url, "bench-key", timeout_s=60, concurrency=concurrency)
 
     async def one(i: int) -> None:
         body = {

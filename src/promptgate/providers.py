@@ -374,21 +374,11 @@ class ModelClient:
             # Lazy on purpose: `openai` (its pydantic types) costs ~0.6 s to import, and a run
             # served wholly from the cache or a recording never needs it. The client is built
             # on the first uncached call, not at check start.
-            import openai
-
-            # aiohttp under the client's httpx interface (`openai[aiohttp]`): 1.2 ms of CPU
-            # per call here against 2.1 ms for the default transport (benchmarks/README.md),
-            # with its pool sized to the run's concurrency. The Limits class is the one the
-            # installed client is built on (httpx2 since openai 3, httpx before).
-            limits = type(openai.DEFAULT_CONNECTION_LIMITS)(
-                max_connections=self.concurrency, max_keepalive_connections=self.concurrency
-            )
-            self._clients[client_key] = openai.AsyncOpenAI(
-                base_url=base_url,
-                api_key=api_key or "not-needed",
-                max_retries=0,
-                timeout=self.timeout_s,
-                http_client=openai.DefaultAioHttpClient(limits=limits, timeout=self.timeout_s),
+            self._clients[client_key] = openai_client(
+                base_url,
+                api_key or "not-needed",
+                timeout_s=self.timeout_s,
+                concurrency=self.concurrency,
             )
         return self._clients[client_key]
 
@@ -536,6 +526,27 @@ class ModelClient:
             )
         except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
             raise _Malformed(f"malformed completion: {exc}") from None
+
+
+def openai_client(base_url: str | None, api_key: str, *, timeout_s: float, concurrency: int) -> Any:
+    """The official AsyncOpenAI client as the gate builds it: no retries of its own (the
+    gate's retry loop owns them) and aiohttp under the client's httpx interface
+    (`openai[aiohttp]`), which costs 1.2 ms of CPU per call here against 2.1 ms for the
+    default transport (benchmarks/README.md), with its pool sized to the run's concurrency.
+    Imports openai, so call it only when a call is to be made."""
+    import openai
+
+    # The Limits class is the one the installed client is built on (httpx2 since openai 3).
+    limits = type(openai.DEFAULT_CONNECTION_LIMITS)(
+        max_connections=concurrency, max_keepalive_connections=concurrency
+    )
+    return openai.AsyncOpenAI(
+        base_url=base_url,
+        api_key=api_key,
+        max_retries=0,
+        timeout=timeout_s,
+        http_client=openai.DefaultAioHttpClient(limits=limits, timeout=timeout_s),
+    )
 
 
 class _Malformed(Exception):

@@ -55,8 +55,30 @@ def _assertion_json(a: Any) -> dict[str, Any]:
     }
 
 
-def _case_json(case: CaseResult, change: str | None) -> dict[str, Any]:
+_Shared = dict[tuple[Any, ...], dict[str, Any]]
+
+
+def _shared_assertion_json(a: Any, shared: _Shared) -> dict[str, Any]:
+    """`_assertion_json(a)`, one object for every identical result in a report (a suite's
+    default assertions give the same result in most cases: 20,000 cases, 20,000 equal dicts).
+    Reports are read, never changed in place, so sharing is safe."""
+    value = a.value
+    if not isinstance(value, (str, int, float, bool, type(None))):
+        return _assertion_json(a)
+    key = (a.type, type(value), value, a.reason, a.score, a.weight, a.error)
+    found = shared.get(key)
+    if found is None:
+        found = shared[key] = _assertion_json(a)
+    return found
+
+
+def _case_json(
+    case: CaseResult, change: str | None, shared: _Shared | None = None
+) -> dict[str, Any]:
     failing_run = next((r for r in case.runs if not r.passed), case.runs[0] if case.runs else None)
+    results = failing_run.assertions if failing_run else ()
+    memo: _Shared = {} if shared is None else shared
+    assertions = [_shared_assertion_json(a, memo) for a in results]
     out: dict[str, Any] = {
         "id": case.case_id,
         "line": case.line,
@@ -68,14 +90,10 @@ def _case_json(case: CaseResult, change: str | None) -> dict[str, Any]:
         "error": case.error,
         "cached": all(r.cached for r in case.runs),
         "output": failing_run.output if failing_run else "",
-        "failed_assertions": [
-            _assertion_json(a)
-            for a in (failing_run.assertions if failing_run else ())
-            if not a.passed
-        ],
+        "failed_assertions": [j for j, a in zip(assertions, results, strict=True) if not a.passed],
         # for people reading the report: what the case was given, and every assertion it met
-        "vars": {k: _excerpt_value(v) for k, v in case.vars.items()},
-        "assertions": [_assertion_json(a) for a in (failing_run.assertions if failing_run else ())],
+        "vars": _vars_json(case.vars),
+        "assertions": assertions,
     }
     if failing_run and failing_run.upstream:  # optional: only a case fed by `from:` inputs has it
         out["upstream"] = [
@@ -83,6 +101,14 @@ def _case_json(case: CaseResult, change: str | None) -> dict[str, Any]:
             for u in failing_run.upstream
         ]
     return out
+
+
+def _vars_json(variables: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A case's inputs as the report keeps them: the case's own mapping when nothing in it is
+    long enough to cut (most cases: no copy), else a copy with long strings cut."""
+    if all(not isinstance(v, str) or len(v) <= VAR_EXCERPT for v in variables.values()):
+        return variables
+    return {k: _excerpt_value(v) for k, v in variables.items()}
 
 
 def _excerpt_value(value: Any) -> Any:
@@ -132,15 +158,20 @@ def judged_fields(judged: SuiteVerdict | None) -> dict[str, Any]:
 
 
 def _suite_json(
-    sr: SuiteResult, baseline: SuiteResult | None, judged: SuiteVerdict | None = None
+    sr: SuiteResult,
+    baseline: SuiteResult | None,
+    judged: SuiteVerdict | None = None,
+    shared: _Shared | None = None,
 ) -> dict[str, Any]:
     before = {c.case_id: c for c in baseline.cases} if baseline else {}
     cases = sorted(sr.cases, key=lambda c: (c.line or 0, c.case_id))
+    memo: _Shared = {} if shared is None else shared
     return {
         **suite_summary(sr),
         **judged_fields(judged),
         "cases": [
-            _case_json(c, _change(c, before.get(c.case_id)) if baseline else "new") for c in cases
+            _case_json(c, _change(c, before.get(c.case_id)) if baseline else "new", memo)
+            for c in cases
         ],
     }
 
@@ -152,13 +183,14 @@ def build_report(
     plan = run.plan
     suites = []
     baseline_suites = []
+    shared: _Shared = {}
     for name in plan.affected:
         base_by_path = {b.path: b for b in run.baseline.get(name, [])}
         for sr in run.candidate.get(name, []):
             judged = judgement.for_suite(name, sr.path)
-            suites.append(_suite_json(sr, base_by_path.get(sr.path), judged))
+            suites.append(_suite_json(sr, base_by_path.get(sr.path), judged, shared))
         for b in run.baseline.get(name, []):
-            baseline_suites.append(_suite_json(b, None))
+            baseline_suites.append(_suite_json(b, None, shared=shared))
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "promptgate", "version": __version__},

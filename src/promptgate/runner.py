@@ -43,7 +43,7 @@ class PromptAt:
 Side = Mapping[str, PromptAt]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UpstreamOutput:
     """What a case's `from:` input was fed: the upstream prompt's output (an excerpt)."""
 
@@ -53,7 +53,7 @@ class UpstreamOutput:
     output: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RunResult:
     """One run of one case: its output excerpt, assertion results or error."""
 
@@ -68,7 +68,7 @@ class RunResult:
     upstream: tuple[UpstreamOutput, ...] = ()  # the `from:` inputs this run was fed
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CaseResult:
     """A case over all its runs: passes only if every run passes (pass^k)."""
 

@@ -11,7 +11,7 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ CASE_KEYS = {"id", "description", "vars", "assert", "threshold", "repeat"}
 DEFAULT_KEYS = {"assert", "vars", "threshold"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Case:
     """One eval case: root input variables and the assertions its output must meet."""
 
@@ -137,7 +137,20 @@ def _case_text(raw: bytes, path: Path) -> str:
     return text
 
 
-def _load_case_file(path: Path, where: str) -> tuple[list[Any], bytes]:
+def _jsonl_items(text: str, path: Path) -> Iterator[Any]:
+    """A JSONL file's cases one at a time, so that a big file's parsed lines are not all held
+    beside the cases built from them."""
+    for n, line in enumerate(io.StringIO(text), 1):
+        if line.strip():
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SuiteError(f"{path}:{n}: invalid JSON: {exc.msg}") from None
+            except RecursionError:
+                raise SuiteError(f"{path}:{n}: JSON nested too deeply") from None
+
+
+def _load_case_file(path: Path, where: str) -> tuple[Iterable[Any], bytes]:
     try:
         size = path.stat().st_size
         if size > MAX_SUITE_FILE_BYTES:
@@ -149,16 +162,7 @@ def _load_case_file(path: Path, where: str) -> tuple[list[Any], bytes]:
         raise SuiteError(f"{where}: case file {path} not found") from None
     text = _case_text(raw, path)
     if path.suffix == ".jsonl":
-        items = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    items.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise SuiteError(f"{path}:{n}: invalid JSON: {exc.msg}") from None
-                except RecursionError:
-                    raise SuiteError(f"{path}:{n}: JSON nested too deeply") from None
-        return items, raw
+        return _jsonl_items(text, path), raw
     if path.suffix == ".csv":
         return _csv_cases(text, path), raw
     if path.suffix in (".yaml", ".yml"):
@@ -173,7 +177,13 @@ def _load_case_file(path: Path, where: str) -> tuple[list[Any], bytes]:
 
 
 def _case(
-    doc: Located, raw: Any, index: int, defaults: Mapping[str, Any], where: str, seen: set[str]
+    doc: Located,
+    raw: Any,
+    index: int,
+    defaults: Mapping[str, Any],
+    default_asserts: tuple[dict[str, Any], ...],
+    where: str,
+    seen: set[str],
 ) -> Case:
     line = doc.line(("cases", index)) if isinstance(doc.data.get("cases"), list) else None
     at = f"{doc.path}:{line}" if line else f"{where} case {index + 1}"
@@ -191,9 +201,7 @@ def _case(
     if given is not None and not isinstance(given, Mapping):
         raise SuiteError(f"{at}: `vars` must be a mapping, not {type(given).__name__}")
     variables = {**(defaults.get("vars") or {}), **(given or {})}
-    asserts = _validate_asserts(defaults.get("assert"), f"{where} defaults") + _validate_asserts(
-        raw.get("assert"), at
-    )
+    asserts = default_asserts + _validate_asserts(raw.get("assert"), at)
     if not asserts:
         raise SuiteError(f"{at}: case {case_id!r} has no assertions (nothing could fail)")
     threshold = raw.get("threshold", defaults.get("threshold"))
@@ -203,7 +211,7 @@ def _case(
         raise SuiteError(f"{at}: `repeat` is set per suite")
     return Case(
         id=case_id,
-        vars=dict(variables),
+        vars=variables,
         asserts=asserts,
         threshold=threshold,
         line=line,
@@ -248,10 +256,14 @@ def load_suite(path: Path) -> Suite:
         items = cases_raw
     else:
         raise SuiteError(f"{doc.where(('cases',))}: `cases` must be a list or a case file path")
-    if not items:
-        raise SuiteError(f"{doc.where(('cases',))}: a suite needs at least one case")
+    # the defaults' assertions are checked once and shared by every case (read-only)
+    default_asserts = _validate_asserts(defaults.get("assert"), f"{where} defaults")
     seen: set[str] = set()
-    cases = tuple(_case(doc, raw, i, defaults, where, seen) for i, raw in enumerate(items))
+    cases = tuple(
+        _case(doc, raw, i, defaults, default_asserts, where, seen) for i, raw in enumerate(items)
+    )
+    if not cases:
+        raise SuiteError(f"{doc.where(('cases',))}: a suite needs at least one case")
     return Suite(
         prompt=prompt,
         path=path,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AssertionResult:
     type: str  # as written, e.g. "not-contains"
     passed: bool
@@ -21,7 +21,7 @@ class AssertionResult:
     error: str | None = None  # the assertion could not be evaluated (counts as failed)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CaseScore:
     passed: bool
     score: float  # weighted score
