@@ -92,6 +92,15 @@ class LabelMove:
 
 
 @dataclass(frozen=True)
+class PendingPush:
+    """A validated prompt to push: its name, normalised content and content hash."""
+
+    name: str
+    content: dict[str, Any]
+    content_hash: str
+
+
+@dataclass(frozen=True)
 class PushResult:
     """What a push did for one prompt: a new version, or the identical existing one."""
 

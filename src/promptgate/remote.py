@@ -1,11 +1,12 @@
 """Opening a registry by URL: a database store directly, or a registry server over HTTP.
 
-`open_backend` gives the CLI one typed record of what it talks to (`Backend`): the store, its
-key admin, and the server when the registry is one (which then decides protected-label
-promotions as requests), so no command asks which kind of store it holds.
+`open_backend` gives the CLI one typed record of what it talks to (`Backend`): the registry
+(`store.protocol.Registry`), its key admin, and the server when the registry is one (which then
+decides protected-label promotions as requests), so no command asks which kind of store it
+holds. This is the one place that chooses a backend by URL.
 
-`RemoteStore` speaks the server's /v1 API with `PROMPTGATE_API_KEY` and offers the subset of
-`Store` the CLI uses, so every command works unchanged against a server. Model responses are
+`RemoteStore` speaks the server's /v1 API with `PROMPTGATE_API_KEY` and implements `Registry`,
+as `Store` does, so every command works unchanged against a server. Model responses are
 cached locally (`.promptgate/cache.db`), since the cache is not part of the server's API.
 """
 
@@ -28,7 +29,7 @@ from .errors import (
     RegistryIntegrityError,
     UnknownRef,
 )
-from .store import LocalKeys, PendingPush, Store
+from .store import LocalKeys, PendingPush, Registry, Store
 
 
 class RegistryUnavailable(PromptgateError):
@@ -49,17 +50,23 @@ class Backend:
     protected label is then a request the server gates and approvers decide, and labels move
     only there (`promote --from-report` refuses)."""
 
-    store: Any  # Store or RemoteStore: the same reading and writing methods
+    store: Registry
     keys: KeyAdmin
     server: RemoteStore | None
 
 
+_SERVER_SCHEMES = ("http://", "https://")
+_DATABASE_SCHEMES = ("sqlite://", "postgresql://", "postgres://", "postgresql+psycopg://")
+
+
 def open_backend(url: str, *, create: bool = False) -> Backend:
-    """The backend for `url`: sqlite:///..., postgresql://..., or http(s):// (a server)."""
-    if url.startswith(("http://", "https://")):
+    """The backend for `url`: sqlite:///..., postgresql://..., or http(s):// (a server).
+    (Both `Backend`s built here hold their store as a `Registry`: the type checker holds
+    `Store` and `RemoteStore` to the protocol.)"""
+    if url.startswith(_SERVER_SCHEMES):
         server = RemoteStore(url, api_key=os.environ.get("PROMPTGATE_API_KEY"))
         return Backend(server, server, server)
-    if not url.startswith(("sqlite://", "postgresql://", "postgres://", "postgresql+psycopg://")):
+    if not url.startswith(_DATABASE_SCHEMES):
         raise BadInput(
             f"bad registry URL {url!r}: use sqlite:///path, postgresql://... or http(s)://server"
         )
@@ -67,9 +74,22 @@ def open_backend(url: str, *, create: bool = False) -> Backend:
     return Backend(store, LocalKeys(store), None)
 
 
-def open_store(url: str, *, create: bool = False) -> Any:
-    """A store for `url` (a `Store`, or a `RemoteStore` for a server)."""
+def open_store(url: str, *, create: bool = False) -> Registry:
+    """The registry at `url`: a `Store` for a database, a `RemoteStore` for a server."""
     return open_backend(url, create=create).store
+
+
+def open_database(url: str, *, create: bool = False) -> Store:
+    """The database registry at `url` (sqlite:///... or postgresql://...): what a registry
+    server serves, with the tables only a database has (keys, promotion requests, ...)."""
+    if url.startswith(_SERVER_SCHEMES):
+        raise BadInput(
+            f"{url} is a registry server: a server serves a database "
+            "(sqlite:///path or postgresql://...)"
+        )
+    if not url.startswith(_DATABASE_SCHEMES):
+        raise BadInput(f"bad registry URL {url!r}: use sqlite:///path or postgresql://...")
+    return Store(url, create=create)
 
 
 def _error_body(response: Any) -> tuple[str | None, str]:
@@ -113,7 +133,7 @@ def _event(data: dict[str, Any]) -> AuditEvent:
 
 
 class RemoteStore:
-    """The CLI's view of a registry server."""
+    """A registry server, as the CLI sees it: a `Registry`, plus promotion requests and keys."""
 
     dialect = "http"
 
