@@ -1,14 +1,19 @@
 """`Registry` is what `Store` and `RemoteStore` share: mypy checks that both implement it where
 `open_backend` builds a `Backend`; this checks at run time that each has every method of the
-protocol, with its parameters, and that `open_store` gives one for either kind of URL."""
+protocol, with its parameters, and that `open_store` gives one for either kind of URL. And the
+server's records (`domain`) write the API's JSON and read it back."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from promptgate.domain import ApiKey, PromotionRequest, WebhookDelivery
 from promptgate.errors import BadInput
 from promptgate.remote import Backend, RemoteStore, open_backend, open_database, open_store
 from promptgate.store import Registry, Store
@@ -66,3 +71,64 @@ def test_a_server_serves_a_database_never_another_server(tmp_path: Path) -> None
         open_database("mysql://x")
     store = open_database(f"sqlite:///{tmp_path / 'r.db'}", create=True)
     store.close()
+
+
+# -- the server's records: to_json is the API's shape, from_json reads it back -------------------
+
+PROMOTION_JSON = {
+    "id": 7,
+    "refs": ["greet@v2"],
+    "label": "production",
+    "reason": "better",
+    "author": "ann",
+    "state": "passed",
+    "candidates": {"greet": {"version": 2, "content_hash": "ab" * 32}},
+    "baseline": {"greet": None},
+    "report": 3,
+    "progress": {"done": 2, "total": 2},
+    "decided_by": None,
+    "comment": None,
+    "created_at": "2026-01-02T03:04:05.000006+00:00",
+    "updated_at": "2026-01-02T03:04:06.000007+00:00",
+}
+KEY_JSON = {
+    "name": "ci",
+    "role": "editor",
+    "created_at": "2026-01-02T03:04:05+00:00",
+    "revoked_at": None,
+}
+DELIVERY_JSON = {
+    "id": 1,
+    "url": "http://hooks.example/x",
+    "event_seq": 4,
+    "event_type": "move",
+    "status": 204,
+    "attempts": 2,
+    "error": None,
+    "at": "2026-01-02T03:04:05+00:00",
+}
+
+
+@pytest.mark.parametrize(
+    ("record", "data"),
+    [(PromotionRequest, PROMOTION_JSON), (ApiKey, KEY_JSON), (WebhookDelivery, DELIVERY_JSON)],
+)
+def test_records_read_back_what_they_write(record: Any, data: dict[str, Any]) -> None:
+    made = record.from_json(data)
+    assert made.to_json() == data and list(made.to_json()) == list(data)
+    assert record.from_json(json.loads(json.dumps(made.to_json()))) == made
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(made, dataclasses.fields(made)[0].name, None)
+
+
+def test_a_promotion_request_names_its_report_id_and_never_shares_its_dicts() -> None:
+    request = PromotionRequest.from_json(PROMOTION_JSON)
+    assert request.report_id == 3 and request.refs == ("greet@v2",)
+    served = request.to_json()
+    served["candidates"]["greet"]["version"] = 99
+    assert request.candidates["greet"]["version"] == 2
+
+
+def test_an_api_key_never_holds_the_key() -> None:
+    fields = {f.name for f in dataclasses.fields(ApiKey)}
+    assert fields == {"name", "role", "created_at", "revoked_at"}

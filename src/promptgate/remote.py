@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from .domain import AuditEvent, Label, LabelMove, PromptVersion, PushResult
+from .domain import (
+    ApiKey,
+    AuditEvent,
+    Label,
+    LabelMove,
+    PromotionRequest,
+    PromptVersion,
+    PushResult,
+)
 from .errors import (
     BadInput,
     LabelConflict,
@@ -40,7 +48,7 @@ class KeyAdmin(Protocol):
     """API keys of a registry: `LocalKeys` over a database, `RemoteStore` over a server."""
 
     def create_key(self, name: str, role: str) -> str: ...
-    def list_keys(self) -> list[dict[str, Any]]: ...
+    def list_keys(self) -> list[ApiKey]: ...
     def revoke_key(self, name: str) -> None: ...
 
 
@@ -345,24 +353,25 @@ class RemoteStore:
 
     # -- promotion requests -------------------------------------------------------------------
 
-    def request_promotion(self, refs: Sequence[str], label: str, reason: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call(
-            "POST", "/v1/promotions", json={"refs": list(refs), "label": label, "reason": reason}
+    def request_promotion(self, refs: Sequence[str], label: str, reason: str) -> PromotionRequest:
+        return PromotionRequest.from_json(
+            self._call(
+                "POST",
+                "/v1/promotions",
+                json={"refs": list(refs), "label": label, "reason": reason},
+            )
         )
-        return result
 
-    def promotion(self, pid: int) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("GET", f"/v1/promotions/{pid}")
-        return result
+    def promotion(self, pid: int) -> PromotionRequest:
+        return PromotionRequest.from_json(self._call("GET", f"/v1/promotions/{pid}"))
 
     # -- keys ---------------------------------------------------------------------------------
 
     def create_key(self, name: str, role: str) -> str:
         return str(self._call("POST", "/v1/keys", json={"name": name, "role": role})["key"])
 
-    def list_keys(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._call("GET", "/v1/keys")
-        return result
+    def list_keys(self) -> list[ApiKey]:
+        return [ApiKey.from_json(k) for k in self._call("GET", "/v1/keys")]
 
     def revoke_key(self, name: str) -> None:
         self._call("DELETE", f"/v1/keys/{quote(name)}")

@@ -489,10 +489,10 @@ def _request_promotion(
         click.echo(f"nothing differs from {label}; nothing requested")
         return
     request = server.request_promotion(wanted, label, reason)
-    pid = request["id"]
+    pid = request.id
     note(f"filed promotion request {pid}; waiting for its gate")
     deadline = time.monotonic() + wait_timeout
-    while request["state"] == "gating":
+    while request.state == "gating":
         if time.monotonic() >= deadline:  # fail closed: a gate that never ends is no pass
             click.echo(
                 f"request {pid}: still gating after {wait_timeout:g} s; giving up  "
@@ -502,8 +502,8 @@ def _request_promotion(
             raise SystemExit(1)
         time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
         request = server.promotion(pid)
-    click.echo(f"request {pid}: {request['state']}  {server.url}/promotions/{pid}")
-    if request["state"] != "passed":
+    click.echo(f"request {pid}: {request.state}  {server.url}/promotions/{pid}")
+    if request.state != "passed":
         raise SystemExit(1)
     click.echo("the gate passed: an approver who is not you must approve it")
 
