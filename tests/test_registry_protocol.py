@@ -5,6 +5,7 @@ server's records (`domain`) write the API's JSON and read it back."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import inspect
 import json
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+import promptgate
 from promptgate.domain import ApiKey, PromotionRequest, WebhookDelivery
 from promptgate.errors import BadInput
 from promptgate.remote import Backend, RemoteStore, open_backend, open_database, open_store
@@ -132,3 +134,33 @@ def test_a_promotion_request_names_its_report_id_and_never_shares_its_dicts() ->
 def test_an_api_key_never_holds_the_key() -> None:
     fields = {f.name for f in dataclasses.fields(ApiKey)}
     assert fields == {"name", "role", "created_at", "revoked_at"}
+
+
+BACKENDS = {"Store", "RemoteStore", "LocalKeys", "Registry"}
+
+
+def _names(node: ast.expr) -> set[str]:
+    """The class names an isinstance's second argument (a name, attribute or tuple) holds."""
+    if isinstance(node, ast.Tuple):
+        return set().union(*(_names(e) for e in node.elts))
+    if isinstance(node, ast.Attribute):
+        return {node.attr}
+    return {node.id} if isinstance(node, ast.Name) else set()
+
+
+def test_no_code_asks_which_backend_it_holds() -> None:
+    """No isinstance on a backend anywhere: `remote.open_backend` builds the one it needs, and
+    the rest works on `Registry` (and on `Backend.server` for what only a server does)."""
+    src = Path(promptgate.__file__).resolve().parent
+    found = []
+    for path in sorted(src.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("isinstance", "issubclass")
+                and len(node.args) == 2
+                and _names(node.args[1]) & BACKENDS
+            ):
+                found.append(f"{path.relative_to(src)}:{node.lineno}")
+    assert found == []
