@@ -282,9 +282,9 @@ def _wait_in_flight(llm: OpenAITestServer, c: httpx.Client, pid: int) -> None:
 
 def _failed_as_stopped(store: Store, pid: int) -> bool:
     request = get_promotion(store, pid)
-    report = get_report(store, request["report"]) if request["report"] else None
+    report = get_report(store, request.report_id) if request.report_id else None
     return (
-        request["state"] == "failed"
+        request.state == "failed"
         and report is not None
         and report["failures"] == ["the server stopped before the gate finished"]
     )
@@ -502,7 +502,7 @@ def test_a_failing_report_cannot_be_forged_into_a_pass(
         forged["suites"][0]["cases"][0]["passed"] = True
         refused = editor.post(f"/v1/promotions/{pid}/report", json=forged)
         assert refused.status_code == 409 and "runs passed" in refused.json()["detail"]
-        assert get_promotion(store, pid)["state"] == "gating"
+        assert get_promotion(store, pid).state == "gating"
         events = [
             e for e in store.audit(prompt="greet") if e.details.get("decision") == "report-refused"
         ]
@@ -564,7 +564,7 @@ def test_a_report_must_hold_every_affected_suite(api: Api, monkeypatch: pytest.M
         claimed["suites"][0]["verdict"] = "pass" if report["verdict"] != "pass" else "fail"
         refused = editor.post(f"/v1/promotions/{pid}/report", json=claimed)
         assert refused.status_code == 409 and "its cases give" in refused.json()["detail"]
-        assert get_promotion(store, pid)["state"] == "gating"
+        assert get_promotion(store, pid).state == "gating"
         taken = editor.post(f"/v1/promotions/{pid}/report", json=report)
         assert taken.status_code == 200 and taken.json()["state"] == "passed"
 

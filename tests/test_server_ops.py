@@ -155,7 +155,7 @@ def test_webhooks_are_signed_retried_and_logged(
     sent, expected = sigs.split("|")
     assert sent == f"sha256={expected}"
     [delivery] = deliveries
-    assert delivery["status"] == 204 and delivery["attempts"] == 2
+    assert delivery.status == 204 and delivery.attempts == 2
 
 
 def _documented_unavailable(response: Any) -> bool:

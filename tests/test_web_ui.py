@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from itsdangerous import URLSafeTimedSerializer
 
 from promptgate.config import Config, GateConfig
-from promptgate.domain import LabelMove
+from promptgate.domain import LabelMove, PromotionRequest
 from promptgate.promptfile import validate_content
 from promptgate.registry import push_specs
 from promptgate.report import to_markdown
@@ -95,11 +95,11 @@ def greet(text: str = "Hello {{ who }}") -> dict[str, Any]:
     return {"model": {"name": "gpt-test"}, "template": text}
 
 
-def wait_for_gate(store: Store, pid: int, timeout: float = 20) -> dict[str, Any]:
+def wait_for_gate(store: Store, pid: int, timeout: float = 20) -> PromotionRequest:
     deadline = time.monotonic() + timeout
     while True:
         promotion = get_promotion(store, pid)
-        if promotion["state"] != "gating":
+        if promotion.state != "gating":
             return promotion
         assert time.monotonic() < deadline, "the gate did not finish"
         time.sleep(0.05)
@@ -598,14 +598,14 @@ def test_request_form_runs_the_gate_and_shows_progress_then_report(site: Site) -
         page = c.get(f"/promotions/{pid}")
         assert page.status_code == 200
         promotion = wait_for_gate(site.store, pid)
-        assert promotion["state"] == "passed" and promotion["author"] == "editor"
+        assert promotion.state == "passed" and promotion.author == "editor"
         fragment = c.get(f"/promotions/{pid}/progress")
         assert fragment.headers["hx-refresh"] == "true"
         page = c.get(f"/promotions/{pid}").text
         assert "PASS" in page and "greet@v2" in page and "greet.yaml" in page
         assert "Waiting for an approver" in page
         md = c.get(f"/promotions/{pid}/report.md")
-        report = get_report(site.store, promotion["report"])
+        report = get_report(site.store, promotion.report_id)
         assert md.text == to_markdown(report)
 
 
@@ -615,7 +615,7 @@ def test_the_report_shows_every_case_with_inputs_and_both_outputs(site: Site) ->
     with site.signed_in("editor") as c:
         pid = file_via_form(c, "greet", 2)
         promotion = wait_for_gate(site.store, pid)
-        report = get_report(site.store, promotion["report"])
+        report = get_report(site.store, promotion.report_id)
         [case] = report["suites"][0]["cases"]
         assert case["vars"] == {"who": "world"} and case["assertions"][0]["type"] == "contains"
         page = c.get(f"/promotions/{pid}").text
@@ -652,9 +652,9 @@ def test_a_failing_downstream_case_shows_the_upstream_output_it_was_given(site: 
         pid = file_via_form(c, "say", 2)
         promotion = wait_for_gate(site.store, pid)
         greet_pid = file_via_form(c, "greet", 2)
-        greet_report = get_report(site.store, wait_for_gate(site.store, greet_pid)["report"])
+        greet_report = get_report(site.store, wait_for_gate(site.store, greet_pid).report_id)
         page = c.get(f"/promotions/{pid}").text
-    report = get_report(site.store, promotion["report"])
+    report = get_report(site.store, promotion.report_id)
     [case] = report["suites"][0]["cases"]
     assert case["passed"] is False
     fed = {
@@ -704,7 +704,7 @@ def test_a_missing_model_endpoint_is_one_banner_not_failed_cases(
     push(site.store, "greet", greet("Hello dear {{ who }}"))
     with site.signed_in("editor") as c:
         pid = file_via_form(c, "greet", 2)
-        assert wait_for_gate(site.store, pid)["state"] == "failed"
+        assert wait_for_gate(site.store, pid).state == "failed"
         page = c.get(f"/promotions/{pid}").text
     assert page.count('class="notice bad config-problem"') == 1
     assert "No model is configured on this server" in page and "Set OPENAI_API_KEY" in page
@@ -717,7 +717,7 @@ def test_a_refused_key_is_one_banner_too(site: Site, llm: OpenAITestServer) -> N
     push(site.store, "greet", greet("Hello dear {{ who }}"))
     with site.signed_in("editor") as c:
         pid = file_via_form(c, "greet", 2)
-        assert wait_for_gate(site.store, pid)["state"] == "failed"
+        assert wait_for_gate(site.store, pid).state == "failed"
         page = c.get(f"/promotions/{pid}").text
     assert "refused the server&#39;s API key" in page and '<details class="case' not in page
 
@@ -760,7 +760,7 @@ def test_author_cannot_approve_their_own_request(site: Site) -> None:
     push(site.store, "greet", greet("Hello again {{ who }}"))
     with site.signed_in("approver") as author:
         pid = file_via_form(author, "greet", 2)
-        assert wait_for_gate(site.store, pid)["state"] == "passed"
+        assert wait_for_gate(site.store, pid).state == "passed"
         page = author.get(f"/promotions/{pid}")
         assert "you cannot approve it" in page.text
         assert f'action="/promotions/{pid}/approve"' not in page.text
@@ -770,7 +770,7 @@ def test_author_cannot_approve_their_own_request(site: Site) -> None:
         for verb in ("approve", "reject"):
             r = author.post(f"/promotions/{pid}/{verb}", data={"csrf": token})
             assert r.status_code == 403 and "author" in r.text
-    assert get_promotion(site.store, pid)["state"] == "passed"
+    assert get_promotion(site.store, pid).state == "passed"
     assert site.store.label_version("greet", "production") is None
     with site.signed_in("editor") as editor:  # an editor may not decide at all
         r = editor.post(f"/promotions/{pid}/approve", data={"csrf": csrf_of(editor.get("/"))})
@@ -800,7 +800,7 @@ def test_reject_moves_nothing(site: Site) -> None:
         page = c.get("/promotions")
         r = c.post(f"/promotions/{pid}/reject", data={"csrf": csrf_of(page), "comment": "no"})
         assert r.status_code == 303
-    assert get_promotion(site.store, pid)["state"] == "rejected"
+    assert get_promotion(site.store, pid).state == "rejected"
     assert site.store.label_version("greet", "production") is None
 
 
@@ -830,7 +830,7 @@ def test_prompt_text_is_always_escaped(site: Site) -> None:
     with site.signed_in("editor") as c:
         pid = file_via_form(c, "xss", 2, reason=f"reason {SCRIPT}")
         promotion = wait_for_gate(store, pid)
-        assert promotion["state"] == "failed"
+        assert promotion.state == "failed"
         pages = {
             "list": c.get("/"),
             "prompt": c.get("/prompts/xss?v=1"),
@@ -866,7 +866,7 @@ def test_the_list_has_no_one_click_decisions(site: Site) -> None:
     push(site.store, "greet", greet("Hi there {{ who }}"))
     with site.signed_in("editor") as author:
         pid = file_via_form(author, "greet", 2)
-    assert wait_for_gate(site.store, pid)["state"] == "passed"
+    assert wait_for_gate(site.store, pid).state == "passed"
     with site.signed_in("approver") as c:
         listing = c.get("/promotions").text
         assert "/approve" not in listing and "/reject" not in listing
@@ -935,7 +935,7 @@ def test_a_requester_withdraws_their_request(site: Site) -> None:
     push(site.store, "greet", greet("Hi {{ who }}"))
     with site.signed_in("editor") as author:
         pid = file_via_form(author, "greet", 2)
-        assert wait_for_gate(site.store, pid)["state"] == "passed"
+        assert wait_for_gate(site.store, pid).state == "passed"
         page = author.get(f"/promotions/{pid}")
         assert f'action="/promotions/{pid}/withdraw"' in page.text
         token = csrf_of(page)
@@ -952,7 +952,7 @@ def test_a_requester_withdraws_their_request(site: Site) -> None:
         again = author.post(f"/promotions/{pid}/withdraw", data={"csrf": token})
         assert again.status_code == 409
     promotion = get_promotion(site.store, pid)
-    assert promotion["state"] == "withdrawn" and promotion["decided_by"] == "editor"
+    assert promotion.state == "withdrawn" and promotion.decided_by == "editor"
     with site.signed_in("approver2") as other:  # nothing left to approve
         r = other.post(f"/promotions/{pid}/approve", data={"csrf": csrf_of(other.get("/"))})
         assert r.status_code == 409
@@ -1055,7 +1055,7 @@ def test_a_failed_request_can_be_filed_again_after_an_edit(site: Site) -> None:
     push(site.store, "greet", greet("Bye"))  # fails: the case wants "world"
     with site.signed_in("editor") as c:
         pid = file_via_form(c, "greet", 2, label="staging")
-        assert wait_for_gate(site.store, pid)["state"] == "failed"
+        assert wait_for_gate(site.store, pid).state == "failed"
         page = c.get(f"/promotions/{pid}").text
         link = "/promotions/new?prompt=greet&amp;label=staging"
         assert f'href="{link}"' in page and "Request greet → staging again" in page
@@ -1064,7 +1064,7 @@ def test_a_failed_request_can_be_filed_again_after_an_edit(site: Site) -> None:
         assert '<option value="staging" selected>' in form
         assert '<option value="3" selected>' in form  # the latest version, the edit
         again = file_via_form(c, "greet", 3, label="staging")
-        assert wait_for_gate(site.store, again)["state"] == "passed"
+        assert wait_for_gate(site.store, again).state == "passed"
 
 
 # -- the form editor ------------------------------------------------------------------------------

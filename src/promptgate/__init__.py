@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "Config": "promptgate.config",
     "load_config": "promptgate.config",
     "Store": "promptgate.store",
+    "Registry": "promptgate.store",
     "open_store": "promptgate.remote",
     # registry operations
     "push_paths": "promptgate.registry",
@@ -102,5 +103,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         PromptSnapshot,
         PromptUnavailable,
     )
-    from .store import Store
+    from .store import Registry, Store
     from .suites import Suite, load_suites

@@ -35,7 +35,7 @@ from .registry import config_diff, text_diff
 from .report import build_report, nothing_changed_report, report_digest, suite_result_from_json
 from .runner import Job, PromptAt, Runner, SuiteResult, run_jobs
 from .shards import select
-from .store import LATEST, Store
+from .store import LATEST, Registry
 from .suites import Suite, load_suites
 from .verdict import Judgement, judge, policies
 
@@ -71,7 +71,7 @@ def _at(v: PromptVersion) -> PromptAt:
     return PromptAt(name=v.name, version=v.version, content=v.content, content_hash=v.content_hash)
 
 
-def resolve_candidates(store: Store, refs: Sequence[str]) -> dict[str, PromptAt]:
+def resolve_candidates(store: Registry, refs: Sequence[str]) -> dict[str, PromptAt]:
     """Refs to candidates; drafts are validated files, never stored. One ref per prompt."""
     out: dict[str, PromptAt] = {}
     for text in refs:
@@ -100,7 +100,7 @@ def resolve_candidates(store: Store, refs: Sequence[str]) -> dict[str, PromptAt]
     return out
 
 
-def changed_refs(store: Store, label: str) -> list[str]:
+def changed_refs(store: Registry, label: str) -> list[str]:
     """`--changed`: every prompt whose `latest` differs from what `label` points at."""
     at_label = store.label_map(label)
     return [
@@ -111,7 +111,7 @@ def changed_refs(store: Store, label: str) -> list[str]:
 
 
 def plan_check(
-    store: Store,
+    store: Registry,
     refs: Sequence[str],
     *,
     label: str,
@@ -172,7 +172,7 @@ def plan_check(
     )
 
 
-def pinned_partials(store: Store, prompts: Iterable[PromptAt]) -> dict[str, str]:
+def pinned_partials(store: Registry, prompts: Iterable[PromptAt]) -> dict[str, str]:
     """The text of every pinned include (`tone@v3`) the side's prompts and partials reach."""
     out: dict[str, str] = {}
     todo = [p.content for p in prompts]
@@ -357,7 +357,7 @@ def judge_report(plan: Plan, report: Mapping[str, Any]) -> Judgement:
     return judgement
 
 
-def make_cache(store: Store | None, *, no_cache: bool, replay: Path | None) -> ResponseCache:
+def make_cache(store: Registry | None, *, no_cache: bool, replay: Path | None) -> ResponseCache:
     if replay is not None:
         return ReplayCache(replay)
     if no_cache or store is None:
@@ -518,7 +518,7 @@ def promotion_moves(plan: Plan, reason: str) -> list[LabelMove]:
 
 
 def apply_promotion(
-    store: Store, plan: Plan, *, reason: str, actor: str, report_ref: Mapping[str, Any]
+    store: Registry, plan: Plan, *, reason: str, actor: str, report_ref: Mapping[str, Any]
 ) -> list[AuditEvent]:
     """Move every label of the set in one transaction (LabelConflict if any moved)."""
     return store.move_labels(
@@ -576,7 +576,7 @@ class CheckOutcome:
 
 
 def _plan_for(
-    store: Store,
+    store: Registry,
     config: Config,
     refs: Sequence[str],
     *,
@@ -605,7 +605,7 @@ def _plan_for(
 
 
 def check(
-    store: Store,
+    store: Registry,
     config: Config,
     refs: Sequence[str],
     *,
@@ -703,7 +703,7 @@ class CallPlan:
 
 
 def plan_calls(
-    store: Store,
+    store: Registry,
     config: Config,
     refs: Sequence[str],
     *,
@@ -740,7 +740,7 @@ def plan_calls(
 
 
 def promote_from_report(
-    store: Store,
+    store: Registry,
     config: Config,
     report: Mapping[str, Any],
     *,

@@ -16,12 +16,13 @@ from typing import Any
 from .errors import PromptgateError
 from .providers import StoreCache
 from .runner import Job, build_request, upstream_inputs
+from .store import Registry
 
 
 class PrefetchingStoreCache(StoreCache):
     """The registry's response cache, read in bulk for the keys a run will ask for."""
 
-    def __init__(self, store: Any, batch: int = 200) -> None:
+    def __init__(self, store: Registry, batch: int = 200) -> None:
         super().__init__(store, batch)
         self._fetched: dict[str, dict[str, Any]] = {}
         self._absent: set[str] = set()

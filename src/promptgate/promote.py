@@ -21,7 +21,7 @@ from .domain import AuditEvent
 from .errors import LabelConflict
 from .gate import CheckOutcome, apply_promotion, resolve_candidates
 from .report import report_digest
-from .store import Store
+from .store import Registry
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Promotion:
     passed: bool = True
 
 
-def already_at(store: Store, refs: Sequence[str], label: str) -> str | None:
+def already_at(store: Registry, refs: Sequence[str], label: str) -> str | None:
     """A sentence when `label` already points at every ref's version, else None."""
     if not refs:
         return None
@@ -49,7 +49,7 @@ def already_at(store: Store, refs: Sequence[str], label: str) -> str | None:
 
 
 def move_after_check(
-    store: Store, outcome: CheckOutcome, *, label: str, reason: str, actor: str
+    store: Registry, outcome: CheckOutcome, *, label: str, reason: str, actor: str
 ) -> Promotion:
     """Move the labels of a finished check's candidates, if and only if it passed."""
     if outcome.plan is None:

@@ -14,13 +14,13 @@ from typing import Any
 
 import networkx as nx
 
-from .domain import AuditEvent, LabelMove, PromptVersion, PushResult
+from .domain import AuditEvent, LabelMove, PendingPush, PromptVersion, PushResult
 from .errors import BadInput, GraphError, PromptFileError, ProtectedLabel, UnknownRef
 from .graph import Graph, build_graph
 from .promptfile import PromptSpec, discover_prompt_files, includes, is_partial, load_prompt_file
 from .refs import Ref, check_label_name, parse_ref
 from .resolved import Resolution, resolve_version
-from .store import LATEST, PendingPush, Store
+from .store import LATEST, Registry
 
 
 def default_author() -> str:
@@ -59,7 +59,7 @@ def load_specs(paths: Sequence[Path]) -> list[PromptSpec]:
     return specs
 
 
-def check_graph_with(store: Store, specs: Iterable[PromptSpec], label: str = LATEST) -> None:
+def check_graph_with(store: Registry, specs: Iterable[PromptSpec], label: str = LATEST) -> None:
     """The graph of the label's versions with `specs` substituted must be acyclic and closed,
     and every pinned include (`tone@v3`) a stored partial."""
     contents: dict[str, Any] = {v.name: v.content for v in store.list_at_label(label)}
@@ -70,7 +70,7 @@ def check_graph_with(store: Store, specs: Iterable[PromptSpec], label: str = LAT
     _check_pinned_includes(store, contents, [s.name for s in specs])
 
 
-def _check_pinned_includes(store: Store, contents: Mapping[str, Any], names: list[str]) -> None:
+def _check_pinned_includes(store: Registry, contents: Mapping[str, Any], names: list[str]) -> None:
     """Every pinned include (`tone@v3`) reached from `names` is a stored partial, and no chain
     of includes, pinned ones and those inside pinned partials included, comes back on itself
     (a render would never end)."""
@@ -109,7 +109,7 @@ def _check_pinned_includes(store: Store, contents: Mapping[str, Any], names: lis
 
 
 def push_specs(
-    store: Store, specs: Sequence[PromptSpec], *, message: str, author: str
+    store: Registry, specs: Sequence[PromptSpec], *, message: str, author: str
 ) -> list[PushResult]:
     check_graph_with(store, specs)
     return store.push(
@@ -120,7 +120,7 @@ def push_specs(
 
 
 def push_paths(
-    store: Store, paths: Sequence[Path], *, message: str, author: str
+    store: Registry, paths: Sequence[Path], *, message: str, author: str
 ) -> list[PushResult]:
     """Validate every file, check the graph, then store all of them in one transaction."""
     if not message.strip():
@@ -128,7 +128,7 @@ def push_paths(
     return push_specs(store, load_specs(paths), message=message, author=author)
 
 
-def resolve(store: Store, ref: Ref | str) -> PromptVersion:
+def resolve(store: Registry, ref: Ref | str) -> PromptVersion:
     """The stored version a ref names; drafts are not stored and are refused here."""
     ref = parse_ref(ref) if isinstance(ref, str) else ref
     if ref.is_draft:
@@ -155,7 +155,7 @@ class LabelPolicy:
 
 
 def set_label(
-    store: Store,
+    store: Registry,
     ref: str,
     label: str,
     *,
@@ -188,7 +188,7 @@ def set_label(
 
 
 def remove_label(
-    store: Store, name: str, label: str, *, policy: LabelPolicy, actor: str, reason: str
+    store: Registry, name: str, label: str, *, policy: LabelPolicy, actor: str, reason: str
 ) -> AuditEvent:
     check_label_name(label)
     policy.check_direct_move(label)
@@ -210,7 +210,7 @@ def rollback_target(history: Sequence[AuditEvent], current: int | None, to: int 
 
 
 def rollback(
-    store: Store, name: str, label: str, *, to: int | None, actor: str, reason: str
+    store: Registry, name: str, label: str, *, to: int | None, actor: str, reason: str
 ) -> AuditEvent:
     """Move a label back at once (protected labels included), audited as a rollback."""
     check_label_name(label)
@@ -231,7 +231,7 @@ def rollback(
     return events[0]
 
 
-def includers_at(store: Store, partial: str, label: str) -> list[str]:
+def includers_at(store: Registry, partial: str, label: str) -> list[str]:
     """The prompts at `label` that render `partial` at that label (directly or through other
     partials): what a move of the partial's label changes."""
     at = {v.name: v for v in store.list_at_label(label)}

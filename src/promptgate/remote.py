@@ -1,11 +1,12 @@
 """Opening a registry by URL: a database store directly, or a registry server over HTTP.
 
-`open_backend` gives the CLI one typed record of what it talks to (`Backend`): the store, its
-key admin, and the server when the registry is one (which then decides protected-label
-promotions as requests), so no command asks which kind of store it holds.
+`open_backend` gives the CLI one typed record of what it talks to (`Backend`): the registry
+(`store.protocol.Registry`), its key admin, and the server when the registry is one (which then
+decides protected-label promotions as requests), so no command asks which kind of store it
+holds. This is the one place that chooses a backend by URL.
 
-`RemoteStore` speaks the server's /v1 API with `PROMPTGATE_API_KEY` and offers the subset of
-`Store` the CLI uses, so every command works unchanged against a server. Model responses are
+`RemoteStore` speaks the server's /v1 API with `PROMPTGATE_API_KEY` and implements `Registry`,
+as `Store` does, so every command works unchanged against a server. Model responses are
 cached locally (`.promptgate/cache.db`), since the cache is not part of the server's API.
 """
 
@@ -19,7 +20,15 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from .domain import AuditEvent, Label, LabelMove, PromptVersion, PushResult
+from .domain import (
+    ApiKey,
+    AuditEvent,
+    Label,
+    LabelMove,
+    PromotionRequest,
+    PromptVersion,
+    PushResult,
+)
 from .errors import (
     BadInput,
     LabelConflict,
@@ -28,7 +37,7 @@ from .errors import (
     RegistryIntegrityError,
     UnknownRef,
 )
-from .store import LocalKeys, PendingPush, Store
+from .store import LocalKeys, PendingPush, Registry, Store
 
 
 class RegistryUnavailable(PromptgateError):
@@ -39,7 +48,7 @@ class KeyAdmin(Protocol):
     """API keys of a registry: `LocalKeys` over a database, `RemoteStore` over a server."""
 
     def create_key(self, name: str, role: str) -> str: ...
-    def list_keys(self) -> list[dict[str, Any]]: ...
+    def list_keys(self) -> list[ApiKey]: ...
     def revoke_key(self, name: str) -> None: ...
 
 
@@ -49,17 +58,23 @@ class Backend:
     protected label is then a request the server gates and approvers decide, and labels move
     only there (`promote --from-report` refuses)."""
 
-    store: Any  # Store or RemoteStore: the same reading and writing methods
+    store: Registry
     keys: KeyAdmin
     server: RemoteStore | None
 
 
+_SERVER_SCHEMES = ("http://", "https://")
+_DATABASE_SCHEMES = ("sqlite://", "postgresql://", "postgres://", "postgresql+psycopg://")
+
+
 def open_backend(url: str, *, create: bool = False) -> Backend:
-    """The backend for `url`: sqlite:///..., postgresql://..., or http(s):// (a server)."""
-    if url.startswith(("http://", "https://")):
+    """The backend for `url`: sqlite:///..., postgresql://..., or http(s):// (a server).
+    (Both `Backend`s built here hold their store as a `Registry`: the type checker holds
+    `Store` and `RemoteStore` to the protocol.)"""
+    if url.startswith(_SERVER_SCHEMES):
         server = RemoteStore(url, api_key=os.environ.get("PROMPTGATE_API_KEY"))
         return Backend(server, server, server)
-    if not url.startswith(("sqlite://", "postgresql://", "postgres://", "postgresql+psycopg://")):
+    if not url.startswith(_DATABASE_SCHEMES):
         raise BadInput(
             f"bad registry URL {url!r}: use sqlite:///path, postgresql://... or http(s)://server"
         )
@@ -67,9 +82,22 @@ def open_backend(url: str, *, create: bool = False) -> Backend:
     return Backend(store, LocalKeys(store), None)
 
 
-def open_store(url: str, *, create: bool = False) -> Any:
-    """A store for `url` (a `Store`, or a `RemoteStore` for a server)."""
+def open_store(url: str, *, create: bool = False) -> Registry:
+    """The registry at `url`: a `Store` for a database, a `RemoteStore` for a server."""
     return open_backend(url, create=create).store
+
+
+def open_database(url: str, *, create: bool = False) -> Store:
+    """The database registry at `url` (sqlite:///... or postgresql://...): what a registry
+    server serves, with the tables only a database has (keys, promotion requests, ...)."""
+    if url.startswith(_SERVER_SCHEMES):
+        raise BadInput(
+            f"{url} is a registry server: a server serves a database "
+            "(sqlite:///path or postgresql://...)"
+        )
+    if not url.startswith(_DATABASE_SCHEMES):
+        raise BadInput(f"bad registry URL {url!r}: use sqlite:///path or postgresql://...")
+    return Store(url, create=create)
 
 
 def _error_body(response: Any) -> tuple[str | None, str]:
@@ -113,7 +141,7 @@ def _event(data: dict[str, Any]) -> AuditEvent:
 
 
 class RemoteStore:
-    """The CLI's view of a registry server."""
+    """A registry server, as the CLI sees it: a `Registry`, plus promotion requests and keys."""
 
     dialect = "http"
 
@@ -325,24 +353,25 @@ class RemoteStore:
 
     # -- promotion requests -------------------------------------------------------------------
 
-    def request_promotion(self, refs: Sequence[str], label: str, reason: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call(
-            "POST", "/v1/promotions", json={"refs": list(refs), "label": label, "reason": reason}
+    def request_promotion(self, refs: Sequence[str], label: str, reason: str) -> PromotionRequest:
+        return PromotionRequest.from_json(
+            self._call(
+                "POST",
+                "/v1/promotions",
+                json={"refs": list(refs), "label": label, "reason": reason},
+            )
         )
-        return result
 
-    def promotion(self, pid: int) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("GET", f"/v1/promotions/{pid}")
-        return result
+    def promotion(self, pid: int) -> PromotionRequest:
+        return PromotionRequest.from_json(self._call("GET", f"/v1/promotions/{pid}"))
 
     # -- keys ---------------------------------------------------------------------------------
 
     def create_key(self, name: str, role: str) -> str:
         return str(self._call("POST", "/v1/keys", json={"name": name, "role": role})["key"])
 
-    def list_keys(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._call("GET", "/v1/keys")
-        return result
+    def list_keys(self) -> list[ApiKey]:
+        return [ApiKey.from_json(k) for k in self._call("GET", "/v1/keys")]
 
     def revoke_key(self, name: str) -> None:
         self._call("DELETE", f"/v1/keys/{quote(name)}")

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from ..config import Config
     from ..remote import Backend
-    from ..store import Store
+    from ..store import Registry
 
 
 @dataclass
@@ -51,9 +51,8 @@ class AppContext:
                 self._backend.store.ensure_ready()
         return self._backend
 
-    def store(self, *, create: bool = False) -> Store:
-        store: Store = self.backend(create=create).store
-        return store
+    def store(self, *, create: bool = False) -> Registry:
+        return self.backend(create=create).store
 
     def close(self) -> None:
         if self._backend is not None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .common import AppContext, console, emit_json, note
+
+if TYPE_CHECKING:
+    from ..remote import RemoteStore
 
 pass_app = click.make_pass_decorator(AppContext)
 
@@ -468,7 +471,12 @@ def read_report(path: Path) -> Any:
 
 
 def _request_promotion(
-    store: Any, refs: tuple[str, ...], changed: bool, label: str, reason: str, wait_timeout: float
+    server: RemoteStore,
+    refs: tuple[str, ...],
+    changed: bool,
+    label: str,
+    reason: str,
+    wait_timeout: float,
 ) -> None:
     """Through a server, a protected label moves only by an approved request: file it, wait
     for its gate, and say where an approver can find it."""
@@ -476,26 +484,26 @@ def _request_promotion(
 
     from ..gate import changed_refs
 
-    wanted = list(refs) or (changed_refs(store, label) if changed else [])
+    wanted = list(refs) or (changed_refs(server, label) if changed else [])
     if not wanted:
         click.echo(f"nothing differs from {label}; nothing requested")
         return
-    request = store.request_promotion(wanted, label, reason)
-    pid = request["id"]
+    request = server.request_promotion(wanted, label, reason)
+    pid = request.id
     note(f"filed promotion request {pid}; waiting for its gate")
     deadline = time.monotonic() + wait_timeout
-    while request["state"] == "gating":
+    while request.state == "gating":
         if time.monotonic() >= deadline:  # fail closed: a gate that never ends is no pass
             click.echo(
                 f"request {pid}: still gating after {wait_timeout:g} s; giving up  "
-                f"{store.url}/promotions/{pid}",
+                f"{server.url}/promotions/{pid}",
                 err=True,
             )
             raise SystemExit(1)
         time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
-        request = store.promotion(pid)
-    click.echo(f"request {pid}: {request['state']}  {store.url}/promotions/{pid}")
-    if request["state"] != "passed":
+        request = server.promotion(pid)
+    click.echo(f"request {pid}: {request.state}  {server.url}/promotions/{pid}")
+    if request.state != "passed":
         raise SystemExit(1)
     click.echo("the gate passed: an approver who is not you must approve it")
 

@@ -73,13 +73,13 @@ def keys_create(app: AppContext, name: str, role: str) -> None:
 @pass_app
 def keys_list(app: AppContext, as_json: bool) -> None:
     """List keys (names and roles; never the keys)."""
-    rows = app.backend().keys.list_keys()
+    listed = app.backend().keys.list_keys()
     if as_json:
-        emit_json(rows)
+        emit_json([k.to_json() for k in listed])
         return
-    for row in rows:
-        state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
-        click.echo(f"{row['name']}\t{row['role']}\t{state}")
+    for k in listed:
+        state = f"revoked {k.revoked_at}" if k.revoked_at else "active"
+        click.echo(f"{k.name}\t{k.role}\t{state}")
 
 
 @keys.command(name="revoke")

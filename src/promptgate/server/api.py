@@ -422,7 +422,7 @@ def create_promotion_request(
         run_gate=body.run_gate,
     )
     state.hub.notify()
-    return promotion
+    return promotion.to_json()
 
 
 @router.get("/promotions")
@@ -431,14 +431,14 @@ def promotions_list(
     state_: str | None = Query(default=None, alias="state"),
     who: Principal = requires("viewer"),
 ) -> list[dict[str, Any]]:
-    return list_promotions(_state(request).store, state_)
+    return [p.to_json() for p in list_promotions(_state(request).store, state_)]
 
 
 @router.get("/promotions/{pid}")
 def promotion_get(
     request: Request, pid: int = PID, who: Principal = requires("viewer")
 ) -> dict[str, Any]:
-    return get_promotion(_state(request).store, pid)
+    return get_promotion(_state(request).store, pid).to_json()
 
 
 @router.get("/promotions/{pid}/report")
@@ -447,7 +447,7 @@ def promotion_report(
 ) -> dict[str, Any]:
     store = _state(request).store
     promotion = get_promotion(store, pid)
-    report = get_report(store, promotion["report"]) if promotion["report"] else None
+    report = get_report(store, promotion.report_id) if promotion.report_id else None
     if report is None:
         raise UnknownRef(f"request {pid} has no report yet")
     return report
@@ -456,7 +456,8 @@ def promotion_report(
 def _decide(
     request: Request, pid: int, body: DecisionBody, who: Principal, approve: bool
 ) -> dict[str, Any]:
-    return decide(_state(request), pid, actor=who.name, approve=approve, comment=body.comment)
+    decided = decide(_state(request), pid, actor=who.name, approve=approve, comment=body.comment)
+    return decided.to_json()
 
 
 @router.post("/promotions/{pid}/approve")
@@ -489,7 +490,7 @@ def upload_report(
     state = _state(request)
     result = accept_report(state, pid, report, actor=who.name)
     state.hub.notify()
-    return result
+    return result.to_json()
 
 
 # -- keys ---------------------------------------------------------------------------------------
@@ -497,7 +498,7 @@ def upload_report(
 
 @router.get("/keys")
 def keys_list(request: Request, who: Principal = requires("admin")) -> list[dict[str, Any]]:
-    return list_keys(_state(request).store)
+    return [k.to_json() for k in list_keys(_state(request).store)]
 
 
 @router.post("/keys", status_code=201)

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .._version import __version__
 from ..errors import PromptgateError
-from ..remote import open_store
+from ..remote import open_database
 from ..store import NOTIFY_CHANNEL, engine_url, get_setting
 from .api import router
 from .auth import KeyCache
@@ -46,7 +46,7 @@ def _shutdown(state: ServerState) -> None:
 
 def create_app(settings: ServerSettings) -> FastAPI:
     """The registry server over `settings.registry` (SQLite or PostgreSQL)."""
-    store = open_store(settings.registry, create=True)
+    store = open_database(settings.registry, create=True)
     store.migrate()
     state = ServerState(
         settings=settings,

@@ -11,6 +11,7 @@ import threading
 import time
 from typing import Any
 
+from ..domain import PromotionRequest
 from ..errors import BadInput, LabelConflict, PromptgateError
 from ..gate import check, judge_report, plan_check, resolve_candidates
 from ..refs import check_label_name
@@ -29,7 +30,7 @@ log = logging.getLogger("promptgate.server")
 
 def file_request(
     state: ServerState, *, refs: list[str], label: str, reason: str, author: str, run_gate: bool
-) -> dict[str, Any]:
+) -> PromotionRequest:
     """Record the request and, unless a CI job will upload the report, start its gate."""
     store = state.store
     if state.stopping:
@@ -55,11 +56,11 @@ def file_request(
         baseline=baseline,
     )
     if run_gate:
-        pid = promotion["id"]
+        pid = promotion.id
         try:
             state.gates[pid] = state.gate_pool.submit(_run_gate, state, pid)
         except RuntimeError:  # the pool shut down between the check above and now
-            _fail_stopped(state, pid, promotion["label"])
+            _fail_stopped(state, pid, promotion.label)
             raise ApiError(
                 503, "unavailable", "the server is stopping: file the request again"
             ) from None
@@ -83,7 +84,7 @@ def abandon_gates(state: ServerState) -> None:
         if future.done() and not future.cancelled():
             continue
         try:
-            _fail_stopped(state, pid, get_promotion(state.store, pid)["label"])
+            _fail_stopped(state, pid, get_promotion(state.store, pid).label)
         except Exception:  # stopping: log it, and go on with the others
             log.exception("could not fail the unfinished gate of request %s", pid)
     state.hub.notify()
@@ -123,7 +124,7 @@ def _gate(state: ServerState, pid: int) -> None:
 
     def on_plan(plan: Any) -> None:
         progress["total"] = sum(len(s.cases) for n in plan.affected for s in plan.suites.get(n, []))
-        baseline = {n: plan.expectations.get(n) for n in promotion["candidates"]}
+        baseline = {n: plan.expectations.get(n) for n in promotion.candidates}
         update_promotion(
             store, pid, expect_state="gating", progress=progress, baseline=_json(baseline)
         )
@@ -145,22 +146,22 @@ def _gate(state: ServerState, pid: int) -> None:
         outcome = check(
             store,
             state.settings.config,
-            promotion["refs"],
-            label=promotion["label"],
+            list(promotion.refs),
+            label=promotion.label,
             on_plan=on_plan,
             on_case=on_case,
         )
         report = outcome.report
         passed = outcome.passed
     except PromptgateError as exc:
-        report = _failure_report(promotion["label"], str(exc))
+        report = _failure_report(promotion.label, str(exc))
         passed = False
     except Exception as exc:  # never leave a request gating forever
         if state.stopping:
-            report = _failure_report(promotion["label"], STOPPED)
+            report = _failure_report(promotion.label, STOPPED)
         else:
             log.exception("gate for request %s crashed", pid)
-            report = _failure_report(promotion["label"], f"internal error: {type(exc).__name__}")
+            report = _failure_report(promotion.label, f"internal error: {type(exc).__name__}")
         passed = False
     # A verdict reached is written even while stopping: the write is a compare-and-swap on
     # `gating`, so it and abandon_gates (which sees this future still running) cannot both win.
@@ -185,28 +186,28 @@ def _json(value: Any) -> str:
 
 def accept_report(
     state: ServerState, pid: int, report: dict[str, Any], *, actor: str
-) -> dict[str, Any]:
+) -> PromotionRequest:
     """Take a CI job's JSON report for a request, only if it judged exactly this request (the
     same candidate hashes and baseline, every affected suite with the server's digests) and its
     verdict is what its cases give; a refused report is audited and changes nothing."""
     store = state.store
     promotion = get_promotion(store, pid)
-    if promotion["state"] != "gating":
-        raise ApiError(409, "conflict", f"request {pid} is {promotion['state']}, not gating")
+    if promotion.state != "gating":
+        raise ApiError(409, "conflict", f"request {pid} is {promotion.state}, not gating")
     if report.get("schema_version") != 1 or report.get("verdict") not in (
         "pass",
         "fail",
         "inconclusive",
     ):
         raise ApiError(400, "bad_request", "not a promptgate JSON report (schema_version 1)")
-    if report.get("label") != promotion["label"]:
+    if report.get("label") != promotion.label:
         raise ApiError(409, "mismatch", "the report judged another label")
     hashes = {c.get("name"): c.get("content_hash") for c in report.get("candidates", [])}
-    want = {n: c["content_hash"] for n, c in promotion["candidates"].items()}
+    want = {n: c["content_hash"] for n, c in promotion.candidates.items()}
     if hashes != want:
         raise ApiError(409, "mismatch", "the report's candidates are not this request's")
     baselines = {b.get("name"): b.get("version") for b in report.get("baselines", [])}
-    for name, version in promotion["baseline"].items():
+    for name, version in promotion.baseline.items():
         if baselines.get(name) != version:
             raise ApiError(409, "mismatch", f"the report's baseline of {name} differs")
     config = state.settings.config
@@ -214,8 +215,8 @@ def accept_report(
     # suites and digests from its evals folder) and the gate's own verdict rule.
     plan = plan_check(
         store,
-        promotion["refs"],
-        label=promotion["label"],
+        list(promotion.refs),
+        label=promotion.label,
         suites_dir=config.root / config.evals,
         allow_missing_suites=config.gate.allow_missing_suites,
         compare=config.gate.compare,
@@ -239,15 +240,15 @@ def accept_report(
 
 def decide(
     state: ServerState, pid: int, *, actor: str, approve: bool, comment: str | None
-) -> dict[str, Any]:
+) -> PromotionRequest:
     """Approve (moving the labels by compare-and-swap) or reject a passed request; its author
     may not decide it."""
     store = state.store
     promotion = get_promotion(store, pid)
-    if promotion["author"] == actor:
+    if promotion.author == actor:
         raise ApiError(403, "forbidden", "a request cannot be decided by its author")
-    if promotion["state"] != "passed":
-        raise ApiError(409, "conflict", f"request {pid} is {promotion['state']}, not passed")
+    if promotion.state != "passed":
+        raise ApiError(409, "conflict", f"request {pid} is {promotion.state}, not passed")
     try:
         decided = decide_promotion(store, pid, approve=approve, actor=actor, comment=comment)
     except LabelConflict as exc:

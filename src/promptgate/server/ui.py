@@ -483,7 +483,7 @@ def _pick(history: list[PromptVersion], number: int | None, default: int) -> Pro
 
 def _promotion_view(state: ServerState, pid: int) -> dict[str, Any]:
     promotion = get_promotion(state.store, pid)
-    report = get_report(state.store, promotion["report"]) if promotion["report"] else None
+    report = get_report(state.store, promotion.report_id) if promotion.report_id else None
     return {"p": promotion, "report": report}
 
 
@@ -705,7 +705,7 @@ def request_file(form: Posted = posted("editor")) -> Response:
     except BadInput as exc:
         return _request_form(ui, name, version, label, reason, error=str(exc))
     ui.state.hub.notify()
-    return ui.redirect(f"/promotions/{promotion['id']}")
+    return ui.redirect(f"/promotions/{promotion.id}")
 
 
 @router.get("/promotions/{pid}")
@@ -719,7 +719,7 @@ def promotion_progress(pid: int, ui: Ui = page("viewer")) -> Response:
     """The htmx fragment polled while the gate runs; once it is done the page reloads."""
     promotion = get_promotion(ui.state.store, pid)
     response = ui.render("progress.html", p=promotion)
-    if promotion["state"] != "gating":
+    if promotion.state != "gating":
         response.headers["HX-Refresh"] = "true"
     return response
 

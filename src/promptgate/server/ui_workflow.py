@@ -55,10 +55,10 @@ def withdraw(pid: int, form: Posted = posted("editor")) -> Response:
     ui = form.ui
     assert ui.user is not None
     promotion = get_promotion(ui.state.store, pid)
-    if promotion["author"] != ui.user.name:
+    if promotion.author != ui.user.name:
         raise PageError(403, "Not allowed", "only the person who filed a request can withdraw it")
     comment = form.get("comment").strip() or None
-    done = promotion["state"] in WITHDRAWABLE and update_promotion(
+    done = promotion.state in WITHDRAWABLE and update_promotion(
         ui.state.store,
         pid,
         expect_state=WITHDRAWABLE,
@@ -67,7 +67,7 @@ def withdraw(pid: int, form: Posted = posted("editor")) -> Response:
         comment=comment,
     )
     if not done:
-        state = get_promotion(ui.state.store, pid)["state"]
+        state = get_promotion(ui.state.store, pid).state
         raise PageError(409, "Conflict", f"request {pid} is {state}: it can no longer be withdrawn")
     ui.state.hub.notify()
     return ui.redirect(f"/promotions/{pid}")

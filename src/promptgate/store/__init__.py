@@ -10,12 +10,14 @@ Guarantees, enforced here and in the database:
 One module per concern: `core` (the Store: versions, labels, audit events, response cache,
 reports written), `engine` (URLs and the SQLAlchemy engine), `keys`, `promotions`, `reports`,
 `webhooks`, `server_settings` and `sessions` (the registry server's tables), `schema` and
-`integrity`. This package re-exports their public names.
+`integrity`; `protocol` (the `Registry` interface that `Store` and the server client share).
+This package re-exports their public names.
 """
 
 from __future__ import annotations
 
-from .core import LATEST, NOTIFY_CHANNEL, PendingPush, Store, max_seq
+from ..domain import PendingPush
+from .core import LATEST, NOTIFY_CHANNEL, Store, max_seq
 from .engine import default_sqlite_url, engine_url, utcnow
 from .keys import (
     ROLES,
@@ -34,6 +36,7 @@ from .promotions import (
     record_refused_report,
     update_promotion,
 )
+from .protocol import Registry
 from .reports import get_report
 from .server_settings import get_setting
 from .webhooks import list_deliveries, record_delivery
@@ -44,6 +47,7 @@ __all__ = [
     "ROLES",
     "LocalKeys",
     "PendingPush",
+    "Registry",
     "Store",
     "create_key",
     "create_promotion",

@@ -14,7 +14,6 @@ import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +22,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..canonical import canonical_json
-from ..domain import AuditEvent, Label, LabelMove, PromptVersion, PushResult
+from ..domain import AuditEvent, Label, LabelMove, PendingPush, PromptVersion, PushResult
 from ..errors import BadInput, LabelConflict, UnknownRef
 from ..resolved import snapshot_resolved, with_resolution
 from .engine import engine_url, guard_closed, is_transient, make_engine, new_id, sqlite_path, utcnow
@@ -66,15 +65,6 @@ _RESOLVE = _resolve_statement()
 
 def _dt(text: str) -> datetime:
     return datetime.fromisoformat(text)
-
-
-@dataclass(frozen=True)
-class PendingPush:
-    """A validated prompt to push: its name, normalised content and content hash."""
-
-    name: str
-    content: dict[str, Any]
-    content_hash: str
 
 
 def _versions_at(label: str) -> sa.Select[Any]:

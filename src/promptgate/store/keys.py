@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..domain import ApiKey
 from ..errors import BadInput, UnknownRef
 from .core import Store
 from .engine import utcnow
@@ -69,10 +69,11 @@ def key_by_name(store: Store, name: str) -> tuple[str, str] | None:
     return (row.name, row.role) if row else None
 
 
-def list_keys(store: Store) -> list[dict[str, Any]]:
+def list_keys(store: Store) -> list[ApiKey]:
+    """Every key, revoked ones included, by name (never the keys themselves)."""
     with store.reading() as conn:
         return [
-            {"name": r.name, "role": r.role, "created_at": r.created_at, "revoked_at": r.revoked_at}
+            ApiKey(name=r.name, role=r.role, created_at=r.created_at, revoked_at=r.revoked_at)
             for r in conn.execute(sa.select(api_keys).order_by(api_keys.c.name))
         ]
 
@@ -107,7 +108,7 @@ class LocalKeys:
     def create_key(self, name: str, role: str) -> str:
         return create_key(self.store, name, role)
 
-    def list_keys(self) -> list[dict[str, Any]]:
+    def list_keys(self) -> list[ApiKey]:
         return list_keys(self.store)
 
     def revoke_key(self, name: str) -> None:

@@ -10,29 +10,30 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..domain import PromotionRequest
 from ..errors import BadInput, LabelConflict, UnknownRef
 from .core import Store
 from .engine import new_id, utcnow
 from .schema import promotions
 
 
-def _promotion(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "refs": json.loads(row.refs),
-        "label": row.label,
-        "reason": row.reason,
-        "author": row.author,
-        "state": row.state,
-        "candidates": json.loads(row.candidates),
-        "baseline": json.loads(row.baseline),
-        "report": row.report_id,
-        "progress": json.loads(row.progress),
-        "decided_by": row.decided_by,
-        "comment": row.comment,
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-    }
+def _promotion(row: Any) -> PromotionRequest:
+    return PromotionRequest(
+        id=row.id,
+        refs=tuple(json.loads(row.refs)),
+        label=row.label,
+        reason=row.reason,
+        author=row.author,
+        state=row.state,
+        candidates=json.loads(row.candidates),
+        baseline=json.loads(row.baseline),
+        report_id=row.report_id,
+        progress=json.loads(row.progress),
+        decided_by=row.decided_by,
+        comment=row.comment,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
 
 
 def create_promotion(
@@ -44,10 +45,10 @@ def create_promotion(
     author: str,
     candidates: dict[str, Any],
     baseline: dict[str, Any],
-) -> dict[str, Any]:
+) -> PromotionRequest:
     """File a promotion request (state `gating`) with its request events, one per prompt."""
 
-    def run(conn: Connection) -> dict[str, Any]:
+    def run(conn: Connection) -> PromotionRequest:
         now = utcnow()
         result = conn.execute(
             promotions.insert().values(
@@ -80,11 +81,11 @@ def create_promotion(
         row = conn.execute(sa.select(promotions).where(promotions.c.id == pid)).one()
         return _promotion(row)
 
-    result: dict[str, Any] = store.write_retrying(run, attempts=3)
+    result: PromotionRequest = store.write_retrying(run, attempts=3)
     return result
 
 
-def get_promotion(store: Store, pid: int) -> dict[str, Any]:
+def get_promotion(store: Store, pid: int) -> PromotionRequest:
     with store.reading() as conn:
         row = conn.execute(sa.select(promotions).where(promotions.c.id == pid)).first()
     if row is None:
@@ -92,7 +93,7 @@ def get_promotion(store: Store, pid: int) -> dict[str, Any]:
     return _promotion(row)
 
 
-def list_promotions(store: Store, state: str | None = None) -> list[dict[str, Any]]:
+def list_promotions(store: Store, state: str | None = None) -> list[PromotionRequest]:
     query = sa.select(promotions).order_by(promotions.c.id.desc())
     if state:
         query = query.where(promotions.c.state == state)
@@ -134,31 +135,31 @@ def record_refused_report(store: Store, pid: int, *, actor: str, reason: str) ->
 def _record_decision(
     store: Store,
     conn: Connection,
-    request: dict[str, Any],
+    request: PromotionRequest,
     actor: str,
     reason: str,
     decision: str,
     now: str,
 ) -> None:
     """One `decision` audit event per prompt of a request (`details.decision` says which)."""
-    for name, cand in request["candidates"].items():
+    for name, cand in request.candidates.items():
         store.record_event(
             conn,
             "decision",
             name,
-            request["label"],
-            request["baseline"].get(name),
+            request.label,
+            request.baseline.get(name),
             cand["version"],
             actor,
             reason,
             now,
-            {"request": request["id"], "decision": decision},
+            {"request": request.id, "decision": decision},
         )
 
 
 def decide_promotion(
     store: Store, pid: int, *, approve: bool, actor: str, comment: str | None
-) -> dict[str, Any]:
+) -> PromotionRequest:
     """Approve (move every label by CAS against the baseline the gate judged) or reject a
     passed request, in one transaction with its decision and move events.
 
@@ -166,21 +167,21 @@ def decide_promotion(
     stale, recorded in its own transaction), BadInput when the request is not `passed`.
     """
 
-    def run(conn: Connection) -> dict[str, Any]:
+    def run(conn: Connection) -> PromotionRequest:
         row = conn.execute(sa.select(promotions).where(promotions.c.id == pid)).first()
         if row is None:
             raise UnknownRef(f"no promotion request {pid}")
         request = _promotion(row)
-        if request["state"] != "passed":
-            raise BadInput(f"request {pid} is {request['state']}, not passed")
+        if request.state != "passed":
+            raise BadInput(f"request {pid} is {request.state}, not passed")
         now = utcnow()
         if approve:
-            for name, cand in request["candidates"].items():
-                expect = request["baseline"].get(name)
-                current = store.label_version_in(conn, name, request["label"])
+            for name, cand in request.candidates.items():
+                expect = request.baseline.get(name)
+                current = store.label_version_in(conn, name, request.label)
                 if current != expect:
                     raise LabelConflict(
-                        f"{name}@{request['label']} moved since the gate judged it (expected "
+                        f"{name}@{request.label} moved since the gate judged it (expected "
                         + (f"v{expect}" if expect else "unset")
                         + ", it is "
                         + (f"v{current}" if current else "unset")
@@ -188,22 +189,22 @@ def decide_promotion(
                     )
                 if current == cand["version"]:
                     continue
-                store.set_label_in(conn, name, request["label"], cand["version"], expect, now)
+                store.set_label_in(conn, name, request.label, cand["version"], expect, now)
                 store.record_event(
                     conn,
                     "move",
                     name,
-                    request["label"],
+                    request.label,
                     expect,
                     cand["version"],
                     actor,
-                    request["reason"],
+                    request.reason,
                     now,
                     {
                         "request": pid,
-                        "requester": request["author"],
+                        "requester": request.author,
                         "approver": actor,
-                        "report": request["report"],
+                        "report": request.report_id,
                     },
                 )
         decision = "approved" if approve else "rejected"
@@ -221,7 +222,7 @@ def decide_promotion(
         return _promotion(final)
 
     try:
-        result: dict[str, Any] = store.write_retrying(run, attempts=3)
+        result: PromotionRequest = store.write_retrying(run, attempts=3)
     except LabelConflict:
         update_promotion(
             store, pid, expect_state="passed", state="stale", decided_by=actor, comment=comment

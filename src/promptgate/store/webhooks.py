@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
 
+from ..domain import WebhookDelivery
 from .core import Store
 from .engine import utcnow
 from .schema import webhook_deliveries
@@ -35,9 +34,19 @@ def record_delivery(
         )
 
 
-def list_deliveries(store: Store) -> list[dict[str, Any]]:
+def list_deliveries(store: Store) -> list[WebhookDelivery]:
+    """Every delivery attempt recorded, oldest first."""
     with store.reading() as conn:
         return [
-            dict(r._mapping)
+            WebhookDelivery(
+                id=r.id,
+                url=r.url,
+                event_seq=r.event_seq,
+                event_type=r.event_type,
+                status=r.status,
+                attempts=r.attempts,
+                error=r.error,
+                at=r.at,
+            )
             for r in conn.execute(sa.select(webhook_deliveries).order_by(webhook_deliveries.c.id))
         ]
