@@ -185,11 +185,16 @@ class _Compiled:
 
     def render(self, variables: Mapping[str, Any]) -> str:
         """`Template.render(**variables)`: the same context, built from a dict of the globals
-        (`dict(..., **variables)` refuses a key that is not a string, as a call does). Its
-        `globals_keys` stay empty: Jinja reads them only to import a template whose globals
-        differ from the importer's, and every template of an environment here has its globals."""
+        (`dict(..., **variables)` refuses a key that is not a string, as a call does)."""
+        return self.run(dict(self.globals, **variables))
+
+    def run(self, parent: dict[str, Any]) -> str:
+        """Render with `parent` (globals and variables) as the context's parent, which Jinja
+        only reads. Its `globals_keys` stay empty: Jinja reads them only to import a template
+        whose globals differ from the importer's, and every template of an environment here
+        has just the environment's globals."""
         env = self.environment
-        ctx = env.context_class(env, dict(self.globals, **variables), None, self.blocks)
+        ctx = env.context_class(env, parent, None, self.blocks)
         try:
             return env.concat(self.root(ctx))
         except Exception:
@@ -271,13 +276,16 @@ class CompiledMessages:
         """The chat messages, `variables` filled in (defaults must be in them already): fresh
         dicts on every call, exactly what `render_messages` returns."""
         out: list[dict[str, Any]] = []
+        parent: dict[str, Any] | None = None  # the globals (one environment) and variables
         for base, nested, template, where in self._parts:
             message = copy.deepcopy(base) if nested else dict(base)
             if template is not None:
                 try:
                     if isinstance(template, str):
                         template = _compiled(template, self._key)
-                    message["content"] = template.render(variables)
+                    if parent is None:  # built once, where Template.render would first refuse
+                        parent = dict(template.globals, **variables)
+                    message["content"] = template.run(parent.copy())
                 except Exception as exc:
                     raise _failure(exc, where) from None
             out.append(message)
