@@ -809,7 +809,7 @@ def test_prompt_renders_like_the_cli_and_builds_openai_kwargs(shared: Registry) 
 
 
 def test_render_matches_the_cli_renderer_exactly(shared: Registry) -> None:
-    """The SDK's fast path and render_messages agree, outputs and errors alike."""
+    """Prompt.render (compiled once) and render_messages agree, outputs and errors alike."""
     raw = {
         "model": {"name": "m"},
         "messages": [

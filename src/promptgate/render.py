@@ -9,10 +9,17 @@ attribute escape (`{{ ''.__class__ }}`) is an error, never silently empty; and i
 includes a render may use are given to it as a mapping of include name to partial text, which
 becomes the environment's only loader (README: partials). Dynamic include names, `extends`,
 `import` and `from` are refused when the template is parsed.
+
+This module is the one place templates are compiled and rendered (the gate, the CLI, the server
+and the SDK all come here). A template is compiled once per (text, includes) into an LRU cache,
+each set of includes having one environment; `CompiledMessages` keeps a version's compiled
+messages for a caller that renders it many times (the SDK's `Prompt`), and `render_messages`
+is that, built per call. Every failure becomes a RenderError naming where it happened.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
@@ -150,19 +157,53 @@ def _plain(exc: jinja2.TemplateSyntaxError) -> str:
     return message
 
 
-@lru_cache(maxsize=4096)
-def _compiled(source: str) -> jinja2.Template:
-    return _ENV.from_string(source)
+IncludesKey = frozenset[tuple[str, str]]  # the includes of a render, hashable: (name, text)
+
+
+def includes_key(includes: Mapping[str, str] | None) -> IncludesKey:
+    """What the compiled-template cache is keyed on besides the template's own text."""
+    return frozenset(includes.items()) if includes else frozenset()
 
 
 @lru_cache(maxsize=256)
-def _with_includes(includes: frozenset[tuple[str, str]]) -> SandboxedEnvironment:
-    return _environment(jinja2.DictLoader(dict(includes)))
+def _environment_for(includes: IncludesKey) -> SandboxedEnvironment:
+    return _environment(jinja2.DictLoader(dict(includes))) if includes else _ENV
+
+
+class _Compiled:
+    """One template compiled in its environment, with what each render needs worked out once:
+    `Template.render` copies the template's globals (a ChainMap) into a new dict twice per call,
+    which costs more than rendering a short message."""
+
+    __slots__ = ("blocks", "environment", "globals", "root")
+
+    def __init__(self, template: jinja2.Template) -> None:
+        self.environment = template.environment
+        self.root = template.root_render_func
+        self.blocks = template.blocks
+        self.globals: dict[str, Any] = dict(template.globals)
+
+    def render(self, variables: Mapping[str, Any]) -> str:
+        """`Template.render(**variables)`: the same context, built from a dict of the globals
+        (`dict(..., **variables)` refuses a key that is not a string, as a call does)."""
+        return self.run(dict(self.globals, **variables))
+
+    def run(self, parent: dict[str, Any]) -> str:
+        """Render with `parent` (globals and variables) as the context's parent, which Jinja
+        only reads. Its `globals_keys` stay empty: Jinja reads them only to import a template
+        whose globals differ from the importer's, and every template of an environment here
+        has just the environment's globals."""
+        env = self.environment
+        ctx = env.context_class(env, parent, None, self.blocks)
+        try:
+            return env.concat(self.root(ctx))
+        except Exception:
+            env.handle_exception()  # as Template.render: Jinja's own traceback and messages
 
 
 @lru_cache(maxsize=4096)
-def _compiled_with(includes: frozenset[tuple[str, str]], source: str) -> jinja2.Template:
-    return _with_includes(includes).from_string(source)
+def _compiled(source: str, includes: IncludesKey) -> _Compiled:
+    return _Compiled(_environment_for(includes).from_string(source))
 
 
 def render_text(
@@ -174,23 +215,81 @@ def render_text(
     """Render one template string, its includes served from `includes` (name -> partial text);
     any failure is a RenderError naming `where`."""
     try:
-        if includes:
-            return _compiled_with(frozenset(includes.items()), source).render(**variables)
-        return _compiled(source).render(**variables)
-    except jinja2.TemplateNotFound as exc:
-        raise RenderError(f"{where}: include {exc.name!r} is not a partial of this side") from None
-    except jinja2.UndefinedError as exc:
-        raise RenderError(f"{where}: {exc.message}") from None
-    except RenderLimit as exc:
-        raise RenderError(f"{where}: {exc}") from None
-    except jinja2.exceptions.SecurityError as exc:
-        raise RenderError(f"{where}: sandbox refused: {exc}") from None
-    except jinja2.TemplateError as exc:
-        raise RenderError(f"{where}: {exc}") from None
-    except MemoryError:  # a backstop: the sandbox's bounds should come first
-        raise RenderError(f"{where}: out of memory while rendering") from None
-    except Exception as exc:  # a filter or value raising while rendering
-        raise RenderError(f"{where}: {type(exc).__name__}: {exc}") from None
+        return _compiled(source, includes_key(includes)).render(variables)
+    except Exception as exc:
+        raise _failure(exc, where) from None
+
+
+def _failure(exc: Exception, where: str) -> RenderError:
+    """The RenderError for a template that failed to compile or render, naming `where`."""
+    if isinstance(exc, jinja2.TemplateNotFound):
+        return RenderError(f"{where}: include {exc.name!r} is not a partial of this side")
+    if isinstance(exc, jinja2.UndefinedError):
+        return RenderError(f"{where}: {exc.message}")
+    if isinstance(exc, RenderLimit):
+        return RenderError(f"{where}: {exc}")
+    if isinstance(exc, SecurityError):
+        return RenderError(f"{where}: sandbox refused: {exc}")
+    if isinstance(exc, jinja2.TemplateError):
+        return RenderError(f"{where}: {exc}")
+    if isinstance(exc, MemoryError):  # a backstop: the sandbox's bounds should come first
+        return RenderError(f"{where}: out of memory while rendering")
+    return RenderError(f"{where}: {type(exc).__name__}: {exc}")  # a filter or value raising
+
+
+class CompiledMessages:
+    """A version's messages (or its single `template`) compiled once, with its includes: what
+    `render_messages` renders, for a caller that renders the same version many times (the SDK's
+    `Prompt`). Immutable and safe to share between threads."""
+
+    __slots__ = ("_key", "_parts")
+
+    def __init__(
+        self,
+        content: Mapping[str, Any],
+        name: str = "prompt",
+        includes: Mapping[str, str] | None = None,
+    ) -> None:
+        key = includes_key(includes)
+        if "template" in content:
+            messages: list[Mapping[str, Any]] = [{"role": "user", "content": content["template"]}]
+            wheres = [f"{name}: template"]
+        else:
+            messages = list(content["messages"])
+            wheres = [f"{name}: messages[{i}].content" for i in range(len(messages))]
+        parts: list[tuple[dict[str, Any], bool, _Compiled | str | None, str]] = []
+        for message, where in zip(messages, wheres, strict=True):
+            base = dict(message)
+            source = base.get("content")
+            nested = any(isinstance(v, (dict, list, tuple)) for v in base.values())
+            if not isinstance(source, str):
+                parts.append((base, nested, None, where))
+                continue
+            try:
+                parts.append((base, nested, _compiled(source, key), where))
+            except Exception:  # compiled again at render time, to fail in order, as it should
+                parts.append((base, nested, source, where))
+        self._key = key
+        self._parts = tuple(parts)
+
+    def render(self, variables: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The chat messages, `variables` filled in (defaults must be in them already): fresh
+        dicts on every call, exactly what `render_messages` returns."""
+        out: list[dict[str, Any]] = []
+        parent: dict[str, Any] | None = None  # the globals (one environment) and variables
+        for base, nested, template, where in self._parts:
+            message = copy.deepcopy(base) if nested else dict(base)
+            if template is not None:
+                try:
+                    if isinstance(template, str):
+                        template = _compiled(template, self._key)
+                    if parent is None:  # built once, where Template.render would first refuse
+                        parent = dict(template.globals, **variables)
+                    message["content"] = template.run(parent.copy())
+                except Exception as exc:
+                    raise _failure(exc, where) from None
+            out.append(message)
+        return out
 
 
 def render_messages(
@@ -202,17 +301,8 @@ def render_messages(
     """Render a version's messages (or its single `template`) into chat messages.
 
     `variables` must already hold defaults; a message keeps any extra keys it declared
-    (such as `name`) so that what is sent is exactly what the version says.
+    (such as `name`) so that what is sent is exactly what the version says. Templates are
+    compiled once per (text, includes) and kept in an LRU cache; `CompiledMessages` also keeps
+    the per-version work for a caller that renders one version many times.
     """
-    if "template" in content:
-        text = render_text(content["template"], variables, f"{name}: template", includes)
-        return [{"role": "user", "content": text}]
-    out: list[dict[str, Any]] = []
-    for i, message in enumerate(content["messages"]):
-        rendered = dict(message)
-        if isinstance(message.get("content"), str):
-            rendered["content"] = render_text(
-                message["content"], variables, f"{name}: messages[{i}].content", includes
-            )
-        out.append(rendered)
-    return out
+    return CompiledMessages(content, name, includes).render(variables)

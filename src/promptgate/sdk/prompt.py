@@ -1,5 +1,5 @@
 """The immutable `Prompt` a PromptClient serves, built from a registry's version object: its
-frozen mappings, the fast render path over compiled templates, and `PromptSnapshot`."""
+frozen mappings, its messages compiled once by render.py, and `PromptSnapshot`."""
 
 from __future__ import annotations
 
@@ -8,17 +8,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import render as _render
 from ..canonical import content_hash
 from ..promptfile import prompt_inputs
 from ..providers import ENDPOINT_KEYS, ChatRequest
-from ..render import render_messages
+from ..render import CompiledMessages
 from ..resolved import Resolution
 from .errors import _Transient
-
-# The CLI's compiled-template cache: the same SandboxedEnvironment and StrictUndefined. Should
-# render.py be reorganised without it, prompts render through render_messages only.
-_compile_template: Any = getattr(_render, "_compiled", None)
 
 LATEST = "latest"
 
@@ -100,24 +95,20 @@ class Prompt:
     _copy_defaults: bool = False
     _kwargs: Mapping[str, Any] = field(default_factory=dict)
     _source: Mapping[str, Any] = field(default_factory=dict)
-    _parts: tuple[Any, ...] | None = None
+    _compiled: CompiledMessages | None = None  # content and includes, compiled by render.py
 
     def render(self, /, **variables: Any) -> list[dict[str, Any]]:
-        """The chat messages with `variables` filled in (declared defaults applied), rendered in
-        the same Jinja2 sandbox with StrictUndefined as the CLI: a missing variable or an
-        attribute escape raises promptgate.errors.RenderError. Fresh dicts on every call."""
+        """The chat messages with `variables` filled in (declared defaults applied), rendered by
+        render.py, as the CLI and the gate render (render_messages): the Jinja2 sandbox with
+        StrictUndefined, so a missing variable or an attribute escape raises
+        promptgate.errors.RenderError. Fresh dicts on every call."""
         if self._defaults:
             defaults = copy.deepcopy(self._defaults) if self._copy_defaults else self._defaults
             variables = {**defaults, **variables}
-        if self.includes:
-            return render_messages(self.content, variables, self.name, self.includes)
-        parts = self._parts
-        if parts is not None:
-            try:
-                return _render_parts(parts, variables)
-            except Exception:  # let the canonical path raise the canonical RenderError
-                pass
-        return render_messages(self.content, variables, self.name)
+        compiled = self._compiled
+        if compiled is None:
+            compiled = CompiledMessages(self.content, self.name, self.includes)
+        return compiled.render(variables)
 
     def openai_kwargs(self, /, **variables: Any) -> dict[str, Any]:
         """Keyword arguments for `openai_client.chat.completions.create(**kwargs)`: model,
@@ -162,50 +153,6 @@ class Prompt:
         )
 
 
-def _render_parts(parts: tuple[Any, ...], variables: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """render_messages, minus Template.render's per-call overhead (which copies the template's
-    globals ChainMap): the same compiled template in the same sandboxed environment, given the
-    same context a render() call builds. Any failure falls back to render_messages."""
-    out = []
-    for base, template, text, glob in parts:
-        message = dict(base)
-        if template is not None:
-            env = template.environment
-            ctx = env.context_class(env, {**glob, **variables}, template.name, template.blocks)
-            text = env.concat(template.root_render_func(ctx))
-        message["content"] = text
-        out.append(message)
-    return out
-
-
-def _compile_parts(raw: Mapping[str, Any]) -> tuple[Any, ...] | None:
-    """Per message: (message without content, compiled template or None, static text, globals).
-    A message with no Jinja syntax at all renders to a constant, computed once the canonical
-    way."""
-    if _compile_template is None:
-        return None
-    try:
-        if "template" in raw:
-            messages: list[Mapping[str, Any]] = [{"role": "user", "content": raw["template"]}]
-        else:
-            messages = list(raw["messages"])
-        parts: list[tuple[Any, ...]] = []
-        for message in messages:
-            source = message.get("content")
-            base = {k: _thaw(v) for k, v in message.items()}
-            if not isinstance(source, str):
-                return None
-            if "{" not in source:
-                static = render_messages({"template": source}, {})[0]["content"]
-                parts.append((base, None, static, None))
-            else:
-                template = _compile_template(source)
-                parts.append((base, template, None, dict(template.globals)))
-        return tuple(parts)
-    except Exception:  # anything unusual: the canonical path only
-        return None
-
-
 def _make_prompt(data: Mapping[str, Any], label: str | None) -> Prompt:
     """A Prompt from a version object. One whose content does not hash to its content_hash,
     or that is malformed, is refused like a failed request (the last good one is kept)."""
@@ -244,6 +191,7 @@ def _build_prompt(
     follows: dict[str, int | None] = {m: None for m in resolution.missing}
     follows.update({i.name: i.version for i in resolution.includes if i.include == i.name})
     kwargs = ChatRequest.for_content(_thaw(raw), []).api_kwargs()  # messages filled per call
+    texts = resolution.texts()
     return Prompt(
         name=name,
         version=version,
@@ -258,13 +206,13 @@ def _build_prompt(
         response_format=content.get("response_format"),
         trace_attributes=_FrozenDict(attrs),
         resolved_hash=resolution.resolved_hash,
-        includes=_FrozenDict(resolution.texts()),
+        includes=_FrozenDict(texts),
         _follows=_FrozenDict(follows),
         _defaults=_FrozenDict(defaults) if flat_defaults else _thaw(defaults),
         _copy_defaults=not flat_defaults,
         _kwargs=_freeze(kwargs),
         _source=_freeze(dict(data)),
-        _parts=None if resolution.includes else _compile_parts(raw),
+        _compiled=CompiledMessages(_thaw(raw), name, texts),
     )
 
 
