@@ -425,3 +425,22 @@ cases:
     # a warm re-run replays the same three samples from the cache
     code, again = _report(gate_project, "check", "classify", "--no-baseline")
     assert code == 1 and again["stats"]["calls"] == 0 and again["stats"]["cached"] == 3
+
+
+def test_markdown_shows_what_a_failing_chained_case_was_fed(
+    gate_project: Project, llm: OpenAITestServer
+) -> None:
+    _release_all(gate_project, llm)
+    _edit(gate_project, "prompts/extract.yaml", "Ticket:", "Support ticket:")
+    _edit(gate_project, "evals/summarize.yaml", 'value: "refund"', 'value: "never said"')
+    gate_project.run("push", "-m", "v2")
+    md = gate_project.root / "report.md"
+    result = gate_project.run("check", "extract@v2", "--no-baseline", "--report-md", str(md))
+    assert result.exit_code == 1, result.stdout + result.stderr
+    text = md.read_text()
+    failing = text.split("### Failing cases", 1)[1]
+    assert "<b>refund</b>" in failing and "<b>chain-carries-order</b>" not in failing
+    # the upstream candidate's real output, as the stub echoed it, under the input it fed
+    fed = failing.split("from `extract` v2:", 1)
+    assert len(fed) == 2, failing
+    assert "[gpt-4o-mini] Support ticket: Refund order 77 please" in fed[1].split("Output:")[0]

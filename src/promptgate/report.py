@@ -462,6 +462,13 @@ def to_markdown(report: Mapping[str, Any], limit: int = GITHUB_COMMENT_LIMIT - 2
                     f"- `{a['type']}` expected {_md_escape(json.dumps(a['value']))[:300]}"
                     f": {_md_escape(a['reason'] or '')[:500]}"
                 )
+            for u in c.get("upstream") or ():  # what its `from:` inputs were fed
+                body += [
+                    "",
+                    f"Input `{u['input']}`, from `{u['prompt']}` {u['version']}:",
+                    "",
+                    _fence(u["output"]),
+                ]
             if c["output"]:
                 body += ["", "Output:", "", _fence(c["output"])]
             body += ["", "</details>", ""]
