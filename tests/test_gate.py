@@ -444,3 +444,38 @@ def test_markdown_shows_what_a_failing_chained_case_was_fed(
     fed = failing.split("from `extract` v2:", 1)
     assert len(fed) == 2, failing
     assert "[gpt-4o-mini] Support ticket: Refund order 77 please" in fed[1].split("Output:")[0]
+
+
+@pytest.mark.parametrize("flag", ["--report-md", "--report-json", "--junit"])
+@pytest.mark.parametrize("where", ["a-directory", "under-a-file"])
+def test_an_unwritable_report_path_is_refused_before_any_call(
+    gate_project: Project, llm: OpenAITestServer, flag: str, where: str
+) -> None:
+    (gate_project.root / "out").mkdir()
+    (gate_project.root / "plain.txt").write_text("not a folder\n")
+    target = {"a-directory": "out", "under-a-file": "plain.txt/report"}[where]
+    llm.reset()
+    result = gate_project.run("check", "extract", "summarize", "--no-baseline", flag, target)
+    assert result.exit_code == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"error: {flag} {target}: ") and "Traceback" not in result.stderr
+    assert llm.call_count == 0  # refused before the gate ran
+    assert sorted(p.name for p in (gate_project.root / "out").iterdir()) == []
+    assert (gate_project.root / "plain.txt").read_text() == "not a folder\n"
+
+
+def test_reports_land_whole_in_folders_made_for_them(
+    gate_project: Project, llm: OpenAITestServer
+) -> None:
+    out = gate_project.root / "reports" / "pr-12"
+    result = gate_project.run(
+        "check", "extract", "--no-baseline",
+        "--report-json", str(out / "r.json"), "--report-md", str(out / "r.md"),
+        "--junit", str(out / "r.xml"),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["r.json", "r.md", "r.xml"]  # no temp files
+    report = json.loads((out / "r.json").read_text())
+    assert report["verdict"] == "pass" and (out / "r.json").read_text().endswith("}\n")
+    assert ET.parse(out / "r.xml").getroot().tag in ("testsuites", "testsuite")
+    assert "promptgate: PASS" in (out / "r.md").read_text()

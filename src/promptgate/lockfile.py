@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any, Protocol
 
 from .canonical import content_hash
 from .errors import BadInput, UnknownRef
+from .files import write_atomically
 from .resolved import Resolution
 
 SCHEMA_VERSION = 1
@@ -102,16 +102,9 @@ def write_lock(
     _check(document, str(path))  # never write a file that read_lock would refuse
     target = Path(path)
     text = json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with open(tmp, "x", encoding="utf-8") as fh:  # the umask's permissions, as any file
-            fh.write(text)
-        os.replace(tmp, target)
+        write_atomically(target, lambda fh: fh.write(text))
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise LockfileError(
             f"{target}: cannot write the lock file: {exc.strerror or exc}"
         ) from None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -48,29 +49,56 @@ def _print_summary(report: dict[str, Any]) -> None:
         click.echo(format_plain(report), nl=False)
 
 
+def _in_github_actions() -> bool:
+    return os.environ.get("GITHUB_ACTIONS") == "true"
+
+
+def _check_outputs(report_md: Path | None, report_json: Path | None, junit: Path | None) -> None:
+    """Refuse (exit 2) a report path that cannot be written, before anything runs."""
+    from ..files import check_writable
+
+    for flag, path in (
+        ("--report-md", report_md),
+        ("--report-json", report_json),
+        ("--junit", junit),
+    ):
+        if path is not None:
+            check_writable(path, flag)
+
+
 def _write_reports(
     report: dict[str, Any], report_md: Path | None, report_json: Path | None, junit: Path | None
 ) -> None:
+    """Write each report asked for, whole or not at all (files.write_atomically); the JSON one
+    is streamed to its file rather than built as one string beside the report."""
     import json
 
+    from ..errors import BadInput
+    from ..files import write_atomically
     from ..report import github_annotations, to_junit, to_markdown
 
-    markdown = to_markdown(report)
-    if report_md:
-        report_md.parent.mkdir(parents=True, exist_ok=True)
-        report_md.write_text(markdown, encoding="utf-8")
-    if report_json:
-        report_json.parent.mkdir(parents=True, exist_ok=True)
-        report_json.write_text(
-            json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
-    if junit:
-        junit.parent.mkdir(parents=True, exist_ok=True)
-        junit.write_text(to_junit(report), encoding="utf-8")
-    if os.environ.get("GITHUB_ACTIONS") == "true":
+    summary = os.environ.get("GITHUB_STEP_SUMMARY") if _in_github_actions() else None
+    markdown = to_markdown(report) if report_md or summary else ""
+
+    def dump_json(fh: TextIO) -> None:
+        json.dump(report, fh, indent=2, ensure_ascii=False)
+        fh.write("\n")
+
+    writers: list[tuple[str, Path | None, Callable[[TextIO], object]]] = [
+        ("--report-md", report_md, lambda fh: fh.write(markdown)),
+        ("--report-json", report_json, dump_json),
+        ("--junit", junit, lambda fh: fh.write(to_junit(report))),
+    ]
+    for flag, path, write in writers:
+        if path is None:
+            continue
+        try:
+            write_atomically(path, write)
+        except OSError as exc:
+            raise BadInput(f"{flag} {path}: cannot write: {exc.strerror or exc}") from None
+    if _in_github_actions():
         for line in github_annotations(report):
             click.echo(line)
-        summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
             with open(summary, "a", encoding="utf-8") as fh:
                 fh.write(markdown + "\n")
@@ -292,6 +320,8 @@ def check_cmd(
     shard_of = parse_shard(shard) if shard is not None else None
     if shard_of is not None and not plan_only and report_json is None:
         raise click.UsageError("--shard needs --report-json FILE: the shards' reports are merged")
+    if not plan_only:
+        _check_outputs(report_md, report_json, junit)
     if plan_only:
         from ..gate import plan_calls
 
@@ -397,6 +427,7 @@ def promote(
     for ref in refs:
         if parse_ref(ref).is_draft:
             raise BadInput(f"{ref}: a draft cannot be promoted: push it first")
+    _check_outputs(report_md, report_json, junit)
     backend = app.backend()
     store = backend.store
     if backend.server is not None and label in app.config.protected_labels:
@@ -592,6 +623,7 @@ def report_merge(
     (exit 1 if it fails, 2 for a missing, duplicated or foreign shard)."""
     from ..shards import merge_reports
 
+    _check_outputs(report_md, report_json, junit)
     merged = merge_reports([read_report(f) for f in files], [str(f) for f in files])
     _write_reports(merged.report, report_md, report_json, junit)
     _print_summary(merged.report)
