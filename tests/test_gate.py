@@ -479,3 +479,29 @@ def test_reports_land_whole_in_folders_made_for_them(
     assert report["verdict"] == "pass" and (out / "r.json").read_text().endswith("}\n")
     assert ET.parse(out / "r.xml").getroot().tag in ("testsuites", "testsuite")
     assert "promptgate: PASS" in (out / "r.md").read_text()
+
+
+def test_a_cache_export_replays_offline_and_an_unwritable_one_is_refused(
+    gate_project: Project, llm: OpenAITestServer
+) -> None:
+    code, first = _report(gate_project, "check", "extract", "summarize", "--no-baseline")
+    assert code == 0 and first["stats"]["calls"] > 0
+    recording = gate_project.root / "recordings" / "gate.jsonl"
+    result = gate_project.run("cache", "export", str(recording))
+    assert result.exit_code == 0, result.stderr
+    lines = recording.read_text().splitlines()
+    assert len(lines) == first["stats"]["calls"] and all(json.loads(x)["key"] for x in lines)
+    assert sorted(p.name for p in recording.parent.iterdir()) == ["gate.jsonl"]
+
+    llm.reset()
+    code, replayed = _report(
+        gate_project, "check", "extract", "summarize", "--no-baseline", "--replay", str(recording)
+    )
+    assert code == 0 and llm.call_count == 0 and replayed["verdict"] == "pass"
+
+    (gate_project.root / "plain.txt").write_text("x")
+    result = gate_project.run("cache", "export", "plain.txt/gate.jsonl")
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: cache export plain.txt/gate.jsonl: plain.txt is not a directory"
+    ]

@@ -578,14 +578,24 @@ def cache() -> None:
 @pass_app
 def cache_export(app: AppContext, file: Path) -> None:
     """Write every cached response to FILE (JSON Lines: key, model, date, request, response)."""
+    from ..errors import BadInput
+    from ..files import check_writable, write_atomically
     from ..providers import recording_line
 
+    check_writable(file, "cache export")
+    store = app.store()
     count = 0
-    file.parent.mkdir(parents=True, exist_ok=True)
-    with file.open("w", encoding="utf-8") as fh:
-        for key, model, created_at, entry in app.store().cache_entries():
+
+    def write(fh: TextIO) -> None:
+        nonlocal count
+        for key, model, created_at, entry in store.cache_entries():
             fh.write(recording_line(key, model, created_at, entry) + "\n")
             count += 1
+
+    try:
+        write_atomically(file, write)  # a failure midway leaves no half recording
+    except OSError as exc:
+        raise BadInput(f"cache export {file}: cannot write: {exc.strerror or exc}") from None
     note(f"exported {count} responses to {file}")
 
 
