@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from promptgate.errors import BadInput
-from promptgate.files import check_writable, write_atomically
+from promptgate.files import check_writable, write_atomically, write_output
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
@@ -89,3 +89,12 @@ def test_a_long_file_name_leaves_room_for_the_temporary_one(tmp_path: Path) -> N
     target = tmp_path / ("r" * 250 + ".json")  # 255 bytes, the longest name most systems take
     write_atomically(target, lambda fh: fh.write("ok\n"))
     assert target.read_text() == "ok\n"
+
+
+def test_a_failed_output_write_is_one_line_naming_the_flag(tmp_path: Path) -> None:
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(BadInput) as refused:
+        write_output(tmp_path / "file.txt" / "r.json", "--report-json", lambda fh: fh.write("{}"))
+    message = str(refused.value)
+    assert message.startswith(f"--report-json {tmp_path}/file.txt/r.json: cannot write: ")
+    assert "\n" not in message and (tmp_path / "file.txt").read_text() == "x"

@@ -69,6 +69,15 @@ def write_atomically(path: Path, write: Callable[[TextIO], object]) -> None:
         raise
 
 
+def write_output(path: Path, what: str, write: Callable[[TextIO], object]) -> None:
+    """write_atomically for a file the user asked for by `what` (a flag or a command): an
+    OSError becomes one line, `what PATH: cannot write: REASON` (BadInput, exit 2)."""
+    try:
+        write_atomically(path, write)
+    except OSError as exc:
+        raise BadInput(f"{what} {path}: cannot write: {exc.strerror or exc}") from None
+
+
 def _mode(path: Path) -> int | None:
     """`st_mode` of what `path` leads to (links followed), None if nothing is there."""
     try:

@@ -73,8 +73,7 @@ def _write_reports(
     is streamed to its file rather than built as one string beside the report."""
     import json
 
-    from ..errors import BadInput
-    from ..files import write_atomically
+    from ..files import write_output
     from ..report import github_annotations, to_junit, to_markdown
 
     summary = os.environ.get("GITHUB_STEP_SUMMARY") if _in_github_actions() else None
@@ -90,12 +89,8 @@ def _write_reports(
         ("--junit", junit, lambda fh: fh.write(to_junit(report))),
     ]
     for flag, path, write in writers:
-        if path is None:
-            continue
-        try:
-            write_atomically(path, write)
-        except OSError as exc:
-            raise BadInput(f"{flag} {path}: cannot write: {exc.strerror or exc}") from None
+        if path is not None:
+            write_output(path, flag, write)
     if _in_github_actions():
         for line in github_annotations(report):
             click.echo(line)
@@ -578,8 +573,7 @@ def cache() -> None:
 @pass_app
 def cache_export(app: AppContext, file: Path) -> None:
     """Write every cached response to FILE (JSON Lines: key, model, date, request, response)."""
-    from ..errors import BadInput
-    from ..files import check_writable, write_atomically
+    from ..files import check_writable, write_output
     from ..providers import recording_line
 
     check_writable(file, "cache export")
@@ -592,10 +586,7 @@ def cache_export(app: AppContext, file: Path) -> None:
             fh.write(recording_line(key, model, created_at, entry) + "\n")
             count += 1
 
-    try:
-        write_atomically(file, write)  # a failure midway leaves no half recording
-    except OSError as exc:
-        raise BadInput(f"cache export {file}: cannot write: {exc.strerror or exc}") from None
+    write_output(file, "cache export", write)  # a failure midway leaves no half recording
     note(f"exported {count} responses to {file}")
 
 
